@@ -1,0 +1,185 @@
+// Command server runs the agent onboarding and roster server.
+//
+//	server                     serve (the default)
+//	server migrate up|down|status
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"syscall"
+	"time"
+
+	"github.com/uptrace/bun"
+
+	"github.com/agentroster/agentroster/handlers"
+	"github.com/agentroster/agentroster/models"
+	"github.com/agentroster/agentroster/models/pgcluster"
+)
+
+func main() {
+	if err := run(context.Background(), os.Args[1:], os.Stdout, os.Stderr); err != nil {
+		fmt.Fprintln(os.Stderr, "error:", err)
+		os.Exit(1)
+	}
+}
+
+func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	sub := ""
+	if len(args) > 0 && args[0] == "migrate" {
+		if len(args) < 2 {
+			return errors.New("usage: server migrate up|down|status")
+		}
+		sub, args = args[1], args[2:]
+	}
+	cfg, err := loadConfig(args)
+	if err != nil {
+		return err
+	}
+	log := newLogger(cfg.LogFormat, stderr)
+	ctx, stop := signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
+	defer stop()
+
+	db, cluster, err := openDatabase(ctx, cfg, log)
+	if err != nil {
+		return err
+	}
+	defer func() {
+		db.Close()
+		if err := cluster.Stop(); err != nil {
+			log.Error("stop PostgreSQL", "err", err)
+		} else if cluster != nil {
+			log.Info("private PostgreSQL stopped")
+		}
+	}()
+
+	switch sub {
+	case "":
+	case "up":
+		return models.Migrate(ctx, db, log)
+	case "down":
+		return models.Rollback(ctx, db, log)
+	case "status":
+		return models.MigrationStatus(ctx, db, stdout)
+	default:
+		return fmt.Errorf("unknown migrate command %q: use up, down or status", sub)
+	}
+
+	if err := models.Migrate(ctx, db, log); err != nil {
+		return err
+	}
+	if err := bootstrap(ctx, db, cfg, log); err != nil {
+		return err
+	}
+	secret, err := cfg.secret()
+	if err != nil {
+		return err
+	}
+	h, err := handlers.New(handlers.Deps{
+		DB: db, Log: log, Secret: secret,
+		Config: handlers.Config{
+			PublicURL: cfg.PublicURL, TrustedProxies: cfg.TrustedProxies,
+			PresenceWindow: cfg.PresenceWindow, MetricsToken: cfg.MetricsToken,
+		},
+	})
+	if err != nil {
+		return err
+	}
+	defer h.Close()
+
+	srv := &http.Server{
+		Addr:              cfg.Addr,
+		Handler:           h.Routes(),
+		ReadHeaderTimeout: 5 * time.Second,
+		ReadTimeout:       30 * time.Second,
+		WriteTimeout:      60 * time.Second,
+		IdleTimeout:       120 * time.Second,
+		MaxHeaderBytes:    64 << 10,
+		BaseContext:       func(net.Listener) context.Context { return h.BaseContext() },
+	}
+	errc := make(chan error, 1)
+	go func() { errc <- srv.ListenAndServe() }()
+	log.Info("serving", "addr", cfg.Addr, "url", cfg.PublicURL+"/login")
+
+	select {
+	case err := <-errc:
+		return err
+	case <-ctx.Done():
+	}
+	log.Info("shutting down: draining requests", "grace", cfg.ShutdownGrace)
+	h.BeginShutdown() // ends long-lived streams so they do not hold the drain
+	shutCtx, cancel := context.WithTimeout(context.Background(), cfg.ShutdownGrace)
+	defer cancel()
+	if err := srv.Shutdown(shutCtx); err != nil {
+		log.Warn("drain incomplete", "err", err)
+	}
+	return nil
+}
+
+func newLogger(format string, w io.Writer) *slog.Logger {
+	if format == "json" {
+		return slog.New(slog.NewJSONHandler(w, nil))
+	}
+	return slog.New(slog.NewTextHandler(w, nil))
+}
+
+// openDatabase connects to DATABASE_URL, or starts the private cluster in
+// DATA_DIR/postgres and connects to its `agentroster` database.
+func openDatabase(ctx context.Context, cfg config, log *slog.Logger) (*bun.DB, *pgcluster.Cluster, error) {
+	url := cfg.DatabaseURL
+	var cluster *pgcluster.Cluster
+	if url == "" {
+		if err := os.MkdirAll(cfg.DataDir, 0o711); err != nil {
+			return nil, nil, err
+		}
+		start := time.Now()
+		var err error
+		cluster, err = pgcluster.Start(ctx, pgcluster.Options{Dir: filepath.Join(cfg.DataDir, "postgres"), Logger: log})
+		if err != nil {
+			if errors.Is(err, pgcluster.ErrNoBinaries) {
+				return nil, nil, errors.New("no database: set DATABASE_URL to an existing PostgreSQL, or install the PostgreSQL server package (apt-get install postgresql) so a private cluster can start in DATA_DIR")
+			}
+			return nil, nil, err
+		}
+		if err := cluster.CreateDatabase(ctx, "agentroster"); err != nil {
+			cluster.Stop()
+			return nil, nil, err
+		}
+		url = cluster.URL("agentroster")
+		log.Info("private PostgreSQL ready", "dir", cluster.Dir(), "took", time.Since(start).Round(time.Millisecond))
+	}
+	db, err := models.Open(url, models.PoolSize)
+	if err == nil {
+		err = models.Ping(ctx, db, 10*time.Second)
+	}
+	if err != nil {
+		cluster.Stop()
+		return nil, nil, fmt.Errorf("connect to database: %w", err)
+	}
+	return db, cluster, nil
+}
+
+// bootstrap creates the first platform admin; a generated password is printed once.
+func bootstrap(ctx context.Context, db *bun.DB, cfg config, log *slog.Logger) error {
+	u, generated, err := models.EnsureBootstrapSA(ctx, db, cfg.BootstrapEmail, cfg.BootstrapPass)
+	if err != nil {
+		return fmt.Errorf("bootstrap platform admin: %w", err)
+	}
+	if u == nil {
+		return nil
+	}
+	log.Info("created platform admin", "email", u.Email)
+	if generated != "" {
+		log.Warn("generated platform admin password, shown only this once: sign in and change it",
+			"email", u.Email, "password", generated)
+	}
+	return nil
+}

@@ -1,0 +1,345 @@
+package handlers
+
+import (
+	"errors"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/gin-gonic/gin"
+	"github.com/google/uuid"
+
+	"github.com/agentroster/agentroster/models"
+	"github.com/agentroster/agentroster/views"
+)
+
+const (
+	sessionCookie = "agentroster_session"
+	bearerPrefix  = "ag_bt_"
+)
+
+// principal is the signed-in operator of a request.
+type principal struct {
+	User    *models.User
+	Session *models.Session // nil when authenticated by a bearer token
+	token   string          // the session token, to end or re-scope it
+}
+
+type bearerClaims struct {
+	U string // user id
+	E int    // auth epoch at issue
+}
+
+func (h *Handler) sessionTTL() models.SessionTTL {
+	return models.SessionTTL{Idle: h.cfg.SessionIdle, Absolute: h.cfg.SessionMaxAge}
+}
+
+// authenticate finds the operator behind a bearer token or the session cookie.
+func (h *Handler) authenticate(c *gin.Context) (*principal, error) {
+	if auth := c.GetHeader("Authorization"); auth != "" {
+		scheme, tok, _ := strings.Cut(auth, " ")
+		tok = strings.TrimSpace(tok)
+		if !strings.EqualFold(scheme, "Bearer") || !strings.HasPrefix(tok, bearerPrefix) {
+			return nil, errBadCredential
+		}
+		var claims bearerClaims
+		if err := h.tokens.Decode("bearer", strings.TrimPrefix(tok, bearerPrefix), &claims); err != nil {
+			return nil, errBadCredential
+		}
+		id, err := uuid.Parse(claims.U)
+		if err != nil {
+			return nil, errBadCredential
+		}
+		u, err := models.GetUser(c, h.db, id)
+		if errors.Is(err, models.ErrNotFound) || (err == nil && (u.DisabledAt != nil || u.AuthEpoch != claims.E)) {
+			return nil, errBadCredential
+		}
+		if err != nil {
+			return nil, err
+		}
+		return &principal{User: u}, nil
+	}
+	sess, _ := h.cookie.Get(c.Request, sessionCookie)
+	tok, _ := sess.Values["sid"].(string)
+	if tok == "" {
+		return nil, errUnauthenticated
+	}
+	s, u, err := models.LookupSession(c, h.db, tok, h.sessionTTL())
+	if errors.Is(err, models.ErrUnauthorized) {
+		return nil, errUnauthenticated
+	}
+	if err != nil {
+		return nil, err
+	}
+	return &principal{User: u, Session: s, token: tok}, nil
+}
+
+// requireUser lets only signed-in operators through.
+func (h *Handler) requireUser(c *gin.Context) {
+	p, err := h.authenticate(c)
+	if err != nil {
+		h.fail(c, err)
+		return
+	}
+	c.Set(ctxPrincipal, p)
+	c.Next()
+}
+
+func currentPrincipal(c *gin.Context) *principal {
+	p, _ := c.Get(ctxPrincipal)
+	pr, _ := p.(*principal)
+	return pr
+}
+
+// actor describes the caller for the audit log.
+func (h *Handler) actor(c *gin.Context) models.Actor {
+	a := models.Actor{IP: c.ClientIP(), RequestID: c.GetString(ctxRequestID)}
+	if p := currentPrincipal(c); p != nil {
+		a.Type, a.ID, a.Label = "user", p.User.ID.String(), p.User.Email
+	} else if k := currentKey(c); k != nil {
+		a.Type, a.ID, a.Label = "runtime", k.ID.String(), k.Prefix
+		if k.AgentID != nil {
+			a.Type, a.Label = "agent", *k.AgentID
+		}
+	} else {
+		a.Type, a.ID, a.Label = "runtime", "anonymous", "anonymous"
+	}
+	return a
+}
+
+// orgRole returns the caller's role in org: SAs are admins everywhere; a
+// non-member gets ErrNotFound, as if the org did not exist.
+func (h *Handler) orgRole(c *gin.Context, org uuid.UUID) (string, error) {
+	p := currentPrincipal(c)
+	if p == nil {
+		return "", errUnauthenticated
+	}
+	if p.User.IsSA {
+		if _, err := models.GetOrg(c, h.db, org); err != nil {
+			return "", err
+		}
+		return models.RoleAdmin, nil
+	}
+	role, err := models.UserRole(c, h.db, p.User.ID, org)
+	if err != nil {
+		return "", err
+	}
+	if role == "" {
+		return "", errNotFound
+	}
+	return role, nil
+}
+
+var errViewer = newErr(http.StatusForbidden, "forbidden", "this needs the admin role in the organization")
+
+// requireAdminOf fails unless the caller is an admin of org (or an SA).
+func (h *Handler) requireAdminOf(c *gin.Context, org uuid.UUID) error {
+	role, err := h.orgRole(c, org)
+	if err != nil {
+		return err
+	}
+	if role != models.RoleAdmin {
+		return errViewer
+	}
+	return nil
+}
+
+// scope is the org a request works in and the caller's role there.
+type scope struct {
+	Org  *models.Organization
+	Role string
+}
+
+func (s scope) admin() bool { return s.Role == models.RoleAdmin }
+
+// currentScope picks the org for this request: ?orgId= when given, else the
+// session's current org, else the caller's first org. It fails with 404 when
+// the caller may not see that org.
+func (h *Handler) currentScope(c *gin.Context) (scope, error) {
+	p := currentPrincipal(c)
+	if p == nil {
+		return scope{}, errUnauthenticated
+	}
+	var want uuid.UUID
+	if q := c.Query("orgId"); q != "" {
+		id, err := uuid.Parse(q)
+		if err != nil {
+			return scope{}, models.Invalid("orgId", "must be a UUID")
+		}
+		want = id
+	} else if p.Session != nil && p.Session.OrgID != nil {
+		want = *p.Session.OrgID
+	}
+	if want != uuid.Nil {
+		role, err := h.orgRole(c, want)
+		if err == nil {
+			org, err := models.GetOrg(c, h.db, want)
+			return scope{Org: org, Role: role}, err
+		}
+		if c.Query("orgId") != "" || !errors.Is(err, models.ErrNotFound) && err != errNotFound {
+			return scope{}, err
+		}
+	}
+	orgs, err := h.visibleOrgs(c, p)
+	if err != nil {
+		return scope{}, err
+	}
+	if len(orgs) == 0 {
+		return scope{}, newErr(http.StatusNotFound, "no_organization", "you are not a member of any organization")
+	}
+	role, err := h.orgRole(c, orgs[0].ID)
+	if err != nil {
+		return scope{}, err
+	}
+	return scope{Org: &orgs[0], Role: role}, nil
+}
+
+func (h *Handler) visibleOrgs(c *gin.Context, p *principal) ([]models.Organization, error) {
+	if p.User.IsSA {
+		return models.ListOrgs(c, h.db)
+	}
+	return models.ListUserOrgs(c, h.db, p.User.ID)
+}
+
+// limit takes a token from l for key, failing with 429 when none is left.
+func limit(l *limiter, key string) error {
+	if ok, retry := l.allow(key); !ok {
+		return &rateLimited{retry: retry}
+	}
+	return nil
+}
+
+// login checks credentials under the per-IP and per-email limits.
+func (h *Handler) login(c *gin.Context, email, password string) (*models.User, error) {
+	if err := limit(h.loginIP, c.ClientIP()); err != nil {
+		return nil, err
+	}
+	if err := limit(h.loginEmail, strings.ToLower(strings.TrimSpace(email))); err != nil {
+		return nil, err
+	}
+	u, err := models.Authenticate(c, h.db, email, password, h.actor(c))
+	if errors.Is(err, models.ErrUnauthorized) {
+		return nil, newErr(http.StatusUnauthorized, "invalid_credentials", "invalid email or password")
+	}
+	return u, err
+}
+
+func (h *Handler) loginPage(c *gin.Context) {
+	if p, err := h.authenticate(c); err == nil && p.Session != nil {
+		c.Redirect(http.StatusSeeOther, "/agents")
+		return
+	}
+	h.render(c, views.LoginPage(views.LoginForm{Next: c.Query("next")}))
+}
+
+func (h *Handler) loginSubmit(c *gin.Context) {
+	form := views.LoginForm{Email: c.PostForm("email"), Next: c.PostForm("next")}
+	u, err := h.login(c, form.Email, c.PostForm("password"))
+	if err != nil {
+		status, _, message, _ := classify(err)
+		if status >= 500 {
+			h.fail(c, err)
+			return
+		}
+		var rl *rateLimited
+		if errors.As(err, &rl) {
+			c.Header("Retry-After", itoa(retrySeconds(rl.retry)))
+			message = "Too many sign-in attempts. Try again in a minute."
+		} else {
+			message = "Invalid email or password."
+		}
+		form.Error = message
+		h.renderStatus(c, status, views.LoginPage(form))
+		return
+	}
+	// A fresh session id at every login (no fixation); the old one ends.
+	sess, _ := h.cookie.Get(c.Request, sessionCookie)
+	if old, _ := sess.Values["sid"].(string); old != "" {
+		models.DeleteSession(c, h.db, old)
+	}
+	tok, err := models.CreateSession(c, h.db, u, nil, c.ClientIP(), c.Request.UserAgent(), h.sessionTTL())
+	if err != nil {
+		h.fail(c, err)
+		return
+	}
+	sess.Values = map[any]any{"sid": tok}
+	if err := sess.Save(c.Request, c.Writer); err != nil {
+		h.fail(c, err)
+		return
+	}
+	next := form.Next
+	if !safeNext(next) {
+		next = "/agents"
+	}
+	c.Redirect(http.StatusSeeOther, next)
+}
+
+func (h *Handler) logout(c *gin.Context) {
+	sess, _ := h.cookie.Get(c.Request, sessionCookie)
+	if tok, _ := sess.Values["sid"].(string); tok != "" {
+		if err := models.DeleteSession(c, h.db, tok); err != nil {
+			h.fail(c, err)
+			return
+		}
+	}
+	sess.Values = map[any]any{}
+	sess.Options.MaxAge = -1
+	sess.Save(c.Request, c.Writer)
+	seeOther(c, "/login")
+}
+
+type loginRequest struct {
+	Email    string `json:"email"`
+	Password string `json:"password"`
+}
+
+// apiLogin exchanges credentials for a short-lived signed bearer token.
+func (h *Handler) apiLogin(c *gin.Context) {
+	var req loginRequest
+	if err := decodeJSON(c, &req); err != nil {
+		h.fail(c, err)
+		return
+	}
+	u, err := h.login(c, req.Email, req.Password)
+	if err != nil {
+		h.fail(c, err)
+		return
+	}
+	tok, err := h.tokens.Encode("bearer", bearerClaims{U: u.ID.String(), E: u.AuthEpoch})
+	if err != nil {
+		h.fail(c, err)
+		return
+	}
+	c.JSON(http.StatusOK, gin.H{
+		"token":     bearerPrefix + tok,
+		"expiresAt": time.Now().Add(h.cfg.TokenTTL).UTC().Truncate(time.Second),
+		"user":      u,
+	})
+}
+
+// switchOrg changes the session's current org.
+func (h *Handler) switchOrg(c *gin.Context) {
+	p := currentPrincipal(c)
+	id, err := uuid.Parse(c.PostForm("orgId"))
+	if err != nil {
+		h.fail(c, models.Invalid("orgId", "must be a UUID"))
+		return
+	}
+	if _, err := h.orgRole(c, id); err != nil {
+		h.fail(c, err)
+		return
+	}
+	if p.Session != nil {
+		if err := models.SetSessionOrg(c, h.db, p.token, id); err != nil {
+			h.fail(c, err)
+			return
+		}
+	}
+	seeOther(c, "/agents")
+}
+
+func currentKey(c *gin.Context) *models.APIKey {
+	k, _ := c.Get(ctxKey)
+	key, _ := k.(*models.APIKey)
+	return key
+}

@@ -1,0 +1,220 @@
+package handlers
+
+import (
+	"bytes"
+	"encoding/json"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/http/cookiejar"
+	"net/http/httptest"
+	"net/url"
+	"strings"
+	"testing"
+
+	"github.com/uptrace/bun"
+
+	"github.com/agentroster/agentroster/models"
+	"github.com/agentroster/agentroster/models/testdb"
+)
+
+func TestMain(m *testing.M) { testdb.Main(m) }
+
+const testPassword = "correct horse battery"
+
+// env is a real server on a fresh database with a platform admin and an org.
+type env struct {
+	t     *testing.T
+	db    *bun.DB
+	h     *Handler
+	srv   *httptest.Server
+	sa    *models.User
+	org   *models.Organization
+	actor models.Actor
+}
+
+func newEnv(t *testing.T) *env {
+	t.Helper()
+	db := testdb.New(t)
+	ctx := t.Context()
+	sa, _, err := models.EnsureBootstrapSA(ctx, db, "root@example.com", testPassword)
+	if err != nil {
+		t.Fatal(err)
+	}
+	orgs, err := models.ListUserOrgs(ctx, db, sa.ID)
+	if err != nil || len(orgs) != 1 {
+		t.Fatalf("bootstrap org: %v %v", orgs, err)
+	}
+	srv := httptest.NewUnstartedServer(nil)
+	srv.Start()
+	h, err := New(Deps{
+		DB: db, Log: slog.New(slog.NewTextHandler(io.Discard, nil)),
+		Secret: []byte("0123456789abcdef0123456789abcdef-test"),
+		Config: Config{PublicURL: srv.URL},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv.Config.Handler = h.Routes()
+	t.Cleanup(func() { srv.Close(); h.Close() })
+	return &env{t: t, db: db, h: h, srv: srv, sa: sa, org: &orgs[0], actor: models.System}
+}
+
+// user creates a user with a membership in the env's org (role "" = none).
+func (e *env) user(email, role string) *models.User {
+	e.t.Helper()
+	u, err := models.CreateUser(e.t.Context(), e.db, email, testPassword, false, e.actor)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	if role != "" {
+		if err := models.AddMember(e.t.Context(), e.db, e.org.ID, u.ID, role, e.actor); err != nil {
+			e.t.Fatal(err)
+		}
+	}
+	return u
+}
+
+// browser returns a client with a cookie jar that does not follow redirects.
+func (e *env) browser() *http.Client {
+	jar, _ := cookiejar.New(nil)
+	return &http.Client{Jar: jar, CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+}
+
+// signIn posts the login form and returns the signed-in client.
+func (e *env) signIn(email string) *http.Client {
+	e.t.Helper()
+	c := e.browser()
+	resp := e.form(c, "/login", url.Values{"email": {email}, "password": {testPassword}})
+	if resp.StatusCode != http.StatusSeeOther {
+		e.t.Fatalf("sign in %s: status %d", email, resp.StatusCode)
+	}
+	return c
+}
+
+// form posts a same-origin form.
+func (e *env) form(c *http.Client, path string, v url.Values) *http.Response {
+	e.t.Helper()
+	req, _ := http.NewRequest(http.MethodPost, e.srv.URL+path, strings.NewReader(v.Encode()))
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	req.Header.Set("Origin", e.srv.URL)
+	req.Header.Set("Sec-Fetch-Site", "same-origin")
+	resp, err := c.Do(req)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	resp.Body.Close()
+	return resp
+}
+
+// get fetches a page with client c and returns status and body.
+func (e *env) get(c *http.Client, path string, headers ...string) (int, string) {
+	e.t.Helper()
+	req, _ := http.NewRequest(http.MethodGet, e.srv.URL+path, nil)
+	for i := 0; i+1 < len(headers); i += 2 {
+		req.Header.Set(headers[i], headers[i+1])
+	}
+	resp, err := c.Do(req)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(b)
+}
+
+// token logs in through the JSON API and returns the bearer token.
+func (e *env) token(email string) string {
+	e.t.Helper()
+	var out struct{ Token string }
+	res := e.call(http.MethodPost, "/api/v1/auth/login", "", map[string]string{"email": email, "password": testPassword})
+	res.want(http.StatusOK).decode(&out)
+	return out.Token
+}
+
+type result struct {
+	t      *testing.T
+	Status int
+	Header http.Header
+	Body   []byte
+}
+
+// call sends a JSON request with an Authorization header value (may be "").
+func (e *env) call(method, path, auth string, body any, headers ...string) *result {
+	e.t.Helper()
+	var r io.Reader
+	switch b := body.(type) {
+	case nil:
+	case string:
+		r = strings.NewReader(b)
+	case []byte:
+		r = bytes.NewReader(b)
+	default:
+		j, _ := json.Marshal(b)
+		r = bytes.NewReader(j)
+	}
+	req, _ := http.NewRequest(method, e.srv.URL+path, r)
+	if body != nil {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	if auth != "" {
+		if strings.HasPrefix(auth, models.APIKeyPrefix) {
+			req.Header.Set("Authorization", "ApiKey "+auth)
+		} else {
+			req.Header.Set("Authorization", "Bearer "+auth)
+		}
+	}
+	for i := 0; i+1 < len(headers); i += 2 {
+		req.Header.Set(headers[i], headers[i+1])
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return &result{t: e.t, Status: resp.StatusCode, Header: resp.Header, Body: b}
+}
+
+func (r *result) want(status int) *result {
+	r.t.Helper()
+	if r.Status != status {
+		r.t.Fatalf("status %d, want %d; body: %s", r.Status, status, r.Body)
+	}
+	return r
+}
+
+// wantError checks status and the error code of the SPEC error body.
+func (r *result) wantError(status int, code string) *result {
+	r.t.Helper()
+	r.want(status)
+	var body struct {
+		Error struct {
+			Code    string         `json:"code"`
+			Message string         `json:"message"`
+			Details map[string]any `json:"details"`
+		} `json:"error"`
+	}
+	if err := json.Unmarshal(r.Body, &body); err != nil {
+		r.t.Fatalf("error body is not JSON: %s", r.Body)
+	}
+	if body.Error.Code != code || body.Error.Message == "" {
+		r.t.Fatalf("error code %q (message %q), want %q; body %s", body.Error.Code, body.Error.Message, code, r.Body)
+	}
+	return r
+}
+
+func (r *result) decode(v any) *result {
+	r.t.Helper()
+	if err := json.Unmarshal(r.Body, v); err != nil {
+		r.t.Fatalf("decode %s: %v", r.Body, err)
+	}
+	return r
+}
+
+func (r *result) json() map[string]any {
+	r.t.Helper()
+	var m map[string]any
+	r.decode(&m)
+	return m
+}

@@ -1,0 +1,138 @@
+// Package handlers serves the HTML pages and the JSON API. The route table is
+// in routes.go; each resource has its own file.
+package handlers
+
+import (
+	"context"
+	"crypto/sha256"
+	"errors"
+	"log/slog"
+	"net/http"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/gorilla/securecookie"
+	"github.com/gorilla/sessions"
+	"github.com/uptrace/bun"
+
+	"github.com/agentroster/agentroster/models"
+)
+
+// Config is what the handlers need to know about the deployment.
+type Config struct {
+	PublicURL      string
+	TrustedProxies []string
+	PresenceWindow time.Duration
+	MetricsToken   string
+	SessionIdle    time.Duration
+	SessionMaxAge  time.Duration
+	TokenTTL       time.Duration
+}
+
+// Deps are the handler's dependencies.
+type Deps struct {
+	DB     *bun.DB
+	Log    *slog.Logger
+	Secret []byte
+	Config Config
+}
+
+// Handler holds the dependencies every route uses.
+type Handler struct {
+	db     *bun.DB
+	log    *slog.Logger
+	cfg    Config
+	cookie *sessions.CookieStore
+	tokens *securecookie.SecureCookie
+	sealer *models.Sealer
+	secure bool
+
+	loginIP, loginEmail, inviteIP, claimIP, badKeyIP *limiter
+
+	ctx      context.Context // cancelled by BeginShutdown
+	shutdown context.CancelFunc
+	wg       sync.WaitGroup
+}
+
+// derive returns a purpose-specific key from the server secret.
+func derive(secret []byte, purpose string) []byte {
+	sum := sha256.Sum256(append([]byte("agentroster "+purpose+"\x00"), secret...))
+	return sum[:]
+}
+
+// New builds a Handler and starts its background housekeeping.
+func New(d Deps) (*Handler, error) {
+	if len(d.Secret) < 32 {
+		return nil, errors.New("handlers: secret must be at least 32 bytes")
+	}
+	cfg := d.Config
+	if cfg.PresenceWindow <= 0 {
+		cfg.PresenceWindow = 2 * time.Minute
+	}
+	if cfg.SessionIdle <= 0 {
+		cfg.SessionIdle = 12 * time.Hour
+	}
+	if cfg.SessionMaxAge <= 0 {
+		cfg.SessionMaxAge = 7 * 24 * time.Hour
+	}
+	if cfg.TokenTTL <= 0 {
+		cfg.TokenTTL = time.Hour
+	}
+	sealer, err := models.NewSealer(derive(d.Secret, "seal"))
+	if err != nil {
+		return nil, err
+	}
+	h := &Handler{
+		db: d.DB, log: d.Log, cfg: cfg, sealer: sealer,
+		secure: strings.HasPrefix(cfg.PublicURL, "https://"),
+		cookie: sessions.NewCookieStore(derive(d.Secret, "cookie-auth"), derive(d.Secret, "cookie-enc")),
+		tokens: securecookie.New(derive(d.Secret, "bearer-auth"), derive(d.Secret, "bearer-enc")).
+			MaxAge(int(cfg.TokenTTL / time.Second)),
+		loginIP:    newLimiter(6*time.Second, 20),
+		loginEmail: newLimiter(30*time.Second, 10),
+		inviteIP:   newLimiter(time.Second, 30),
+		claimIP:    newLimiter(200*time.Millisecond, 60),
+		badKeyIP:   newLimiter(2*time.Second, 20),
+	}
+	h.cookie.Options = &sessions.Options{
+		Path: "/", MaxAge: int(cfg.SessionMaxAge / time.Second),
+		HttpOnly: true, Secure: h.secure, SameSite: http.SameSiteLaxMode,
+	}
+	h.ctx, h.shutdown = context.WithCancel(context.Background())
+	h.wg.Add(1)
+	go h.housekeeping()
+	return h, nil
+}
+
+// BaseContext is the parent of every request context: cancelled on shutdown so
+// long-lived streams end.
+func (h *Handler) BaseContext() context.Context { return context.Background() }
+
+// BeginShutdown ends background work and long-lived streams.
+func (h *Handler) BeginShutdown() { h.shutdown() }
+
+// Close stops background work and waits for it.
+func (h *Handler) Close() {
+	h.shutdown()
+	h.wg.Wait()
+}
+
+func (h *Handler) housekeeping() {
+	defer h.wg.Done()
+	t := time.NewTicker(5 * time.Minute)
+	defer t.Stop()
+	for {
+		select {
+		case <-h.ctx.Done():
+			return
+		case <-t.C:
+			for _, l := range []*limiter{h.loginIP, h.loginEmail, h.inviteIP, h.claimIP, h.badKeyIP} {
+				l.sweep()
+			}
+			if _, err := models.DeleteExpiredSessions(h.ctx, h.db); err != nil && h.ctx.Err() == nil {
+				h.log.Warn("delete expired sessions", "err", err)
+			}
+		}
+	}
+}

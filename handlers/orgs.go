@@ -1,0 +1,281 @@
+package handlers
+
+import (
+	"errors"
+	"net/http"
+
+	"github.com/gin-gonic/gin"
+	"github.com/google/uuid"
+
+	"github.com/agentroster/agentroster/models"
+	"github.com/agentroster/agentroster/views"
+)
+
+// pathUUID parses a path parameter; a malformed id is a 404 like an unknown one.
+func pathUUID(c *gin.Context, name string) (uuid.UUID, error) {
+	id, err := uuid.Parse(c.Param(name))
+	if err != nil {
+		return uuid.Nil, errNotFound
+	}
+	return id, nil
+}
+
+func (h *Handler) listOrgs(c *gin.Context) {
+	orgs, err := h.visibleOrgs(c, currentPrincipal(c))
+	if err != nil {
+		h.fail(c, err)
+		return
+	}
+	if orgs == nil {
+		orgs = []models.Organization{}
+	}
+	c.JSON(http.StatusOK, orgs)
+}
+
+type orgRequest struct {
+	Title string `json:"title"`
+	Color string `json:"color"`
+}
+
+// createOrg is for platform admins only.
+func (h *Handler) createOrg(c *gin.Context) {
+	p := currentPrincipal(c)
+	if !p.User.IsSA {
+		h.fail(c, newErr(http.StatusForbidden, "forbidden", "only platform admins create organizations"))
+		return
+	}
+	var req orgRequest
+	if err := decodeJSON(c, &req); err != nil {
+		h.fail(c, err)
+		return
+	}
+	org, err := models.CreateOrg(c, h.db, req.Title, req.Color, &p.User.ID, h.actor(c))
+	if err != nil {
+		h.fail(c, err)
+		return
+	}
+	c.JSON(http.StatusCreated, org)
+}
+
+// orgParam resolves :orgId and the caller's role in it.
+func (h *Handler) orgParam(c *gin.Context) (uuid.UUID, string, error) {
+	org, err := pathUUID(c, "orgId")
+	if err != nil {
+		return uuid.Nil, "", err
+	}
+	role, err := h.orgRole(c, org)
+	return org, role, err
+}
+
+func (h *Handler) listTeams(c *gin.Context) {
+	org, _, err := h.orgParam(c)
+	if err != nil {
+		h.fail(c, err)
+		return
+	}
+	teams, err := models.ListTeams(c, h.db, org)
+	if err != nil {
+		h.fail(c, err)
+		return
+	}
+	c.JSON(http.StatusOK, teams)
+}
+
+type teamRequest struct {
+	Name       *string `json:"name"`
+	Onboarding *string `json:"onboarding"`
+}
+
+func (h *Handler) createTeam(c *gin.Context) {
+	org, role, err := h.orgParam(c)
+	if err == nil && role != models.RoleAdmin {
+		err = errViewer
+	}
+	var req teamRequest
+	if err == nil {
+		err = decodeJSON(c, &req)
+	}
+	if err != nil {
+		h.fail(c, err)
+		return
+	}
+	team, err := models.CreateTeam(c, h.db, org, deref(req.Name), h.actor(c))
+	if errors.Is(err, models.ErrConflict) {
+		err = models.Conflict("team_exists", "a team with that name already exists", nil)
+	}
+	if err != nil {
+		h.fail(c, err)
+		return
+	}
+	if req.Onboarding != nil && *req.Onboarding != "" {
+		team, err = models.UpdateTeam(c, h.db, org, team.ID, team.Name, *req.Onboarding, h.actor(c))
+		if err != nil {
+			h.fail(c, err)
+			return
+		}
+	}
+	c.JSON(http.StatusCreated, team)
+}
+
+func (h *Handler) updateTeam(c *gin.Context) {
+	org, role, err := h.orgParam(c)
+	if err == nil && role != models.RoleAdmin {
+		err = errViewer
+	}
+	var id uuid.UUID
+	if err == nil {
+		id, err = pathUUID(c, "teamId")
+	}
+	var req teamRequest
+	if err == nil {
+		err = decodeJSON(c, &req)
+	}
+	var team *models.Team
+	if err == nil {
+		team, err = models.GetTeam(c, h.db, org, id)
+	}
+	if err != nil {
+		h.fail(c, err)
+		return
+	}
+	name, onboarding := team.Name, team.Onboarding
+	if req.Name != nil {
+		name = *req.Name
+	}
+	if req.Onboarding != nil {
+		onboarding = *req.Onboarding
+	}
+	team, err = models.UpdateTeam(c, h.db, org, id, name, onboarding, h.actor(c))
+	if errors.Is(err, models.ErrConflict) {
+		err = models.Conflict("team_exists", "a team with that name already exists", nil)
+	}
+	if err != nil {
+		h.fail(c, err)
+		return
+	}
+	c.JSON(http.StatusOK, team)
+}
+
+func deref(s *string) string {
+	if s == nil {
+		return ""
+	}
+	return *s
+}
+
+// nav builds the header for an HTML page in scope s.
+func (h *Handler) nav(c *gin.Context, s scope, title, active string) views.Nav {
+	p := currentPrincipal(c)
+	n := views.Nav{Title: title, Active: active, UserEmail: p.User.Email, IsSA: p.User.IsSA, Org: s.Org, Role: s.Role}
+	n.Orgs, _ = h.visibleOrgs(c, p)
+	if s.Org != nil {
+		n.PendingJoins, _ = models.CountPendingJoinRequests(c, h.db, s.Org.ID)
+	}
+	return n
+}
+
+// page resolves the scope and header of an HTML page, or answers the error.
+func (h *Handler) page(c *gin.Context, title, active string) (scope, views.Nav, bool) {
+	s, err := h.currentScope(c)
+	if err != nil {
+		h.fail(c, err)
+		return s, views.Nav{}, false
+	}
+	return s, h.nav(c, s, title, active), true
+}
+
+func (h *Handler) teamsPage(c *gin.Context) {
+	s, n, ok := h.page(c, "Teams", "settings")
+	if !ok {
+		return
+	}
+	h.renderTeams(c, s, n, http.StatusOK, views.TeamForm{})
+}
+
+func (h *Handler) renderTeams(c *gin.Context, s scope, n views.Nav, status int, f views.TeamForm) {
+	teams, err := models.ListTeams(c, h.db, s.Org.ID)
+	if err != nil {
+		h.fail(c, err)
+		return
+	}
+	h.renderStatus(c, status, views.TeamsPage(n, teams, f))
+}
+
+func (h *Handler) teamsCreate(c *gin.Context) {
+	s, n, ok := h.page(c, "Teams", "settings")
+	if !ok {
+		return
+	}
+	if !s.admin() {
+		h.fail(c, errViewer)
+		return
+	}
+	name := c.PostForm("name")
+	_, err := models.CreateTeam(c, h.db, s.Org.ID, name, h.actor(c))
+	if errors.Is(err, models.ErrConflict) {
+		err = models.Invalid("name", "a team with that name already exists")
+	}
+	var ve *models.ValidationError
+	if errors.As(err, &ve) {
+		h.renderTeams(c, s, n, http.StatusBadRequest, views.TeamForm{Name: name, Errors: ve.Fields})
+		return
+	}
+	if err != nil {
+		h.fail(c, err)
+		return
+	}
+	seeOther(c, "/settings/teams")
+}
+
+func (h *Handler) teamEditPage(c *gin.Context) {
+	s, n, ok := h.page(c, "Team", "settings")
+	if !ok {
+		return
+	}
+	id, err := pathUUID(c, "teamId")
+	var t *models.Team
+	if err == nil {
+		t, err = models.GetTeam(c, h.db, s.Org.ID, id)
+	}
+	if err != nil {
+		h.fail(c, err)
+		return
+	}
+	h.render(c, views.TeamEditPage(n, *t, views.TeamForm{Name: t.Name, Onboarding: t.Onboarding}, c.Query("saved") == "1"))
+}
+
+func (h *Handler) teamUpdate(c *gin.Context) {
+	s, n, ok := h.page(c, "Team", "settings")
+	if !ok {
+		return
+	}
+	if !s.admin() {
+		h.fail(c, errViewer)
+		return
+	}
+	id, err := pathUUID(c, "teamId")
+	var t *models.Team
+	if err == nil {
+		t, err = models.GetTeam(c, h.db, s.Org.ID, id)
+	}
+	if err != nil {
+		h.fail(c, err)
+		return
+	}
+	f := views.TeamForm{Name: c.PostForm("name"), Onboarding: c.PostForm("onboarding")}
+	_, err = models.UpdateTeam(c, h.db, s.Org.ID, id, f.Name, f.Onboarding, h.actor(c))
+	if errors.Is(err, models.ErrConflict) {
+		err = models.Invalid("name", "a team with that name already exists")
+	}
+	var ve *models.ValidationError
+	if errors.As(err, &ve) {
+		f.Errors = ve.Fields
+		h.renderStatus(c, http.StatusBadRequest, views.TeamEditPage(n, *t, f, false))
+		return
+	}
+	if err != nil {
+		h.fail(c, err)
+		return
+	}
+	seeOther(c, "/settings/teams/"+id.String()+"?saved=1")
+}

@@ -1,0 +1,80 @@
+package handlers
+
+import (
+	"sync"
+	"time"
+
+	"golang.org/x/time/rate"
+)
+
+// limiter is a set of token buckets keyed by a string (an IP, an email). Each
+// replica keeps its own; idle buckets are dropped so memory stays bounded.
+type limiter struct {
+	mu      sync.Mutex
+	every   time.Duration
+	burst   int
+	buckets map[string]*bucket
+	max     int
+}
+
+type bucket struct {
+	lim  *rate.Limiter
+	seen time.Time
+}
+
+// newLimiter allows burst events at once, then one per every.
+func newLimiter(every time.Duration, burst int) *limiter {
+	return &limiter{every: every, burst: burst, buckets: map[string]*bucket{}, max: 100_000}
+}
+
+// allow takes one token for key. When none is left it returns false and how
+// long until the next one.
+func (l *limiter) allow(key string) (bool, time.Duration) {
+	now := time.Now()
+	l.mu.Lock()
+	b, ok := l.buckets[key]
+	if !ok {
+		if len(l.buckets) >= l.max {
+			l.sweepLocked(now)
+		}
+		b = &bucket{lim: rate.NewLimiter(rate.Every(l.every), l.burst)}
+		l.buckets[key] = b
+	}
+	b.seen = now
+	r := b.lim.ReserveN(now, 1)
+	l.mu.Unlock()
+	if d := r.DelayFrom(now); d > 0 {
+		r.CancelAt(now)
+		return false, d
+	}
+	return true, 0
+}
+
+// sweepLocked drops buckets that have refilled completely (or, when every
+// bucket is busy, the oldest half) so the map cannot grow without bound.
+func (l *limiter) sweepLocked(now time.Time) {
+	full := l.every * time.Duration(l.burst)
+	for k, b := range l.buckets {
+		if now.Sub(b.seen) > full {
+			delete(l.buckets, k)
+		}
+	}
+	if len(l.buckets) < l.max {
+		return
+	}
+	n := 0
+	for k := range l.buckets {
+		if n >= l.max/2 {
+			break
+		}
+		delete(l.buckets, k)
+		n++
+	}
+}
+
+// sweep is called periodically to drop idle buckets.
+func (l *limiter) sweep() {
+	l.mu.Lock()
+	l.sweepLocked(time.Now())
+	l.mu.Unlock()
+}

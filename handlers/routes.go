@@ -1,0 +1,96 @@
+package handlers
+
+import (
+	"io/fs"
+	"net/http"
+	"strconv"
+	"strings"
+
+	"github.com/a-h/templ"
+	"github.com/gin-gonic/gin"
+
+	"github.com/agentroster/agentroster/static"
+	"github.com/agentroster/agentroster/views"
+)
+
+// Routes returns the whole route table.
+func (h *Handler) Routes() http.Handler {
+	gin.SetMode(gin.ReleaseMode)
+	r := gin.New()
+	r.HandleMethodNotAllowed = true
+	r.RedirectTrailingSlash = false
+	if err := r.SetTrustedProxies(h.cfg.TrustedProxies); err != nil {
+		h.log.Warn("invalid TRUSTED_PROXIES; trusting none", "err", err)
+		r.SetTrustedProxies(nil)
+	}
+	r.Use(h.requestContext, h.recoverPanics, securityHeaders, limitBody, h.crossOrigin())
+	r.NoRoute(func(c *gin.Context) { h.fail(c, errNotFound) })
+	r.NoMethod(func(c *gin.Context) {
+		h.fail(c, newErr(http.StatusMethodNotAllowed, "method_not_allowed", "method not allowed"))
+	})
+
+	// Operational.
+	r.GET("/healthz", h.healthz)
+	r.GET("/readyz", h.readyz)
+	r.StaticFileFS("/favicon.ico", "favicon.svg", http.FS(static.FS))
+	r.GET("/static/*path", h.serveStatic)
+
+	// Operator pages (session cookie).
+	r.GET("/", func(c *gin.Context) { c.Redirect(http.StatusSeeOther, "/agents") })
+	r.GET("/login", noStore, h.loginPage)
+	r.POST("/login", noStore, h.loginSubmit)
+	r.POST("/logout", h.logout)
+	ui := r.Group("/", noStore, h.requireUser)
+	ui.POST("/orgs/switch", h.switchOrg)
+	ui.GET("/settings/teams", h.teamsPage)
+	ui.POST("/settings/teams", h.teamsCreate)
+	ui.GET("/settings/teams/:teamId", h.teamEditPage)
+	ui.POST("/settings/teams/:teamId", h.teamUpdate)
+
+	// JSON API.
+	api := r.Group("/api/v1", noStore)
+	api.POST("/auth/login", h.apiLogin)
+
+	// Management: session cookie or bearer token.
+	mg := api.Group("", h.requireUser)
+	mg.GET("/organizations", h.listOrgs)
+	mg.POST("/organizations", h.createOrg)
+	mg.GET("/organizations/:orgId/teams", h.listTeams)
+	mg.POST("/organizations/:orgId/teams", h.createTeam)
+	mg.PATCH("/organizations/:orgId/teams/:teamId", h.updateTeam)
+
+	return r
+}
+
+// serveStatic serves embedded assets; a request carrying the content hash
+// (?v=) may be cached for a year.
+func (h *Handler) serveStatic(c *gin.Context) {
+	name := strings.TrimPrefix(c.Param("path"), "/")
+	if !fs.ValidPath(name) || strings.Contains(name, "..") {
+		h.fail(c, errNotFound)
+		return
+	}
+	if fi, err := fs.Stat(static.FS, name); err != nil || fi.IsDir() {
+		h.fail(c, errNotFound)
+		return
+	}
+	if c.Query("v") != "" {
+		c.Header("Cache-Control", "public, max-age=31536000, immutable")
+	} else {
+		c.Header("Cache-Control", "public, max-age=300")
+	}
+	c.FileFromFS(name, http.FS(static.FS))
+}
+
+// errorPage is the full-page rendering of an error for a browser.
+func errorPage(c *gin.Context, h *Handler, status int, message string) templ.Component {
+	if p := currentPrincipal(c); p != nil {
+		s, err := h.currentScope(c)
+		if err == nil {
+			return views.ErrorPage(h.nav(c, s, strconv.Itoa(status), ""), status, message)
+		}
+	}
+	return views.BareError(status, message)
+}
+
+func itoa(n int) string { return strconv.Itoa(n) }
