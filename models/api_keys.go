@@ -51,6 +51,28 @@ func newKeyRow(org, team uuid.UUID, name string) (*APIKey, string) {
 	return &APIKey{OrgID: org, TeamID: team, Name: name, Prefix: raw[:keyPrefixLen], KeyHash: Hash(raw), IsActive: true}, raw
 }
 
+// issueAgentKey creates a key bound to agent (issued through an invite) and
+// returns it with its plaintext, which is never stored.
+func issueAgentKey(ctx context.Context, db bun.IDB, org, team uuid.UUID, agent string, joinRequest uuid.UUID) (*APIKey, string, error) {
+	k, raw := newKeyRow(org, team, "invite: "+agent)
+	k.AgentID, k.JoinRequestID = &agent, &joinRequest
+	if _, err := db.NewInsert().Model(k).Returning("*").Exec(ctx); err != nil {
+		return nil, "", translate(err, "issue agent key")
+	}
+	return k, raw, nil
+}
+
+// revokeInviteKeys revokes every invite-issued key of an agent (on re-registration).
+func revokeInviteKeys(ctx context.Context, db bun.IDB, org uuid.UUID, agent string) (int64, error) {
+	res, err := db.NewUpdate().Model((*APIKey)(nil)).
+		Set("revoked_at = now()").Set("is_active = false").
+		Where("org_id = ? AND agent_id = ? AND join_request_id IS NOT NULL AND revoked_at IS NULL", org, agent).Exec(ctx)
+	if err != nil {
+		return 0, translate(err, "revoke invite keys")
+	}
+	return res.RowsAffected()
+}
+
 // lastUsedEvery bounds how often last_used_at is written per key.
 const lastUsedEvery = time.Minute
 
