@@ -1,0 +1,134 @@
+// Small page behaviours for the server-rendered screens. No build step, no
+// inline handlers: everything is wired by event delegation on document, so
+// content swapped in by htmx works too. The CSP forbids eval and inline code.
+(function () {
+  "use strict";
+
+  // --- Copy buttons: [data-copy-target="#id"] or [data-copy="text"] -------------
+  // The button's data-copy-state goes copied → done → idle; its icon spans
+  // [data-copy-icon=copy|check|done] follow. Without a clipboard, the text is
+  // selected so the user can press Ctrl+C.
+  function showIcon(btn, name) {
+    btn.querySelectorAll("[data-copy-icon]").forEach(function (el) {
+      el.classList.toggle("hidden", el.getAttribute("data-copy-icon") !== name);
+    });
+  }
+  function selectText(el) {
+    if (!el) return;
+    if (el.select) { el.focus(); el.select(); return; }
+    var range = document.createRange();
+    range.selectNodeContents(el);
+    var sel = window.getSelection();
+    sel.removeAllRanges();
+    sel.addRange(range);
+  }
+  function copy(btn) {
+    var sel = btn.getAttribute("data-copy-target");
+    var target = sel ? document.querySelector(sel) : null;
+    var text = btn.getAttribute("data-copy");
+    if (text === null && target) text = "value" in target ? target.value : target.textContent;
+    if (text === null) return;
+    var fallback = function () {
+      selectText(target);
+      btn.setAttribute("data-copy-state", "select");
+      btn.title = "Press Ctrl+C to copy";
+    };
+    if (!navigator.clipboard || !window.isSecureContext) { fallback(); return; }
+    navigator.clipboard.writeText(text).then(function () {
+      btn.setAttribute("data-copy-state", "copied");
+      showIcon(btn, "check");
+      setTimeout(function () {
+        btn.setAttribute("data-copy-state", "done");
+        showIcon(btn, "done");
+        setTimeout(function () {
+          btn.setAttribute("data-copy-state", "idle");
+          showIcon(btn, "copy");
+        }, 1200);
+      }, 600);
+    }, fallback);
+  }
+
+  // --- Dialogs: [data-dialog-open="#id"], [data-dialog-close] ---------------------
+  var opener = new WeakMap();
+  function openDialog(dlg, from) {
+    if (!dlg || dlg.open) return;
+    if (from) opener.set(dlg, from);
+    dlg.showModal();
+    var first = dlg.querySelector("[autofocus]") || dlg.querySelector("input:not([type=hidden]), select, textarea, button");
+    if (first) first.focus();
+  }
+  document.addEventListener("close", function (e) {
+    var from = opener.get(e.target);
+    if (from && document.contains(from)) from.focus();
+  }, true);
+
+  document.addEventListener("click", function (e) {
+    var t = e.target.closest ? e.target : e.target.parentElement;
+    if (!t) return;
+    var btn = t.closest("[data-copy-target], [data-copy]");
+    if (btn) { e.preventDefault(); copy(btn); return; }
+    var open = t.closest("[data-dialog-open]");
+    if (open) { e.preventDefault(); openDialog(document.querySelector(open.getAttribute("data-dialog-open")), open); return; }
+    var close = t.closest("[data-dialog-close]");
+    if (close) { var d = close.closest("dialog"); if (d) { e.preventDefault(); d.close(); } }
+  });
+
+  // --- Plain forms that need a confirmation: <form data-confirm="…"> -------------
+  document.addEventListener("submit", function (e) {
+    var msg = e.target.getAttribute && e.target.getAttribute("data-confirm");
+    if (msg && !window.confirm(msg)) e.preventDefault();
+  }, true);
+
+  // --- Selects that submit their form on change: <select data-autosubmit> --------
+  document.addEventListener("change", function (e) {
+    if (e.target.matches && e.target.matches("select[data-autosubmit]") && e.target.form) e.target.form.requestSubmit();
+  });
+
+  // --- Relative times: <time datetime="RFC 3339" data-relative> ------------------
+  function relative(date) {
+    var s = Math.round((Date.now() - date.getTime()) / 1000);
+    var future = s < 0;
+    s = Math.abs(s);
+    if (s < 45) return "just now";
+    var v;
+    if (s < 3600) v = Math.round(s / 60) + " min";
+    else if (s < 172800) v = Math.round(s / 3600) + " h";
+    else v = Math.round(s / 86400) + " days";
+    return future ? "in " + v : v + " ago";
+  }
+  function refreshTimes(root) {
+    (root || document).querySelectorAll("time[data-relative]").forEach(function (el) {
+      var d = new Date(el.getAttribute("datetime"));
+      if (isNaN(d)) return;
+      el.textContent = relative(d);
+      el.title = d.toLocaleString();
+    });
+  }
+
+  // --- Toasts: HX-Trigger {"showToast":{"message":"…","level":"success|error|info"}}
+  document.addEventListener("showToast", function (e) {
+    var box = document.getElementById("toasts");
+    if (!box || !e.detail) return;
+    var level = ["success", "error"].indexOf(e.detail.level) >= 0 ? e.detail.level : "info";
+    var el = document.createElement("div");
+    el.className = "toast toast-" + level;
+    el.textContent = e.detail.message || "";
+    box.appendChild(el);
+    setTimeout(function () { el.remove(); }, 4000);
+  });
+
+  // --- After htmx swaps: open self-opening dialogs, refresh times ----------------
+  document.addEventListener("htmx:load", function (e) {
+    refreshTimes(e.target);
+    var root = e.target;
+    var dlgs = [];
+    if (root.matches && root.matches("dialog[data-dialog-autoopen]")) dlgs.push(root);
+    if (root.querySelectorAll) root.querySelectorAll("dialog[data-dialog-autoopen]").forEach(function (d) { dlgs.push(d); });
+    dlgs.forEach(function (d) { openDialog(d, document.activeElement); });
+  });
+
+  document.addEventListener("DOMContentLoaded", function () {
+    refreshTimes(document);
+    setInterval(function () { refreshTimes(document); }, 30000);
+  });
+})();
