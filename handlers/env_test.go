@@ -35,7 +35,12 @@ type env struct {
 
 func newEnv(t *testing.T) *env {
 	t.Helper()
-	db := testdb.New(t)
+	_, dbURL := testdb.Fresh(t)
+	db, err := models.Open(dbURL, 8)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { db.Close() })
 	ctx := t.Context()
 	sa, _, err := models.EnsureBootstrapSA(ctx, db, "root@example.com", testPassword)
 	if err != nil {
@@ -48,7 +53,7 @@ func newEnv(t *testing.T) *env {
 	srv := httptest.NewUnstartedServer(nil)
 	srv.Start()
 	h, err := New(Deps{
-		DB: db, Log: slog.New(slog.NewTextHandler(io.Discard, nil)),
+		DB: db, DatabaseURL: dbURL, Log: slog.New(slog.NewTextHandler(io.Discard, nil)),
 		Secret: []byte("0123456789abcdef0123456789abcdef-test"),
 		Config: Config{PublicURL: srv.URL},
 	})

@@ -32,10 +32,12 @@ type Config struct {
 
 // Deps are the handler's dependencies.
 type Deps struct {
-	DB     *bun.DB
-	Log    *slog.Logger
-	Secret []byte
-	Config Config
+	DB *bun.DB
+	// DatabaseURL opens the dedicated LISTEN connection for live updates.
+	DatabaseURL string
+	Log         *slog.Logger
+	Secret      []byte
+	Config      Config
 }
 
 // Handler holds the dependencies every route uses.
@@ -49,6 +51,7 @@ type Handler struct {
 	secure bool
 
 	loginIP, loginEmail, inviteIP, claimIP, badKeyIP *limiter
+	broker                                           *broker
 
 	ctx      context.Context // cancelled by BeginShutdown
 	shutdown context.CancelFunc
@@ -100,8 +103,10 @@ func New(d Deps) (*Handler, error) {
 		HttpOnly: true, Secure: h.secure, SameSite: http.SameSiteLaxMode,
 	}
 	h.ctx, h.shutdown = context.WithCancel(context.Background())
-	h.wg.Add(1)
+	h.broker = newBroker(d.Log, d.DatabaseURL)
+	h.wg.Add(2)
 	go h.housekeeping()
+	go func() { defer h.wg.Done(); h.broker.run(h.ctx) }()
 	return h, nil
 }
 

@@ -42,6 +42,7 @@ func (h *Handler) Routes() http.Handler {
 	r.POST("/logout", h.logout)
 	ui := r.Group("/", noStore, h.requireUser)
 	ui.POST("/orgs/switch", h.switchOrg)
+	ui.GET("/events", h.events)
 	ui.GET("/settings/teams", h.teamsPage)
 	ui.POST("/settings/teams", h.teamsCreate)
 	ui.GET("/settings/teams/:teamId", h.teamEditPage)

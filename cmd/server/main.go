@@ -48,7 +48,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	ctx, stop := signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
 	defer stop()
 
-	db, cluster, err := openDatabase(ctx, cfg, log)
+	db, dbURL, cluster, err := openDatabase(ctx, cfg, log)
 	if err != nil {
 		return err
 	}
@@ -84,7 +84,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return err
 	}
 	h, err := handlers.New(handlers.Deps{
-		DB: db, Log: log, Secret: secret,
+		DB: db, DatabaseURL: dbURL, Log: log, Secret: secret,
 		Config: handlers.Config{
 			PublicURL: cfg.PublicURL, TrustedProxies: cfg.TrustedProxies,
 			PresenceWindow: cfg.PresenceWindow, MetricsToken: cfg.MetricsToken,
@@ -133,25 +133,25 @@ func newLogger(format string, w io.Writer) *slog.Logger {
 
 // openDatabase connects to DATABASE_URL, or starts the private cluster in
 // DATA_DIR/postgres and connects to its `agentroster` database.
-func openDatabase(ctx context.Context, cfg config, log *slog.Logger) (*bun.DB, *pgcluster.Cluster, error) {
+func openDatabase(ctx context.Context, cfg config, log *slog.Logger) (*bun.DB, string, *pgcluster.Cluster, error) {
 	url := cfg.DatabaseURL
 	var cluster *pgcluster.Cluster
 	if url == "" {
 		if err := os.MkdirAll(cfg.DataDir, 0o711); err != nil {
-			return nil, nil, err
+			return nil, "", nil, err
 		}
 		start := time.Now()
 		var err error
 		cluster, err = pgcluster.Start(ctx, pgcluster.Options{Dir: filepath.Join(cfg.DataDir, "postgres"), Logger: log})
 		if err != nil {
 			if errors.Is(err, pgcluster.ErrNoBinaries) {
-				return nil, nil, errors.New("no database: set DATABASE_URL to an existing PostgreSQL, or install the PostgreSQL server package (apt-get install postgresql) so a private cluster can start in DATA_DIR")
+				return nil, "", nil, errors.New("no database: set DATABASE_URL to an existing PostgreSQL, or install the PostgreSQL server package (apt-get install postgresql) so a private cluster can start in DATA_DIR")
 			}
-			return nil, nil, err
+			return nil, "", nil, err
 		}
 		if err := cluster.CreateDatabase(ctx, "agentroster"); err != nil {
 			cluster.Stop()
-			return nil, nil, err
+			return nil, "", nil, err
 		}
 		url = cluster.URL("agentroster")
 		log.Info("private PostgreSQL ready", "dir", cluster.Dir(), "took", time.Since(start).Round(time.Millisecond))
@@ -162,9 +162,9 @@ func openDatabase(ctx context.Context, cfg config, log *slog.Logger) (*bun.DB, *
 	}
 	if err != nil {
 		cluster.Stop()
-		return nil, nil, fmt.Errorf("connect to database: %w", err)
+		return nil, "", nil, fmt.Errorf("connect to database: %w", err)
 	}
-	return db, cluster, nil
+	return db, url, cluster, nil
 }
 
 // bootstrap creates the first platform admin; a generated password is printed once.

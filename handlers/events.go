@@ -1,0 +1,208 @@
+package handlers
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"log/slog"
+	"math/rand/v2"
+	"net/http"
+	"sync"
+	"time"
+
+	"github.com/gin-gonic/gin"
+	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5"
+
+	"github.com/agentroster/agentroster/models"
+)
+
+// broker fans out the events of models.EventChannel, received with LISTEN on
+// one dedicated connection, to the SSE streams of this process by org.
+type broker struct {
+	log    *slog.Logger
+	url    string
+	mu     sync.Mutex
+	subs   map[uuid.UUID]map[chan models.Event]struct{}
+	perKey map[string]int // open streams per session
+	ready  chan struct{}  // closed once the first LISTEN succeeded
+}
+
+// maxStreamsPerSession bounds the SSE streams one session may hold open.
+const maxStreamsPerSession = 8
+
+func newBroker(log *slog.Logger, url string) *broker {
+	return &broker{log: log, url: url, subs: map[uuid.UUID]map[chan models.Event]struct{}{}, perKey: map[string]int{}, ready: make(chan struct{})}
+}
+
+// run listens until ctx ends, reconnecting with capped, jittered backoff.
+func (b *broker) run(ctx context.Context) {
+	backoff := 100 * time.Millisecond
+	var once sync.Once
+	for ctx.Err() == nil {
+		err := b.listen(ctx, func() {
+			backoff = 100 * time.Millisecond
+			once.Do(func() { close(b.ready) })
+		})
+		if ctx.Err() != nil {
+			return
+		}
+		b.log.Warn("live updates: listener lost, reconnecting", "err", err, "in", backoff)
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(backoff + time.Duration(rand.Int64N(int64(backoff/2)))):
+		}
+		backoff = min(backoff*2, 5*time.Second)
+	}
+}
+
+func (b *broker) listen(ctx context.Context, connected func()) error {
+	conn, err := pgx.Connect(ctx, b.url)
+	if err != nil {
+		return err
+	}
+	defer conn.Close(context.WithoutCancel(ctx))
+	if _, err := conn.Exec(ctx, "LISTEN "+models.EventChannel); err != nil {
+		return err
+	}
+	connected()
+	for {
+		n, err := conn.WaitForNotification(ctx)
+		if err != nil {
+			return err
+		}
+		var ev models.Event
+		if err := json.Unmarshal([]byte(n.Payload), &ev); err != nil {
+			continue
+		}
+		b.deliver(ev)
+	}
+}
+
+// deliver hands ev to each subscriber of its org without blocking: a stream
+// whose buffer is full misses it (its next event or reconnect catches up).
+func (b *broker) deliver(ev models.Event) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	for ch := range b.subs[ev.Org] {
+		select {
+		case ch <- ev:
+		default:
+		}
+	}
+}
+
+// subscribe registers a stream for org under key (the session), refusing more
+// than maxStreamsPerSession at once.
+func (b *broker) subscribe(org uuid.UUID, key string) (chan models.Event, func(), bool) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.perKey[key] >= maxStreamsPerSession {
+		return nil, nil, false
+	}
+	b.perKey[key]++
+	ch := make(chan models.Event, 32)
+	if b.subs[org] == nil {
+		b.subs[org] = map[chan models.Event]struct{}{}
+	}
+	b.subs[org][ch] = struct{}{}
+	return ch, func() {
+		b.mu.Lock()
+		defer b.mu.Unlock()
+		delete(b.subs[org], ch)
+		if len(b.subs[org]) == 0 {
+			delete(b.subs, org)
+		}
+		if b.perKey[key]--; b.perKey[key] <= 0 {
+			delete(b.perKey, key)
+		}
+	}, true
+}
+
+// streams returns how many SSE streams are open.
+func (b *broker) streams() int {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	n := 0
+	for _, s := range b.subs {
+		n += len(s)
+	}
+	return n
+}
+
+// sseHeartbeat keeps idle streams alive through proxies.
+const sseHeartbeat = 25 * time.Second
+
+// events streams the viewer's org's live updates as Server-Sent Events. Each
+// event is named after what changed ("agent-<id>", "agents", "join_requests"),
+// so an element can refresh itself with hx-trigger="sse:<name>".
+func (h *Handler) events(c *gin.Context) {
+	s, err := h.currentScope(c)
+	if err != nil {
+		h.fail(c, err)
+		return
+	}
+	p := currentPrincipal(c)
+	key := p.User.ID.String()
+	if p.Session != nil {
+		key = fmt.Sprintf("%x", p.Session.ID)
+	}
+	ch, unsubscribe, ok := h.broker.subscribe(s.Org.ID, key)
+	if !ok {
+		h.fail(c, newErr(http.StatusTooManyRequests, "too_many_streams", "too many live update streams for this session"))
+		return
+	}
+	defer unsubscribe()
+
+	w := c.Writer
+	rc := http.NewResponseController(w)
+	w.Header().Set("Content-Type", "text/event-stream")
+	w.Header().Set("Cache-Control", "no-store")
+	w.Header().Set("X-Accel-Buffering", "no")
+	w.WriteHeader(http.StatusOK)
+	send := func(format string, args ...any) bool {
+		rc.SetWriteDeadline(time.Now().Add(10 * time.Second))
+		if _, err := fmt.Fprintf(w, format, args...); err != nil {
+			return false
+		}
+		return rc.Flush() == nil
+	}
+	// Browsers wait this long before reconnecting after a drop.
+	if !send("retry: 2000\n: connected\n\n") {
+		return
+	}
+	tick := time.NewTicker(sseHeartbeat)
+	defer tick.Stop()
+	for {
+		select {
+		case <-c.Request.Context().Done():
+			return
+		case <-h.ctx.Done():
+			return // shutting down: end the stream so the drain completes
+		case <-tick.C:
+			if !send(": heartbeat\n\n") {
+				return
+			}
+		case ev := <-ch:
+			for _, name := range eventNames(ev) {
+				if !send("event: %s\ndata: %s\n\n", name, ev.ID) {
+					return
+				}
+			}
+		}
+	}
+}
+
+// eventNames maps a change to the SSE event names pages listen for.
+func eventNames(ev models.Event) []string {
+	switch ev.Kind {
+	case "agent":
+		return []string{"agent-" + ev.ID, "agents"}
+	case "join_request":
+		return []string{"join_requests"}
+	case "invite":
+		return []string{"invites"}
+	}
+	return []string{ev.Kind}
+}

@@ -1,0 +1,116 @@
+package handlers
+
+import (
+	"bufio"
+	"context"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/uptrace/bun"
+
+	"github.com/agentroster/agentroster/models"
+)
+
+// openStream connects to /events and returns a channel of the event names received.
+func openStream(t *testing.T, e *env, c *http.Client) <-chan string {
+	t.Helper()
+	ctx, cancel := context.WithCancel(t.Context())
+	t.Cleanup(cancel)
+	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, e.srv.URL+"/events", nil)
+	resp, err := c.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if resp.StatusCode != http.StatusOK || resp.Header.Get("Content-Type") != "text/event-stream" {
+		t.Fatalf("events: %d %s", resp.StatusCode, resp.Header.Get("Content-Type"))
+	}
+	names := make(chan string, 16)
+	go func() {
+		defer resp.Body.Close()
+		sc := bufio.NewScanner(resp.Body)
+		for sc.Scan() {
+			if name, ok := strings.CutPrefix(sc.Text(), "event: "); ok {
+				names <- name
+			}
+		}
+		close(names)
+	}()
+	return names
+}
+
+func expectEvent(t *testing.T, names <-chan string, want string) {
+	t.Helper()
+	deadline := time.After(5 * time.Second)
+	for {
+		select {
+		case got, ok := <-names:
+			if !ok {
+				t.Fatalf("stream ended before %q", want)
+			}
+			if got == want {
+				return
+			}
+			if strings.HasPrefix(got, "never") {
+				t.Fatalf("received %q, which must not be delivered", got)
+			}
+		case <-deadline:
+			t.Fatalf("no %q event within 5s", want)
+		}
+	}
+}
+
+func TestLiveEventsFollowCommitsAndOrgs(t *testing.T) {
+	e := newEnv(t)
+	<-e.h.broker.ready
+	other, err := models.CreateOrg(t.Context(), e.db, "Other org", "", nil, e.actor)
+	if err != nil {
+		t.Fatal(err)
+	}
+	names := openStream(t, e, e.signIn("root@example.com"))
+	for e.h.broker.streams() == 0 {
+		time.Sleep(10 * time.Millisecond)
+	}
+	ctx := t.Context()
+	// A rolled-back change announces nothing; another org's change is not ours.
+	e.db.RunInTx(ctx, nil, func(ctx context.Context, tx bun.Tx) error {
+		models.Publish(ctx, tx, models.Event{Org: e.org.ID, Kind: "never-rolled-back"})
+		return context.Canceled
+	})
+	models.Publish(ctx, e.db, models.Event{Org: other.ID, Kind: "never-other-org"})
+	models.Publish(ctx, e.db, models.Event{Org: e.org.ID, Kind: "agent", ID: "claude-1"})
+	expectEvent(t, names, "agent-claude-1")
+	expectEvent(t, names, "agents")
+}
+
+func TestStreamsPerSessionAreBounded(t *testing.T) {
+	e := newEnv(t)
+	c := e.signIn("root@example.com")
+	for range maxStreamsPerSession {
+		openStream(t, e, c)
+	}
+	for e.h.broker.streams() < maxStreamsPerSession {
+		time.Sleep(10 * time.Millisecond)
+	}
+	if status, _ := e.get(c, "/events"); status != http.StatusTooManyRequests {
+		t.Fatalf("stream over the bound: %d, want 429", status)
+	}
+}
+
+func TestStreamsEndOnShutdown(t *testing.T) {
+	e := newEnv(t)
+	names := openStream(t, e, e.signIn("root@example.com"))
+	for e.h.broker.streams() == 0 {
+		time.Sleep(10 * time.Millisecond)
+	}
+	e.h.BeginShutdown()
+	select {
+	case _, ok := <-names:
+		for ok {
+			_, ok = <-names
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("stream still open 5s after shutdown began")
+	}
+}
