@@ -104,9 +104,12 @@ func New(d Deps) (*Handler, error) {
 	}
 	h.ctx, h.shutdown = context.WithCancel(context.Background())
 	h.broker = newBroker(d.Log, d.DatabaseURL)
-	h.wg.Add(2)
+	h.wg.Add(1)
 	go h.housekeeping()
-	go func() { defer h.wg.Done(); h.broker.run(h.ctx) }()
+	if d.DatabaseURL != "" {
+		h.wg.Add(1)
+		go func() { defer h.wg.Done(); h.broker.run(h.ctx) }()
+	}
 	return h, nil
 }
 
