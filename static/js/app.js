@@ -126,6 +126,11 @@
     if (root.querySelectorAll) root.querySelectorAll("dialog[data-dialog-autoopen]").forEach(function (d) { dlgs.push(d); });
     dlgs.forEach(function (d) { openDialog(d, document.activeElement); });
   });
+  // Content swapped into an existing, closed <dialog data-dialog-autoopen>.
+  document.addEventListener("htmx:afterSwap", function (e) {
+    var d = e.target.closest && e.target.closest("dialog[data-dialog-autoopen]:not([open])");
+    if (d) openDialog(d, document.activeElement);
+  });
 
   document.addEventListener("DOMContentLoaded", function () {
     refreshTimes(document);
