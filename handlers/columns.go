@@ -143,7 +143,8 @@ func (h *Handler) columnsCreate(c *gin.Context) {
 			h.fail(c, derr)
 			return
 		}
-		f.Errors, d.Form = ve.Fields, f
+		f.Errors = ve.Fields
+		d.Form = f
 		h.renderStatus(c, http.StatusBadRequest, views.ColumnsPage(n, d))
 		return
 	}

@@ -131,17 +131,19 @@ func UpdateColumn(ctx context.Context, db bun.IDB, org uuid.UUID, id string, p C
 			if p.Name != nil {
 				q.Set("name = ?", *p.Name)
 			}
-			if p.AgentCanRead != nil {
-				q.Set("agent_can_read = ?", *p.AgentCanRead)
-			}
-			if p.AgentCanModerate != nil {
-				q.Set("agent_can_moderate = ?", *p.AgentCanModerate)
-			}
 			// Moderate implies read, whichever of the two changed.
-			if p.AgentCanModerate != nil && *p.AgentCanModerate {
-				q.Set("agent_can_read = true")
-			} else if p.AgentCanRead != nil && !*p.AgentCanRead {
-				q.Set("agent_can_moderate = false")
+			read, moderate := p.AgentCanRead, p.AgentCanModerate
+			yes, no := true, false
+			if moderate != nil && *moderate {
+				read = &yes
+			} else if read != nil && !*read {
+				moderate = &no
+			}
+			if read != nil {
+				q.Set("agent_can_read = ?", *read)
+			}
+			if moderate != nil {
+				q.Set("agent_can_moderate = ?", *moderate)
 			}
 			if err := q.Returning("*").Scan(ctx); err != nil {
 				return translate(err, "update column")
