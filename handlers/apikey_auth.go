@@ -103,3 +103,23 @@ func (h *Handler) keyAgent(c *gin.Context) (*models.Agent, error) {
 	}
 	return models.GetAgent(c, h.db, k.OrgID, id)
 }
+
+// requireLiveAgentKey refuses a key bound to an agent that is not approved
+// (403 agent_stopped, 409 agent_not_approved) on runtime routes that do not
+// name an agent: a stopped agent keeps only /status and /offline.
+func (h *Handler) requireLiveAgentKey(c *gin.Context) {
+	k := currentKey(c)
+	if k == nil || k.AgentID == nil {
+		c.Next()
+		return
+	}
+	a, err := models.GetAgent(c, h.db, k.OrgID, *k.AgentID)
+	if err == nil {
+		err = models.CheckActive(a, c.Request.Method+" "+c.FullPath())
+	}
+	if err != nil {
+		h.fail(c, err)
+		return
+	}
+	c.Next()
+}

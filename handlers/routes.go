@@ -84,9 +84,9 @@ func (h *Handler) Routes() http.Handler {
 	rt.GET("/agents/:agentId/permissions", h.agentPermissions)
 	rt.POST("/agents/:agentId/online", h.agentOnline)
 	rt.POST("/agents/:agentId/offline", h.agentOffline)
-	rt.GET("/agent/orgs", h.agentOrgs)
-	rt.GET("/organizations/:orgId/agents/mcp/list", h.agentList)
-	api.GET("/teams/:teamId/onboarding", h.requireKeyOrUser, h.teamOnboarding)
+	rt.GET("/agent/orgs", h.requireLiveAgentKey, h.agentOrgs)
+	rt.GET("/organizations/:orgId/agents/mcp/list", h.requireLiveAgentKey, h.agentList)
+	api.GET("/teams/:teamId/onboarding", h.requireKeyOrUser, h.requireLiveAgentKey, h.teamOnboarding)
 	for _, action := range []string{"approve", "stop", "resume"} {
 		mg.PATCH("/agents/:agentId/"+action, h.agentActionAPI(action))
 	}

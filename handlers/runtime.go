@@ -74,7 +74,15 @@ func (h *Handler) agentStatus(c *gin.Context) {
 		return
 	}
 	s := h.summary(a)
-	c.JSON(http.StatusOK, gin.H{"status": s.Status, "agentPickupEnabled": s.AgentPickupEnabled, "isOnline": s.IsOnline, "lastSeenAt": s.LastSeenAt})
+	c.JSON(http.StatusOK, statusJSON{Status: s.Status, AgentPickupEnabled: s.AgentPickupEnabled, IsOnline: s.IsOnline, LastSeenAt: s.LastSeenAt})
+}
+
+// statusJSON is the answer of GET /agents/{id}/status, in the seed's order.
+type statusJSON struct {
+	Status             string   `json:"status"`
+	AgentPickupEnabled bool     `json:"agentPickupEnabled"`
+	IsOnline           bool     `json:"isOnline"`
+	LastSeenAt         *apiTime `json:"lastSeenAt"`
 }
 
 // agentPermissions answers the resolved permission set of an approved agent.

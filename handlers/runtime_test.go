@@ -342,6 +342,11 @@ func TestStoppedAgentAndOffboarding(t *testing.T) {
 	e.call(http.MethodGet, "/api/v1/agents/runner/permissions", key, nil).wantError(http.StatusForbidden, "agent_stopped")
 	e.call(http.MethodPost, "/api/v1/agents/runner/offline", key, nil).want(http.StatusOK)
 	e.call(http.MethodPost, "/api/v1/agents/runner/offline", key, nil).want(http.StatusOK)
+	// Its bound key keeps only /status and /offline.
+	team, _ := models.DefaultTeam(t.Context(), e.db, e.org.ID)
+	for _, path := range []string{"/api/v1/agent/orgs", "/api/v1/organizations/" + e.org.ID.String() + "/agents/mcp/list", "/api/v1/teams/" + team.ID.String() + "/onboarding"} {
+		e.call(http.MethodGet, path, key, nil).wantError(http.StatusForbidden, "agent_stopped")
+	}
 
 	// Offboarding: stop, then revoke the key; the runtime's next call is 401.
 	e.call(http.MethodDelete, "/api/v1/settings/api-keys/"+k.ID.String(), admin, nil).want(http.StatusOK)
