@@ -6,7 +6,6 @@ import (
 	"net/url"
 	"sort"
 	"strings"
-	"time"
 
 	"github.com/google/uuid"
 
@@ -177,13 +176,6 @@ func optBytes(n *int64) string {
 	return HumanBytes(*n)
 }
 
-func optText(s *string) string {
-	if s == nil || *s == "" {
-		return notReported
-	}
-	return *s
-}
-
 func orDash(s string) string {
 	if s == "" {
 		return "—"
@@ -254,13 +246,6 @@ func auditDetails(d map[string]any) string {
 		parts = append(parts, k+"="+string(b))
 	}
 	return strings.Join(parts, " ")
-}
-
-func lastSeenText(t *time.Time) string {
-	if t == nil {
-		return "never seen"
-	}
-	return "last seen " + relative(*t)
 }
 
 func teamSelected(f RosterFilter, id uuid.UUID) bool { return f.Team == id.String() }
