@@ -60,6 +60,50 @@ func (h *Handler) Routes() http.Handler {
 	mg.POST("/organizations/:orgId/teams", h.createTeam)
 	mg.PATCH("/organizations/:orgId/teams/:teamId", h.updateTeam)
 
+	// Agents, runtime API, API keys and board columns (issue 4).
+	ui.GET("/agents", h.rosterPage)
+	ui.GET("/agents/:agentId", h.agentDetailPage)
+	for _, action := range []string{"approve", "stop", "resume", "delete"} {
+		ui.POST("/agents/:agentId/"+action, h.agentActionHTML(action))
+	}
+	ui.POST("/agents/:agentId/pickup", h.setPickupHTML)
+	ui.POST("/agents/:agentId/permissions", h.setPermissionsHTML)
+	ui.GET("/settings/api-keys", h.keysPage)
+	ui.POST("/settings/api-keys", h.keysCreate)
+	for _, action := range []string{"disable", "enable", "revoke"} {
+		ui.POST("/settings/api-keys/:id/"+action, h.keyActionHTML(action))
+	}
+	ui.GET("/settings/columns", h.columnsPage)
+	ui.POST("/settings/columns", h.columnsCreate)
+	ui.POST("/settings/columns/:columnId", h.columnActionHTML("save"))
+	for _, action := range []string{"up", "down", "delete"} {
+		ui.POST("/settings/columns/:columnId/"+action, h.columnActionHTML(action))
+	}
+	rt := api.Group("", h.requireKey)
+	rt.POST("/teams/:teamId/agents/register", h.registerAgent)
+	rt.GET("/agents/:agentId/status", h.agentStatus)
+	rt.GET("/agents/:agentId/permissions", h.agentPermissions)
+	rt.POST("/agents/:agentId/online", h.agentOnline)
+	rt.POST("/agents/:agentId/offline", h.agentOffline)
+	rt.GET("/agent/orgs", h.requireLiveAgentKey, h.agentOrgs)
+	rt.GET("/organizations/:orgId/agents/mcp/list", h.requireLiveAgentKey, h.agentList)
+	api.GET("/teams/:teamId/onboarding", h.requireKeyOrUser, h.requireLiveAgentKey, h.teamOnboarding)
+	for _, action := range []string{"approve", "stop", "resume"} {
+		mg.PATCH("/agents/:agentId/"+action, h.agentActionAPI(action))
+	}
+	mg.DELETE("/agents/:agentId", h.deleteAgentAPI)
+	mg.PATCH("/agents/:agentId/pickup", h.setPickupAPI)
+	mg.PUT("/agents/:agentId/permissions", h.setPermissionsAPI)
+	mg.GET("/organizations/:orgId/agents", h.listOrgAgents)
+	mg.GET("/settings/api-keys", h.listKeysAPI)
+	mg.POST("/settings/api-keys", h.createKeyAPI)
+	mg.PATCH("/settings/api-keys/:id", h.updateKeyAPI)
+	mg.DELETE("/settings/api-keys/:id", h.revokeKeyAPI)
+	mg.GET("/organizations/:orgId/columns", h.listColumnsAPI)
+	mg.POST("/organizations/:orgId/columns", h.createColumnAPI)
+	mg.PATCH("/organizations/:orgId/columns/:columnId", h.updateColumnAPI)
+	mg.DELETE("/organizations/:orgId/columns/:columnId", h.deleteColumnAPI)
+
 	return r
 }
 

@@ -2,6 +2,7 @@ package models
 
 import (
 	"context"
+	"database/sql"
 	"errors"
 	"time"
 
@@ -101,6 +102,136 @@ func AuthenticateAPIKey(ctx context.Context, db bun.IDB, raw string) (*APIKey, e
 		if err != nil {
 			return nil, translate(err, "touch api key")
 		}
+	}
+	return k, nil
+}
+
+// KeyInput is what an admin gives when creating a team key.
+type KeyInput struct {
+	Name      string
+	Team      uuid.UUID
+	ExpiresAt *time.Time // nil: never
+}
+
+// CreateTeamKey creates a team key (not bound to an agent; it can register
+// agents in any team of org) and returns it with its plaintext, which is
+// shown once and never stored. The team must be in org.
+func CreateTeamKey(ctx context.Context, db bun.IDB, org uuid.UUID, in KeyInput, by Actor) (*APIKey, string, error) {
+	in.Name = cleanText(in.Name)
+	var v Validator
+	validText(&v, "name", in.Name, 100)
+	v.Check(in.ExpiresAt == nil || in.ExpiresAt.After(time.Now()), "expiresAt", "must be in the future")
+	v.Check(in.ExpiresAt == nil || in.ExpiresAt.Before(time.Now().AddDate(10, 0, 0)), "expiresAt", "must be within ten years")
+	if err := v.Err(); err != nil {
+		return nil, "", err
+	}
+	k, raw := newKeyRow(org, in.Team, in.Name)
+	k.CreatedBy, k.ExpiresAt = by.UserID(), in.ExpiresAt
+	err := InTx(ctx, db, func(tx bun.Tx) error {
+		if _, err := GetTeam(ctx, tx, org, in.Team); err != nil {
+			if errors.Is(err, ErrNotFound) {
+				return Invalid("teamId", "is not a team of this organization")
+			}
+			return err
+		}
+		if _, err := tx.NewInsert().Model(k).Returning("*").Exec(ctx); err != nil {
+			return translate(err, "create api key")
+		}
+		return Audit(ctx, tx, org, by, "api_key.created", "api_key", k.ID.String(),
+			map[string]any{"name": k.Name, "prefix": k.Prefix, "teamId": in.Team.String()})
+	})
+	if err != nil {
+		return nil, "", err
+	}
+	return k, raw, nil
+}
+
+// KeyFilter narrows a key listing.
+type KeyFilter struct {
+	Org   uuid.UUID
+	Agent string // only keys bound to this agent
+}
+
+// ListAPIKeys returns an org's keys, newest first (at most 1000).
+func ListAPIKeys(ctx context.Context, db bun.IDB, f KeyFilter) ([]APIKey, error) {
+	var keys []APIKey
+	q := db.NewSelect().Model(&keys).Where("org_id = ?", f.Org).OrderExpr("created_at DESC, id DESC").Limit(1000)
+	if f.Agent != "" {
+		q.Where("agent_id = ?", f.Agent)
+	}
+	err := q.Scan(ctx)
+	return keys, translate(err, "list api keys")
+}
+
+// GetAPIKey returns a key of org, or ErrNotFound.
+func GetAPIKey(ctx context.Context, db bun.IDB, org, id uuid.UUID) (*APIKey, error) {
+	k := new(APIKey)
+	err := db.NewSelect().Model(k).Where("org_id = ? AND id = ?", org, id).Scan(ctx)
+	return k, translate(err, "get api key")
+}
+
+// APIKeyOrg returns the org of a key, or ErrNotFound.
+func APIKeyOrg(ctx context.Context, db bun.IDB, id uuid.UUID) (uuid.UUID, error) {
+	var org uuid.UUID
+	err := db.NewSelect().Model((*APIKey)(nil)).Column("org_id").Where("id = ?", id).Scan(ctx, &org)
+	return org, translate(err, "get api key org")
+}
+
+// SetAPIKeyActive disables or re-enables a key. Asking for the current state
+// changes nothing; a revoked key cannot be re-enabled (409 key_revoked).
+// It returns ErrNotFound when the key is not in org.
+func SetAPIKeyActive(ctx context.Context, db bun.IDB, org, id uuid.UUID, active bool, by Actor) (*APIKey, error) {
+	k := new(APIKey)
+	err := InTx(ctx, db, func(tx bun.Tx) error {
+		err := tx.NewUpdate().Model(k).Set("is_active = ?", active).
+			Where("org_id = ? AND id = ? AND revoked_at IS NULL AND is_active = ?", org, id, !active).
+			Returning("*").Scan(ctx)
+		if errors.Is(err, sql.ErrNoRows) {
+			if err := tx.NewSelect().Model(k).Where("org_id = ? AND id = ?", org, id).Scan(ctx); err != nil {
+				return translate(err, "get api key")
+			}
+			if k.RevokedAt != nil && active {
+				return Conflict("key_revoked", "a revoked key cannot be enabled again", map[string]any{"state": "revoked"})
+			}
+			return nil
+		}
+		if err != nil {
+			return translate(err, "set api key active")
+		}
+		event := "api_key.disabled"
+		if active {
+			event = "api_key.enabled"
+		}
+		return Audit(ctx, tx, org, by, event, "api_key", id.String(), map[string]any{"prefix": k.Prefix})
+	})
+	if err != nil {
+		return nil, err
+	}
+	return k, nil
+}
+
+// RevokeAPIKey revokes a key for good (idempotent: revoking a revoked key
+// changes nothing). It returns ErrNotFound when the key is not in org.
+func RevokeAPIKey(ctx context.Context, db bun.IDB, org, id uuid.UUID, by Actor) (*APIKey, error) {
+	k := new(APIKey)
+	err := InTx(ctx, db, func(tx bun.Tx) error {
+		err := tx.NewUpdate().Model(k).Set("revoked_at = now()").Set("is_active = false").
+			Where("org_id = ? AND id = ? AND revoked_at IS NULL", org, id).Returning("*").Scan(ctx)
+		if errors.Is(err, sql.ErrNoRows) {
+			err := tx.NewSelect().Model(k).Where("org_id = ? AND id = ?", org, id).Scan(ctx)
+			return translate(err, "get api key")
+		}
+		if err != nil {
+			return translate(err, "revoke api key")
+		}
+		details := map[string]any{"prefix": k.Prefix}
+		if k.AgentID != nil {
+			details["agentId"] = *k.AgentID
+		}
+		return Audit(ctx, tx, org, by, "api_key.revoked", "api_key", id.String(), details)
+	})
+	if err != nil {
+		return nil, err
 	}
 	return k, nil
 }

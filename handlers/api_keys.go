@@ -1,0 +1,292 @@
+package handlers
+
+import (
+	"errors"
+	"net/http"
+	"net/url"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/gin-gonic/gin"
+	"github.com/google/uuid"
+
+	"github.com/agentroster/agentroster/models"
+	"github.com/agentroster/agentroster/views"
+)
+
+func keyRows(keys []models.APIKey, teams map[uuid.UUID]string) []views.KeyRow {
+	now := time.Now()
+	rows := make([]views.KeyRow, len(keys))
+	for i, k := range keys {
+		rows[i] = views.KeyRow{Key: k, TeamName: teams[k.TeamID], State: k.State(now)}
+	}
+	return rows
+}
+
+// keyScope finds the org of :id and checks that the caller administers it.
+// A key in an org the caller cannot see is a 404.
+func (h *Handler) keyScope(c *gin.Context) (uuid.UUID, uuid.UUID, error) {
+	id, err := pathUUID(c, "id")
+	if err != nil {
+		return uuid.Nil, uuid.Nil, err
+	}
+	org, err := models.APIKeyOrg(c, h.db, id)
+	if err != nil {
+		return uuid.Nil, uuid.Nil, err
+	}
+	if q := c.Query("orgId"); q != "" && q != org.String() {
+		return uuid.Nil, uuid.Nil, errNotFound
+	}
+	return org, id, h.requireAdminOf(c, org)
+}
+
+// --- JSON ---
+
+// listKeysAPI serves GET /settings/api-keys?orgId=.
+func (h *Handler) listKeysAPI(c *gin.Context) {
+	s, err := h.currentScope(c)
+	var keys []models.APIKey
+	if err == nil {
+		keys, err = models.ListAPIKeys(c, h.db, models.KeyFilter{Org: s.Org.ID, Agent: c.Query("agentId")})
+	}
+	if err != nil {
+		h.fail(c, err)
+		return
+	}
+	out := make([]keyJSON, len(keys))
+	for i := range keys {
+		out[i] = toKeyJSON(&keys[i], "")
+	}
+	c.JSON(http.StatusOK, out)
+}
+
+type createKeyRequest struct {
+	Name      string     `json:"name"`
+	OrgID     string     `json:"orgId"`
+	TeamID    string     `json:"teamId"`
+	ExpiresAt *time.Time `json:"expiresAt"`
+}
+
+// createKeyAPI serves POST /settings/api-keys {name, orgId, teamId?, expiresAt?}
+// → 201 with the plaintext key, the only time it is shown.
+func (h *Handler) createKeyAPI(c *gin.Context) {
+	var req createKeyRequest
+	if err := decodeJSON(c, &req); err != nil {
+		h.fail(c, err)
+		return
+	}
+	var org uuid.UUID
+	var err error
+	if req.OrgID != "" {
+		if org, err = uuid.Parse(req.OrgID); err != nil {
+			h.fail(c, models.Invalid("orgId", "must be a UUID"))
+			return
+		}
+		err = h.requireAdminOf(c, org)
+	} else {
+		var s scope
+		s, err = h.adminScope(c)
+		if err == nil {
+			org = s.Org.ID
+		}
+	}
+	var team uuid.UUID
+	if err == nil {
+		team, err = h.keyTeam(c, org, req.TeamID)
+	}
+	var k *models.APIKey
+	var raw string
+	if err == nil {
+		k, raw, err = models.CreateTeamKey(c, h.db, org, models.KeyInput{Name: req.Name, Team: team, ExpiresAt: req.ExpiresAt}, h.actor(c))
+	}
+	if err != nil {
+		h.fail(c, err)
+		return
+	}
+	c.JSON(http.StatusCreated, toKeyJSON(k, raw))
+}
+
+// keyTeam is the team a new key belongs to: the given one, or the org's default.
+func (h *Handler) keyTeam(c *gin.Context, org uuid.UUID, teamID string) (uuid.UUID, error) {
+	if teamID == "" {
+		t, err := models.DefaultTeam(c, h.db, org)
+		if err != nil {
+			return uuid.Nil, err
+		}
+		return t.ID, nil
+	}
+	id, err := uuid.Parse(teamID)
+	if err != nil {
+		return uuid.Nil, models.Invalid("teamId", "must be a UUID")
+	}
+	return id, nil
+}
+
+// updateKeyAPI serves PATCH /settings/api-keys/{id} {isActive}.
+func (h *Handler) updateKeyAPI(c *gin.Context) {
+	org, id, err := h.keyScope(c)
+	var req struct {
+		IsActive *bool `json:"isActive"`
+	}
+	if err == nil {
+		err = decodeJSON(c, &req)
+	}
+	if err == nil && req.IsActive == nil {
+		err = models.Invalid("isActive", "is required (true or false)")
+	}
+	var k *models.APIKey
+	if err == nil {
+		k, err = models.SetAPIKeyActive(c, h.db, org, id, *req.IsActive, h.actor(c))
+	}
+	if err != nil {
+		h.fail(c, err)
+		return
+	}
+	c.JSON(http.StatusOK, toKeyJSON(k, ""))
+}
+
+// revokeKeyAPI serves DELETE /settings/api-keys/{id}: revoke, idempotent.
+func (h *Handler) revokeKeyAPI(c *gin.Context) {
+	org, id, err := h.keyScope(c)
+	if err == nil {
+		_, err = models.RevokeAPIKey(c, h.db, org, id, h.actor(c))
+	}
+	if err != nil {
+		h.fail(c, err)
+		return
+	}
+	c.JSON(http.StatusOK, gin.H{"success": true})
+}
+
+// --- HTML ---
+
+func (h *Handler) keysData(c *gin.Context, s scope) (views.APIKeysData, error) {
+	d := views.APIKeysData{CanWrite: s.admin()}
+	teams, err := models.ListTeams(c, h.db, s.Org.ID)
+	if err != nil {
+		return d, err
+	}
+	keys, err := models.ListAPIKeys(c, h.db, models.KeyFilter{Org: s.Org.ID})
+	if err != nil {
+		return d, err
+	}
+	d.Teams, d.Rows = teams, keyRows(keys, teamNames(teams))
+	return d, nil
+}
+
+// keysPage serves GET /settings/api-keys.
+func (h *Handler) keysPage(c *gin.Context) {
+	s, n, ok := h.page(c, "API keys", "settings")
+	if !ok {
+		return
+	}
+	d, err := h.keysData(c, s)
+	if err != nil {
+		h.fail(c, err)
+		return
+	}
+	h.render(c, views.APIKeysPage(n, d))
+}
+
+// expiryFromPreset turns the form's preset (days or "never") into a time.
+func expiryFromPreset(p string) (*time.Time, error) {
+	if p == "never" {
+		return nil, nil
+	}
+	for _, e := range views.ExpiryPresets {
+		if e.Value == p {
+			days, _ := strconv.Atoi(p)
+			t := time.Now().AddDate(0, 0, days)
+			return &t, nil
+		}
+	}
+	return nil, models.Invalid("expiry", "choose one of the offered lifetimes")
+}
+
+// keysCreate serves POST /settings/api-keys. The answer carries the plaintext
+// key once: htmx gets the section, a plain post the whole page (no redirect,
+// so the key is never in a URL and a reload shows the list without it).
+func (h *Handler) keysCreate(c *gin.Context) {
+	s, n, ok := h.page(c, "API keys", "settings")
+	if !ok {
+		return
+	}
+	if !s.admin() {
+		h.fail(c, errViewer)
+		return
+	}
+	f := views.KeyForm{Name: c.PostForm("name"), TeamID: c.PostForm("teamId"), Expiry: c.PostForm("expiry")}
+	exp, err := expiryFromPreset(f.Expiry)
+	var team uuid.UUID
+	if err == nil {
+		team, err = h.keyTeam(c, s.Org.ID, f.TeamID)
+	}
+	var k *models.APIKey
+	var raw string
+	if err == nil {
+		k, raw, err = models.CreateTeamKey(c, h.db, s.Org.ID, models.KeyInput{Name: f.Name, Team: team, ExpiresAt: exp}, h.actor(c))
+	}
+	var ve *models.ValidationError
+	if err != nil && !errors.As(err, &ve) {
+		h.fail(c, err)
+		return
+	}
+	d, derr := h.keysData(c, s)
+	if derr != nil {
+		h.fail(c, derr)
+		return
+	}
+	status := http.StatusOK
+	if ve != nil {
+		f.Errors = ve.Fields
+		d.Form = f
+		if !isHTMX(c) {
+			status = http.StatusBadRequest
+		}
+	} else {
+		d.NewKey = &views.NewKey{Raw: raw, Name: k.Name, Prefix: k.Prefix}
+	}
+	if isHTMX(c) {
+		h.render(c, views.APIKeysSection(d))
+		return
+	}
+	h.renderStatus(c, status, views.APIKeysPage(n, d))
+}
+
+// keyActionHTML serves POST /settings/api-keys/{id}/disable|enable|revoke.
+// htmx gets the updated row; a plain post goes back to the list (or to the
+// agent page when the button was there).
+func (h *Handler) keyActionHTML(action string) gin.HandlerFunc {
+	return func(c *gin.Context) {
+		org, id, err := h.keyScope(c)
+		var k *models.APIKey
+		if err == nil {
+			switch action {
+			case "revoke":
+				k, err = models.RevokeAPIKey(c, h.db, org, id, h.actor(c))
+			default:
+				k, err = models.SetAPIKeyActive(c, h.db, org, id, action == "enable", h.actor(c))
+			}
+		}
+		if err != nil {
+			h.fail(c, err)
+			return
+		}
+		agent, fromAgent := strings.CutPrefix(c.PostForm("from"), "agent:")
+		if isHTMX(c) {
+			name := ""
+			if t, err := models.GetTeam(c, h.db, org, k.TeamID); err == nil {
+				name = t.Name
+			}
+			row := views.KeyRow{Key: *k, TeamName: name, State: k.State(time.Now())}
+			h.render(c, views.KeyRowView(row, true, !fromAgent))
+			return
+		}
+		if fromAgent && models.ValidAgentID(agent) {
+			seeOther(c, "/agents/"+url.PathEscape(agent))
+			return
+		}
+		seeOther(c, "/settings/api-keys")
+	}
+}

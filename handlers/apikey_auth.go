@@ -1,0 +1,125 @@
+package handlers
+
+import (
+	"errors"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/gin-gonic/gin"
+
+	"github.com/agentroster/agentroster/models"
+)
+
+// apiKeyFrom returns the API key of an `Authorization: ApiKey <key>` header,
+// or of `Bearer <key>` when the token carries the key prefix. ok is false when
+// the header holds no API key at all (absent, or an operator's bearer token).
+func apiKeyFrom(c *gin.Context) (key string, ok bool) {
+	scheme, tok, _ := strings.Cut(strings.TrimSpace(c.GetHeader("Authorization")), " ")
+	tok = strings.TrimSpace(tok)
+	switch {
+	case strings.EqualFold(scheme, "ApiKey"):
+		return tok, true
+	case strings.EqualFold(scheme, "Bearer") && strings.HasPrefix(tok, models.APIKeyPrefix):
+		return tok, true
+	}
+	return "", false
+}
+
+// exhausted reports whether key has no token left, without taking one, and
+// how long until the next.
+func (l *limiter) exhausted(key string) (bool, time.Duration) {
+	now := time.Now()
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	b, ok := l.buckets[key]
+	if !ok {
+		return false, 0
+	}
+	if tokens := b.lim.TokensAt(now); tokens < 1 {
+		return true, time.Duration((1 - tokens) * float64(l.every))
+	}
+	return false, 0
+}
+
+// requireKey lets only requests with a live API key through and stores the key
+// for currentKey. A missing key is 401 unauthorized; an unknown, disabled,
+// revoked or expired one is 401 invalid_credential. Failures are counted per
+// client IP (h.badKeyIP): once that budget is spent the IP gets 429 with
+// Retry-After, even with a good key, until it refills.
+func (h *Handler) requireKey(c *gin.Context) {
+	raw, ok := apiKeyFrom(c)
+	if !ok {
+		c.Header("WWW-Authenticate", `ApiKey realm="agentroster"`)
+		h.fail(c, errUnauthenticated)
+		return
+	}
+	ip := c.ClientIP()
+	if spent, retry := h.badKeyIP.exhausted(ip); spent {
+		h.fail(c, &rateLimited{retry: retry})
+		return
+	}
+	key, err := models.AuthenticateAPIKey(c, h.db, raw)
+	if errors.Is(err, models.ErrUnauthorized) {
+		if err := limit(h.badKeyIP, ip); err != nil {
+			h.fail(c, err)
+			return
+		}
+		h.fail(c, errBadCredential)
+		return
+	}
+	if err != nil {
+		h.fail(c, err)
+		return
+	}
+	c.Set(ctxKey, key)
+	c.Next()
+}
+
+// requireKeyOrUser accepts an API key or an operator (bearer token or session).
+func (h *Handler) requireKeyOrUser(c *gin.Context) {
+	if _, ok := apiKeyFrom(c); ok {
+		h.requireKey(c)
+		return
+	}
+	h.requireUser(c)
+}
+
+var (
+	errKeyBound = newErr(http.StatusForbidden, "key_bound_to_other_agent", "this API key belongs to another agent")
+)
+
+// keyAgent loads the agent of :agentId for the calling key: a key bound to an
+// agent may act only on that agent (403 key_bound_to_other_agent); the agent
+// must be in the key's org (404 otherwise).
+func (h *Handler) keyAgent(c *gin.Context) (*models.Agent, error) {
+	k := currentKey(c)
+	id := c.Param("agentId")
+	if k.AgentID != nil && *k.AgentID != id {
+		return nil, errKeyBound
+	}
+	if !models.ValidAgentID(id) {
+		return nil, errNotFound
+	}
+	return models.GetAgent(c, h.db, k.OrgID, id)
+}
+
+// requireLiveAgentKey refuses a key bound to an agent that is not approved
+// (403 agent_stopped, 409 agent_not_approved) on runtime routes that do not
+// name an agent: a stopped agent keeps only /status and /offline.
+func (h *Handler) requireLiveAgentKey(c *gin.Context) {
+	k := currentKey(c)
+	if k == nil || k.AgentID == nil {
+		c.Next()
+		return
+	}
+	a, err := models.GetAgent(c, h.db, k.OrgID, *k.AgentID)
+	if err == nil {
+		err = models.CheckActive(a, c.Request.Method+" "+c.FullPath())
+	}
+	if err != nil {
+		h.fail(c, err)
+		return
+	}
+	c.Next()
+}
