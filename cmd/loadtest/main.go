@@ -186,10 +186,13 @@ type scenario struct {
 
 func same(n int) int { return n }
 
+// seq numbers units of work across every phase, so generated names never repeat.
+var seq atomic.Int64
+
 // measure runs sc for d with conc workers.
 func measure(sc scenario, d time.Duration, conc int) result {
 	var (
-		n, errs  atomic.Int64
+		errs     atomic.Int64
 		mu       sync.Mutex
 		lat      []time.Duration
 		firstErr atomic.Value
@@ -204,7 +207,7 @@ func measure(sc scenario, d time.Duration, conc int) result {
 			local := make([]time.Duration, 0, 4096)
 			for i := int64(0); time.Now().Before(deadline); i++ {
 				t0 := time.Now()
-				err := sc.do(w, n.Add(1))
+				err := sc.do(w, seq.Add(1))
 				local = append(local, time.Since(t0))
 				if err != nil {
 					errs.Add(1)
