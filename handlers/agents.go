@@ -274,6 +274,7 @@ func (h *Handler) rosterPage(c *gin.Context) {
 		d.NextURL = "/agents?" + q.Encode()
 		q.Del("after")
 	}
+	d.SelfURL = c.Request.URL.RequestURI()
 	if f.After != nil {
 		d.FirstURL = "/agents"
 		if len(q) > 0 {
@@ -325,6 +326,44 @@ func (h *Handler) agentActionHTML(action string) gin.HandlerFunc {
 		}
 		seeOther(c, "/agents")
 	}
+}
+
+// agentRowHTML serves GET /agents/{id}/row: the roster row as it is now, which
+// the page fetches when a live update names the agent. A deleted agent's row
+// is empty, so the swap removes it.
+func (h *Handler) agentRowHTML(c *gin.Context) {
+	s, err := h.currentScope(c)
+	var id string
+	if err == nil {
+		id, err = pathAgentID(c)
+	}
+	var a *models.Agent
+	if err == nil {
+		a, err = models.GetAgent(c, h.db, s.Org.ID, id)
+	}
+	if errors.Is(err, models.ErrNotFound) {
+		c.Data(http.StatusOK, "text/html; charset=utf-8", nil)
+		return
+	}
+	if err != nil {
+		h.fail(c, err)
+		return
+	}
+	h.render(c, views.AgentRow(h.rosterRow(c, a, nil), s.admin()))
+}
+
+// pendingBadge serves the nav's pending join request count.
+func (h *Handler) pendingBadge(c *gin.Context) {
+	s, err := h.currentScope(c)
+	var n int
+	if err == nil {
+		n, err = models.CountPendingJoinRequests(c, h.db, s.Org.ID)
+	}
+	if err != nil {
+		h.fail(c, err)
+		return
+	}
+	h.render(c, views.PendingBadge(n))
 }
 
 // agentDetailPage serves GET /agents/{id}.

@@ -197,8 +197,10 @@ func (h *Handler) events(c *gin.Context) {
 // eventNames maps a change to the SSE event names pages listen for.
 func eventNames(ev models.Event) []string {
 	switch ev.Kind {
-	case "agent":
-		return []string{"agent-" + ev.ID, "agents"}
+	case "agent": // one agent changed: its roster row refreshes
+		return []string{"agent-" + ev.ID}
+	case "agent_list": // agents were added or removed: the roster refreshes
+		return []string{"roster"}
 	case "join_request":
 		return []string{"join_requests"}
 	case "invite":

@@ -43,6 +43,7 @@ func (h *Handler) Routes() http.Handler {
 	ui := r.Group("/", noStore, h.requireUser)
 	ui.POST("/orgs/switch", h.switchOrg)
 	ui.GET("/events", h.events)
+	ui.GET("/nav/pending-badge", h.pendingBadge)
 	ui.GET("/settings/teams", h.teamsPage)
 	ui.POST("/settings/teams", h.teamsCreate)
 	ui.GET("/settings/teams/:teamId", h.teamEditPage)
@@ -63,6 +64,7 @@ func (h *Handler) Routes() http.Handler {
 	// Agents, runtime API, API keys and board columns (issue 4).
 	ui.GET("/agents", h.rosterPage)
 	ui.GET("/agents/:agentId", h.agentDetailPage)
+	ui.GET("/agents/:agentId/row", h.agentRowHTML)
 	for _, action := range []string{"approve", "stop", "resume", "delete"} {
 		ui.POST("/agents/:agentId/"+action, h.agentActionHTML(action))
 	}

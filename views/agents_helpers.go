@@ -48,6 +48,7 @@ type RosterData struct {
 	Filter   RosterFilter
 	NextURL  string // empty on the last page
 	FirstURL string // set when not on the first page
+	SelfURL  string // this view, refetched when the list changes
 	CanWrite bool
 }
 
