@@ -3,8 +3,10 @@ package handlers
 import (
 	"context"
 	"net/http"
+	"strings"
 	"testing"
 
+	"github.com/chromedp/cdproto/browser"
 	"github.com/chromedp/cdproto/emulation"
 	"github.com/chromedp/cdproto/page"
 	"github.com/chromedp/chromedp"
@@ -177,4 +179,63 @@ func defaultTeamID(t *testing.T, e *env) string {
 	var teams []struct{ ID string }
 	e.call(http.MethodGet, "/api/v1/organizations/"+e.org.ID.String()+"/teams", e.token("root@example.com"), nil).want(http.StatusOK).decode(&teams)
 	return teams[0].ID
+}
+
+// grantClipboard lets the page write to the clipboard without a prompt.
+func grantClipboard(t *testing.T, ctx context.Context, origin string) {
+	t.Helper()
+	for _, name := range []string{"clipboard-read", "clipboard-write"} {
+		_, err := chromedp.CallBrowser(ctx, browser.SetPermission, browser.SetPermissionParams{
+			Permission: &browser.PermissionDescriptor{Name: name, AllowWithoutSanitization: true},
+			Setting:    browser.PermissionSettingGranted,
+			Origin:     origin,
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+// copyStates clicks the copy button sel and returns the data-copy-state values
+// it went through, and the clipboard's text afterwards.
+func copyStates(t *testing.T, ctx context.Context, sel string) ([]string, string) {
+	t.Helper()
+	value(t, ctx, chromedp.Evaluate[bool](`(() => {
+		const b = document.querySelector(`+jsString(sel)+`);
+		window.__copyStates = [];
+		new MutationObserver(() => window.__copyStates.push(b.getAttribute("data-copy-state")))
+			.observe(b, {attributes: true, attributeFilter: ["data-copy-state"]});
+		return true;
+	})()`))
+	do(t, ctx, "click copy",
+		chromedp.Click(chromedp.CSS(sel)),
+		chromedp.WaitVisible(chromedp.CSS(sel+`[data-copy-state="done"]`)),
+	)
+	states := value(t, ctx, chromedp.Evaluate[[]string](`window.__copyStates`))
+	clip := value(t, ctx, chromedp.Evaluate[string](`navigator.clipboard.readText()`, chromedp.EvalAwaitPromise))
+	return states, clip
+}
+
+// TestBrowserNewAPIKeyCopy: a new key is shown once, and its copy button puts
+// it on the clipboard while flashing check → copy → done.
+func TestBrowserNewAPIKeyCopy(t *testing.T) {
+	e := newEnv(t)
+	ctx := newBrowser(t)
+	grantClipboard(t, ctx, e.srv.URL)
+	signInBrowser(t, ctx, e, "root@example.com")
+	do(t, ctx, "create a key",
+		chromedp.Navigate(e.srv.URL+"/settings/api-keys"),
+		chromedp.SendKeys(chromedp.CSS("#key-name"), "ci-runner"),
+		chromedp.Click(chromedp.CSS(`[data-testid="new-key-form"] button[type="submit"]`)),
+		chromedp.WaitVisible(chromedp.CSS(`[data-testid="new-key"]`)),
+	)
+	raw := value(t, ctx, chromedp.Value(chromedp.CSS(`[data-testid="new-key-value"]`)))
+	states, clip := copyStates(t, ctx, `[data-testid="new-key"] [data-testid="copy-button"]`)
+	if strings.Join(states, " → ") != "check → copy → done" {
+		t.Fatalf("copy states %q, want check → copy → done", states)
+	}
+	if clip != raw || !strings.HasPrefix(raw, "ag_ak_") {
+		t.Fatalf("clipboard %q, key %q", clip, raw)
+	}
+	shoot(t, ctx, "settings-api-key-created")
 }
