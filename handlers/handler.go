@@ -50,8 +50,8 @@ type Handler struct {
 	sealer *models.Sealer
 	secure bool
 
-	loginIP, loginEmail, inviteIP, claimIP, badKeyIP *limiter
-	broker                                           *broker
+	loginIP, loginEmail, inviteIP, claimIP, badKeyIP, linkIP *limiter
+	broker                                                   *broker
 
 	ctx      context.Context // cancelled by BeginShutdown
 	shutdown context.CancelFunc
@@ -97,6 +97,7 @@ func New(d Deps) (*Handler, error) {
 		inviteIP:   newLimiter(time.Second, 30),
 		claimIP:    newLimiter(200*time.Millisecond, 60),
 		badKeyIP:   newLimiter(2*time.Second, 20),
+		linkIP:     newLimiter(time.Second, 30),
 	}
 	h.cookie.Options = &sessions.Options{
 		Path: "/", MaxAge: int(cfg.SessionMaxAge / time.Second),
@@ -135,7 +136,7 @@ func (h *Handler) housekeeping() {
 		case <-h.ctx.Done():
 			return
 		case <-t.C:
-			for _, l := range []*limiter{h.loginIP, h.loginEmail, h.inviteIP, h.claimIP, h.badKeyIP} {
+			for _, l := range []*limiter{h.loginIP, h.loginEmail, h.inviteIP, h.claimIP, h.badKeyIP, h.linkIP} {
 				l.sweep()
 			}
 			if _, err := models.DeleteExpiredSessions(h.ctx, h.db); err != nil && h.ctx.Err() == nil {

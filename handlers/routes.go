@@ -106,6 +106,30 @@ func (h *Handler) Routes() http.Handler {
 	mg.PATCH("/organizations/:orgId/columns/:columnId", h.updateColumnAPI)
 	mg.DELETE("/organizations/:orgId/columns/:columnId", h.deleteColumnAPI)
 
+	// Administration and operations (issue 10): members and roles, account,
+	// set-password links, platform admin, audit, metrics, notifications.
+	r.GET("/set-password/:token", noStore, h.setPasswordPage)
+	r.POST("/set-password/:token", noStore, h.setPasswordSubmit)
+	ui.GET("/settings/members", h.membersPage)
+	ui.POST("/settings/members", h.membersAdd)
+	ui.POST("/settings/members/:userId/role", h.memberAction("role"))
+	ui.POST("/settings/members/:userId/remove", h.memberAction("remove"))
+	ui.GET("/account", h.accountPage)
+	ui.POST("/account/password", h.accountPassword)
+	ui.GET("/platform", h.platformPage)
+	ui.POST("/platform/orgs", h.platformCreateOrg)
+	ui.POST("/platform/orgs/:orgId", h.platformUpdateOrg)
+	ui.POST("/platform/users/:userId/sa", h.platformUserAction("sa"))
+	ui.POST("/platform/users/:userId/disable", h.platformUserAction("disable"))
+	mg.GET("/organizations/:orgId/members", h.listMembersAPI)
+	mg.POST("/organizations/:orgId/members", h.addMemberAPI)
+	mg.PATCH("/organizations/:orgId/members/:userId", h.updateMemberAPI)
+	mg.DELETE("/organizations/:orgId/members/:userId", h.removeMemberAPI)
+	mg.POST("/account/password", h.accountPasswordAPI)
+	mg.PATCH("/organizations/:orgId", h.updateOrgAPI)
+	mg.GET("/users", h.listUsersAPI)
+	mg.PATCH("/users/:userId", h.updateUserAPI)
+
 	return r
 }
 

@@ -15,7 +15,7 @@ import (
 // Nav is what the layout needs to draw the header.
 type Nav struct {
 	Title        string
-	Active       string // agents, invites, join-requests, settings, audit
+	Active       string // agents, invites, join-requests, settings, audit, platform
 	UserEmail    string
 	IsSA         bool
 	Orgs         []models.Organization
