@@ -52,6 +52,7 @@ type Handler struct {
 
 	loginIP, loginEmail, inviteIP, claimIP, badKeyIP, linkIP *limiter
 	broker                                                   *broker
+	metrics                                                  *metrics
 
 	ctx      context.Context // cancelled by BeginShutdown
 	shutdown context.CancelFunc
@@ -105,6 +106,11 @@ func New(d Deps) (*Handler, error) {
 	}
 	h.ctx, h.shutdown = context.WithCancel(context.Background())
 	h.broker = newBroker(d.Log, d.DatabaseURL)
+	h.metrics = newMetrics(h)
+	for name, l := range map[string]*limiter{"login_ip": h.loginIP, "login_email": h.loginEmail, "invite_ip": h.inviteIP,
+		"claim_ip": h.claimIP, "api_key_ip": h.badKeyIP, "link_ip": h.linkIP} {
+		l.rejected = h.metrics.limiterRejected(name)
+	}
 	h.wg.Add(1)
 	go h.housekeeping()
 	if d.DatabaseURL != "" {

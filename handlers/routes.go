@@ -129,6 +129,11 @@ func (h *Handler) Routes() http.Handler {
 	mg.PATCH("/organizations/:orgId", h.updateOrgAPI)
 	mg.GET("/users", h.listUsersAPI)
 	mg.PATCH("/users/:userId", h.updateUserAPI)
+	r.GET("/metrics", h.metricsEndpoint())
+	ui.GET("/audit", h.auditPage)
+	ui.GET("/audit/export", h.auditExport)
+	mg.GET("/audit", h.auditAPI)
+	mg.GET("/audit/export", h.auditExport)
 
 	return r
 }
