@@ -134,6 +134,18 @@ func (h *Handler) Routes() http.Handler {
 	ui.GET("/audit/export", h.auditExport)
 	mg.GET("/audit", h.auditAPI)
 	mg.GET("/audit/export", h.auditExport)
+	ui.GET("/settings/notifications", h.notificationsPage)
+	ui.POST("/settings/notifications", h.notificationsCreate)
+	ui.GET("/settings/notifications/:endpointId", h.webhookLogPage)
+	for _, action := range []string{"test", "enable", "disable", "delete"} {
+		ui.POST("/settings/notifications/:endpointId/"+action, h.webhookActionHTML(action))
+	}
+	mg.GET("/organizations/:orgId/webhooks", h.listWebhooksAPI)
+	mg.POST("/organizations/:orgId/webhooks", h.createWebhookAPI)
+	mg.PATCH("/organizations/:orgId/webhooks/:endpointId", h.updateWebhookAPI)
+	mg.DELETE("/organizations/:orgId/webhooks/:endpointId", h.deleteWebhookAPI)
+	mg.POST("/organizations/:orgId/webhooks/:endpointId/test", h.testWebhookAPI)
+	mg.GET("/organizations/:orgId/webhooks/:endpointId/deliveries", h.webhookDeliveriesAPI)
 
 	return r
 }

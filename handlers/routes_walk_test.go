@@ -88,9 +88,13 @@ func (e *env) walkParams() map[string]string {
 		e.t.Fatal(err)
 	}
 	target := e.user("target@example.com", models.RoleViewer)
+	ep, _, err := models.CreateWebhook(ctx, e.db, e.h.sealer, e.org.ID, models.WebhookInput{URL: "http://127.0.0.1:9/hook", Events: []string{models.NotifyAgentPending}}, e.actor)
+	if err != nil {
+		e.t.Fatal(err)
+	}
 	return map[string]string{
 		"orgId": e.org.ID.String(), "teamId": team.ID.String(), "agentId": "walk-agent", "id": key.ID.String(),
-		"columnId": "col_backlog", "userId": target.ID.String(),
+		"columnId": "col_backlog", "userId": target.ID.String(), "endpointId": ep.ID.String(),
 		"token": models.RandomBase62(43), "path": "js/app.js",
 	}
 }

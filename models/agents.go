@@ -191,7 +191,11 @@ func RegisterAgent(ctx context.Context, db bun.IDB, org, team uuid.UUID, in Regi
 		if err := insertAgent(ctx, tx, a); err != nil {
 			return err
 		}
-		return Audit(ctx, tx, org, by, "agent.registered", "agent", a.ID, map[string]any{"teamId": team.String(), "title": a.Title})
+		if err := Audit(ctx, tx, org, by, "agent.registered", "agent", a.ID, map[string]any{"teamId": team.String(), "title": a.Title}); err != nil {
+			return err
+		}
+		return EnqueueNotification(ctx, tx, org, NotifyAgentPending,
+			map[string]any{"agentId": a.ID, "title": a.Title, "teamId": team.String(), "path": "/agents/" + a.ID})
 	})
 	if errors.Is(err, ErrConflict) {
 		return nil, Conflict("agent_exists", "an agent with this id already exists in the organization", map[string]any{"id": in.ID})
