@@ -184,6 +184,14 @@ func (h *Handler) auditExport(c *gin.Context) {
 		h.fail(c, err)
 		return
 	}
+	details := map[string]any{}
+	for k, v := range auditQuery(c) {
+		details[k] = v[0]
+	}
+	if err := models.Audit(c, h.db, f.Org, h.actor(c), "audit.exported", "audit", "", details); err != nil {
+		h.fail(c, err)
+		return
+	}
 	c.Header("Content-Type", "text/csv; charset=utf-8")
 	c.Header("Content-Disposition", `attachment; filename="audit-`+time.Now().UTC().Format("20060102-150405")+`.csv"`)
 	c.Status(http.StatusOK)

@@ -176,6 +176,13 @@ func TestWebhookSignedRetriedThenDelivered(t *testing.T) {
 		metricValue(s, "agentroster_notification_deliveries_total", map[string]string{"outcome": "delivered"}) != 1 {
 		t.Fatal("delivery metrics did not move")
 	}
+	// Settled deliveries and their log are pruned after the retention time.
+	if n, err := models.PruneNotifications(t.Context(), e.db, 0); err != nil || n != 1 {
+		t.Fatalf("prune: %d, %v", n, err)
+	}
+	if as, _ := models.ListAttempts(t.Context(), e.db, e.org.ID, id); len(as) != 0 {
+		t.Fatal("attempt log outlived its delivery")
+	}
 }
 
 func TestWebhookTwoWorkersSendEachOnce(t *testing.T) {

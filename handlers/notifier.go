@@ -20,6 +20,9 @@ import (
 	"github.com/agentroster/agentroster/models"
 )
 
+// notificationLogKeep is how long settled deliveries and their attempt log are kept.
+const notificationLogKeep = 30 * 24 * time.Hour
+
 // NotifierOptions tune the webhook worker; zero values take the defaults.
 type NotifierOptions struct {
 	Timeout      time.Duration // per request (default 5 s)
@@ -99,6 +102,9 @@ func (n *Notifier) Run(ctx context.Context) {
 			lastStale = time.Now()
 			if _, err := models.EnqueueStaleAgents(ctx, n.h.db, n.h.cfg.PresenceWindow); err != nil && ctx.Err() == nil {
 				n.h.log.Warn("notifications: stale agents", "err", err)
+			}
+			if _, err := models.PruneNotifications(ctx, n.h.db, notificationLogKeep); err != nil && ctx.Err() == nil {
+				n.h.log.Warn("notifications: prune", "err", err)
 			}
 		}
 		claimed, free := n.dispatch(ctx)

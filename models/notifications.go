@@ -417,6 +417,17 @@ func ListAttempts(ctx context.Context, db bun.IDB, org, endpoint uuid.UUID) ([]A
 	return out, translate(rows.Err(), "list attempts")
 }
 
+// PruneNotifications deletes settled deliveries (and their attempt logs)
+// finished more than keep ago. It returns how many deliveries went.
+func PruneNotifications(ctx context.Context, db bun.IDB, keep time.Duration) (int64, error) {
+	res, err := db.ExecContext(ctx, `DELETE FROM notification_outbox
+		WHERE status <> 'pending' AND finished_at < now() - make_interval(secs => ?)`, keep.Seconds())
+	if err != nil {
+		return 0, translate(err, "prune notifications")
+	}
+	return res.RowsAffected()
+}
+
 // EnqueueStaleAgents finds online agents not heard from within window and
 // queues agent.stale for each, once per silence (an agent that reports again
 // and falls silent again is announced again). It returns how many it found.
