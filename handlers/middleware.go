@@ -38,6 +38,7 @@ func (h *Handler) requestContext(c *gin.Context) {
 	c.Set(ctxLogger, log)
 	start := time.Now()
 	c.Next()
+	h.metrics.observe(c, time.Since(start))
 	status := c.Writer.Status()
 	level := slog.LevelInfo
 	if status >= 500 {
