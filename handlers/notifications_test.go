@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/url"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -391,12 +392,21 @@ func TestWebhookInputAndPages(t *testing.T) {
 	vt := e.token("viewer@example.com")
 	e.call(http.MethodGet, base, vt, nil).want(http.StatusOK)
 	e.call(http.MethodPost, base+"/"+id.String()+"/test", vt, nil).wantError(http.StatusForbidden, "forbidden")
+	e.call(http.MethodPost, base+"/"+id.String()+"/test", tok, nil).want(http.StatusAccepted)
+	e.call(http.MethodPost, base+"/"+id.String()+"/test", tok, nil).wantError(http.StatusConflict, "test_pending")
 	e.otherOrg("Other", "other@example.com")
 	e.call(http.MethodDelete, base+"/"+id.String(), e.token("other@example.com"), nil).wantError(http.StatusNotFound, "not_found")
 	e.call(http.MethodPatch, base+"/"+id.String(), tok, map[string]bool{"enabled": false}).want(http.StatusOK)
 	e.call(http.MethodDelete, base+"/"+id.String(), tok, nil).want(http.StatusOK)
-	if e.auditCount("webhook.created") != 1 || e.auditCount("webhook.disabled") != 1 || e.auditCount("webhook.deleted") != 1 {
+	if e.auditCount("webhook.created") != 1 || e.auditCount("webhook.disabled") != 1 || e.auditCount("webhook.deleted") != 1 || e.auditCount("webhook.test_sent") != 1 {
 		t.Fatal("webhook changes not audited")
+	}
+	for i := range models.MaxWebhooksPerOrg {
+		e.webhook(tok, "https://example.com/h"+strconv.Itoa(i), models.NotifyKeyRevoked)
+	}
+	e.call(http.MethodPost, base, tok, map[string]any{"url": "https://example.com/one-more", "events": []string{models.NotifyKeyRevoked}}).wantError(http.StatusConflict, "too_many_webhooks")
+	for _, w := range must(models.ListWebhooks(t.Context(), e.db, e.org.ID)) {
+		models.DeleteWebhook(t.Context(), e.db, e.org.ID, w.ID, e.actor)
 	}
 
 	// HTML: the secret is shown once, with a copy button; the path is not shown.
@@ -439,4 +449,11 @@ func TestNotificationsQueuedByRevokeAndStaleAgents(t *testing.T) {
 	if strings.Join(events, ",") != models.NotifyKeyRevoked+","+models.NotifyAgentStale {
 		t.Fatalf("queued: %v", events)
 	}
+}
+
+func must[T any](v T, err error) T {
+	if err != nil {
+		panic(err)
+	}
+	return v
 }

@@ -111,8 +111,12 @@ func WebhookHost(raw string) string {
 	return u.Scheme + "://" + u.Host
 }
 
+// MaxWebhooksPerOrg bounds an org's endpoints.
+const MaxWebhooksPerOrg = 20
+
 // CreateWebhook adds an endpoint to org and returns it with its signing
 // secret, shown once; the secret is stored sealed (it is needed to sign).
+// An org with MaxWebhooksPerOrg endpoints already is a 409 too_many_webhooks.
 func CreateWebhook(ctx context.Context, db bun.IDB, sealer *Sealer, org uuid.UUID, in WebhookInput, by Actor) (*WebhookEndpoint, string, error) {
 	if err := in.validate(); err != nil {
 		return nil, "", err
@@ -121,6 +125,16 @@ func CreateWebhook(ctx context.Context, db bun.IDB, sealer *Sealer, org uuid.UUI
 	w := &WebhookEndpoint{OrgID: org, URL: in.URL, Events: in.Events, SecretEnc: sealer.Seal(secret),
 		SecretPrefix: secret[:len(WebhookSecretPrefix)+4], Enabled: true, CreatedBy: by.UserID()}
 	err := InTx(ctx, db, func(tx bun.Tx) error {
+		if err := lockOrg(ctx, tx, org); err != nil {
+			return err
+		}
+		n, err := tx.NewSelect().Model((*WebhookEndpoint)(nil)).Where("org_id = ?", org).Count(ctx)
+		if err != nil {
+			return translate(err, "count webhooks")
+		}
+		if n >= MaxWebhooksPerOrg {
+			return Conflict("too_many_webhooks", fmt.Sprintf("an organization can have at most %d webhooks", MaxWebhooksPerOrg), nil)
+		}
 		if _, err := tx.NewInsert().Model(w).Returning("*").Exec(ctx); err != nil {
 			return translate(err, "create webhook")
 		}
@@ -221,12 +235,21 @@ func EnqueueNotification(ctx context.Context, tx bun.IDB, orgID uuid.UUID, event
 }
 
 // EnqueueTest queues a test notification for one endpoint, whatever its
-// events, and audits it. ErrNotFound when the endpoint is not in org.
+// events, and audits it. ErrNotFound when the endpoint is not in org; a 409
+// test_pending while an earlier test has not gone out yet.
 func EnqueueTest(ctx context.Context, db bun.IDB, org, id uuid.UUID, by Actor) error {
 	return InTx(ctx, db, func(tx bun.Tx) error {
 		w, err := GetWebhook(ctx, tx, org, id)
 		if err != nil {
 			return err
+		}
+		pending, err := tx.NewSelect().Table("notification_outbox").
+			Where("endpoint_id = ? AND event = ? AND status = 'pending'", id, NotifyTest).Exists(ctx)
+		if err != nil {
+			return translate(err, "find pending test")
+		}
+		if pending {
+			return Conflict("test_pending", "a test delivery to this webhook is already waiting to be sent", nil)
 		}
 		b, _ := json.Marshal(map[string]any{"path": "/settings/notifications", "requestedBy": by.Label})
 		if _, err := tx.ExecContext(ctx, `INSERT INTO notification_outbox (org_id, endpoint_id, event, payload) VALUES (?, ?, ?, ?)`,
