@@ -106,6 +106,18 @@ func (h *Handler) Routes() http.Handler {
 	mg.PATCH("/organizations/:orgId/columns/:columnId", h.updateColumnAPI)
 	mg.DELETE("/organizations/:orgId/columns/:columnId", h.deleteColumnAPI)
 
+	// Invites and join requests (issue 3). The invite token or claim secret is
+	// the runtime's credential; the management routes need an org admin.
+	api.GET("/invites/:token", h.getInviteAPI)
+	api.POST("/invites/:token/join", h.joinInviteAPI)
+	api.POST("/join-requests/:id/claim", h.claimAPI)
+	mg.GET("/internal/invites", h.listInvitesAPI)
+	mg.POST("/internal/invites", h.createInviteAPI)
+	mg.DELETE("/internal/invites/:id", h.deleteInviteAPI)
+	mg.GET("/internal/join-requests", h.listJoinRequestsAPI)
+	mg.POST("/internal/join-requests/:id/approve", h.decideJoinRequestAPI("approve"))
+	mg.POST("/internal/join-requests/:id/reject", h.decideJoinRequestAPI("reject"))
+
 	return r
 }
 
