@@ -117,6 +117,17 @@ func (h *Handler) Routes() http.Handler {
 	mg.GET("/internal/join-requests", h.listJoinRequestsAPI)
 	mg.POST("/internal/join-requests/:id/approve", h.decideJoinRequestAPI("approve"))
 	mg.POST("/internal/join-requests/:id/reject", h.decideJoinRequestAPI("reject"))
+	ui.GET("/agents/invites", h.invitesPage)
+	ui.POST("/agents/invites", h.invitesCreate)
+	ui.GET("/agents/invites/new", h.inviteFormHTML)
+	ui.POST("/agents/invites/bulk", h.invitesBulk)
+	ui.POST("/agents/invites/:id/delete", h.inviteDeleteHTML)
+	ui.GET("/agents/join-requests", h.joinRequestsPage)
+	for _, action := range []string{"approve", "reject", "reject-revoke"} {
+		ui.POST("/agents/join-requests/:id/"+action, h.joinDecisionHTML(action))
+	}
+	r.GET("/invite/:token", noStore, h.invitePage)
+	r.POST("/invite/:token", noStore, h.inviteJoinHTML)
 
 	return r
 }
