@@ -209,6 +209,12 @@ func (h *Handler) invitesBulk(c *gin.Context) {
 		MaxUses: c.PostForm("maxUses"), TTL: c.PostForm("ttl"), Errors: map[string]string{},
 	}
 	one := inviteFormInput(views.InviteForm{TeamID: f.TeamID, AdapterType: f.AdapterType, MaxUses: f.MaxUses, TTL: f.TTL}, f.Errors)
+	// The shared settings are checked once, not on every line.
+	probe := one
+	probe.AgentName = "probe"
+	if err := probe.Validate(); err != nil {
+		formErrorsOf(err, f.Errors)
+	}
 	var ins []models.InviteInput
 	for _, line := range strings.Split(f.Names, "\n") {
 		if name := strings.TrimSpace(line); name != "" {

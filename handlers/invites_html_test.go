@@ -199,6 +199,10 @@ func TestInviteBulkCSV(t *testing.T) {
 	if status != http.StatusBadRequest || !strings.Contains(body, "Line 2") || !strings.Contains(body, "is taken") {
 		t.Fatalf("taken bulk: %d %s", status, body)
 	}
+	status, _, body = e.post(admin, "/agents/invites/bulk", url.Values{"names": {"ok-1\nok-2"}, "maxUses": {"500"}})
+	if status != http.StatusBadRequest || strings.Count(body, "must be between 1 and 100") != 1 {
+		t.Fatalf("bulk max uses: %d %s", status, body)
+	}
 	status, _, _ = e.post(admin, "/agents/invites/bulk", url.Values{"names": {strings.Repeat("x\n", 101)}})
 	if status != http.StatusBadRequest {
 		t.Fatalf("101 names: %d", status)
