@@ -312,15 +312,19 @@ func (h *Handler) invitePage(c *gin.Context) {
 		h.fail(c, err)
 		return
 	}
-	h.render(c, views.InviteLandingPage(h.landing(info, token)))
+	l := h.landing(info, token)
+	l.Form.IdempotencyKey = models.RandomBase62(24)
+	h.render(c, views.InviteLandingPage(l))
 }
 
 // inviteJoinHTML serves the landing page's form POST /invite/{token}: it
 // creates the join request and shows the claim secret and claim URL once.
 func (h *Handler) inviteJoinHTML(c *gin.Context) {
 	token := c.Param("token")
-	form := views.JoinForm{AdapterType: c.PostForm("adapterType"), Title: c.PostForm("title"), MachineName: c.PostForm("machineName")}
+	form := views.JoinForm{AdapterType: c.PostForm("adapterType"), Title: c.PostForm("title"), MachineName: c.PostForm("machineName"),
+		IdempotencyKey: c.PostForm("idempotencyKey")}
 	in := joinRequestBody{AdapterType: form.AdapterType, Title: form.Title, MachineName: form.MachineName}.input(c)
+	in.IdempotencyKey = form.IdempotencyKey
 	j, err := h.join(c, token, in)
 	var ve *models.ValidationError
 	if errors.As(err, &ve) {

@@ -248,3 +248,46 @@ func TestInviteHTMLViewerAndUnknownToken(t *testing.T) {
 		t.Fatalf("unknown token JSON: %d %s", s3, b3)
 	}
 }
+
+// TestInvitePageDoubleSubmit: the landing page's form carries a fresh
+// idempotency key, so submitting it twice creates one join request and uses
+// the invite once.
+func TestInvitePageDoubleSubmit(t *testing.T) {
+	e := newEnv(t)
+	e.relaxInviteLimits()
+	inv := e.invite(e.token("root@example.com"), map[string]any{"agentName": "twice", "adapterType": "http", "maxUses": 3, "ttlSeconds": 3600})
+	c := e.browser()
+	status, page := e.get(c, "/invite/"+inv.Token)
+	if status != http.StatusOK {
+		t.Fatalf("landing page: %d", status)
+	}
+	m := regexp.MustCompile(`name="idempotencyKey" value="([0-9A-Za-z]{24})"`).FindStringSubmatch(page)
+	if m == nil {
+		t.Fatal("landing form has no idempotency key")
+	}
+	form := url.Values{"adapterType": {"http"}, "idempotencyKey": {m[1]}}
+	var secrets []string
+	for range 2 {
+		status, _, body := e.post(c, "/invite/"+inv.Token, form)
+		if status != http.StatusCreated {
+			t.Fatalf("join form: %d", status)
+		}
+		m := claimSecretRE.FindStringSubmatch(body)
+		if m == nil {
+			t.Fatal("no claim secret on the joined page")
+		}
+		secrets = append(secrets, m[1])
+	}
+	if secrets[0] != secrets[1] {
+		t.Fatal("the replayed join shows another claim secret")
+	}
+	if n := e.count("join_requests", "agent_name = 'twice'"); n != 1 {
+		t.Fatalf("%d join requests after a double submit, want 1", n)
+	}
+	if n := e.count("invites", "agent_name = 'twice' AND uses = 1"); n != 1 {
+		t.Fatal("the invite was used more than once")
+	}
+	if _, again := e.get(e.browser(), "/invite/"+inv.Token); strings.Contains(again, m[1]) {
+		t.Fatal("a second visitor got the same idempotency key")
+	}
+}

@@ -123,7 +123,10 @@ type JoinForm struct {
 	AdapterType string
 	Title       string
 	MachineName string
-	Errors      map[string]string
+	// IdempotencyKey is fresh per rendered form, so a double submit replays
+	// the first join instead of using the invite twice.
+	IdempotencyKey string
+	Errors         map[string]string
 }
 
 // JoinedView is what the runtime needs after joining: shown once.
