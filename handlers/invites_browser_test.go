@@ -17,6 +17,8 @@ func TestBrowserInviteFlow(t *testing.T) {
 	e := newEnv(t)
 	e.relaxInviteLimits()
 	ctx := newBrowser(t)
+	grantClipboard(t, ctx, e.srv.URL)
+	acceptDialogs(ctx)
 	do(t, ctx, "sign in",
 		chromedp.Navigate(e.srv.URL+"/login"),
 		chromedp.SendKeys(chromedp.CSS("#email"), "root@example.com"),
@@ -41,12 +43,13 @@ func TestBrowserInviteFlow(t *testing.T) {
 		chromedp.SendKeys(chromedp.CSS("#inv-name"), "web-1"),
 		chromedp.Click(chromedp.CSS(`[data-testid="new-invite-submit"]`)),
 		chromedp.WaitVisible(chromedp.CSS(`#new-invite [data-testid="invite-created"]`)),
-		chromedp.Click(chromedp.CSS(`#new-invite [data-testid="copy-button"]`)),
-		// Copied (check → done icons), or the link selected where no clipboard is allowed.
-		chromedp.WaitVisible(chromedp.CSS(`#new-invite [data-copy-state="copied"], #new-invite [data-copy-state="done"], #new-invite [data-copy-state="select"]`)),
 	)
-	shoot(t, ctx, "invite-created")
 	link := value(t, ctx, chromedp.Value(chromedp.CSS("#created-invite-link")))
+	states, clip := copyStates(t, ctx, `#new-invite [data-testid="copy-button"]`)
+	if strings.Join(states, " → ") != "check → copy → done" || clip != link {
+		t.Fatalf("Copy link: states %q, clipboard %q; want check → copy → done and %q", states, clip, link)
+	}
+	shoot(t, ctx, "invite-created")
 	token := strings.TrimPrefix(link, e.srv.URL+"/invite/")
 	if !models.IsBase62(token, 32) {
 		t.Fatalf("link %q", link)
@@ -62,8 +65,10 @@ func TestBrowserInviteFlow(t *testing.T) {
 		chromedp.WaitVisible(chromedp.CSS(`[data-testid="empty-state"]`)),
 	)
 	// A runtime joins: the row and the nav badge arrive without a reload.
+	var joined joinOut
 	e.joinInvite(token, map[string]any{"adapterType": "mcp", "title": "Web one", "machineName": "build-7", "ramBytes": 17179869184},
-		"User-Agent", "runtime/1.0").want(http.StatusCreated)
+		"User-Agent", "runtime/1.0").want(http.StatusCreated).decode(&joined)
+	e.claim(joined.JoinRequestID, joined.ClaimSecret).want(http.StatusAccepted)
 	do(t, ctx, "live update",
 		chromedp.WaitVisible(chromedp.CSS(`[data-testid="join-request-row"][data-status="PENDING"]`)),
 		chromedp.WaitVisible(chromedp.CSS(`#pending-badge[data-count="1"]`)),
@@ -78,6 +83,31 @@ func TestBrowserInviteFlow(t *testing.T) {
 	if a := e.dbAgent(e.org.ID, "web-1"); a == nil || a.Status != models.StatusApproved {
 		t.Fatalf("agent after approve: %+v", a)
 	}
+
+	// The runtime claims its key and goes online while the operator watches
+	// the roster; then the operator stops and deletes it inline.
+	row := `tr[data-agent-id="web-1"]`
+	do(t, ctx, "roster", chromedp.Navigate(e.srv.URL+"/agents"), chromedp.WaitVisible(chromedp.CSS(row+`[data-status="approved"]`)))
+	value(t, ctx, chromedp.Evaluate[bool](`window.__noReload = true`))
+	var key claimOut
+	e.claim(joined.JoinRequestID, joined.ClaimSecret).want(http.StatusOK).decode(&key)
+	e.call(http.MethodPost, "/api/v1/agents/web-1/online", key.APIKey, nil).want(http.StatusOK)
+	do(t, ctx, "the presence dot turns green without reload",
+		chromedp.WaitVisible(chromedp.CSS(row+` [data-testid="presence-dot"][data-online="true"]`)))
+	shoot(t, ctx, "agents-invited-online")
+	do(t, ctx, "stop inline",
+		chromedp.Click(chromedp.CSS(row+` [data-testid="action-stop"]`)),
+		chromedp.WaitVisible(chromedp.CSS(row+`[data-status="stopped"] [data-testid="presence-dot"][data-online="false"]`)),
+	)
+	e.call(http.MethodPost, "/api/v1/agents/web-1/online", key.APIKey, nil).wantError(http.StatusForbidden, "agent_stopped")
+	do(t, ctx, "delete with confirmation",
+		chromedp.Click(chromedp.CSS(row+` [data-testid="action-delete"]`)),
+		chromedp.WaitNotPresent(chromedp.CSS(row)),
+	)
+	if !value(t, ctx, chromedp.Evaluate[bool](`window.__noReload === true`)) {
+		t.Fatal("the roster reloaded during the journey")
+	}
+	e.call(http.MethodGet, "/api/v1/agents/web-1/status", key.APIKey, nil).want(http.StatusUnauthorized)
 
 	tok := e.token("root@example.com")
 	inv := e.invite(tok, map[string]any{"agentName": "landing-1", "adapterType": "webhook"})

@@ -46,7 +46,9 @@ func (h *Handler) inviteRow(inv *models.Invite, teams map[uuid.UUID]string, admi
 	return r
 }
 
-// invitesPage serves GET /agents/invites.
+// invitesPage serves GET /agents/invites; ?new=invite or ?new=bulk shows
+// that form on the page (the New invite and Bulk create buttons are links
+// that open a dialog with JavaScript and land here without it).
 func (h *Handler) invitesPage(c *gin.Context) {
 	s, n, ok := h.page(c, "Invites", "invites")
 	if !ok {
@@ -56,6 +58,10 @@ func (h *Handler) invitesPage(c *gin.Context) {
 	if err != nil {
 		h.fail(c, err)
 		return
+	}
+	if s.admin() {
+		d.ShowForm = c.Query("new") == "invite"
+		d.ShowBulk = c.Query("new") == "bulk"
 	}
 	h.render(c, views.InvitesPage(n, d))
 }
