@@ -106,6 +106,9 @@ func (h *Handler) Routes() http.Handler {
 	mg.PATCH("/organizations/:orgId/columns/:columnId", h.updateColumnAPI)
 	mg.DELETE("/organizations/:orgId/columns/:columnId", h.deleteColumnAPI)
 
+	// OpenAPI contract and API reference (issue 7).
+	api.GET("/openapi.json", h.openAPI)
+
 	return r
 }
 
