@@ -232,3 +232,43 @@ func TestOpenAPIServed(t *testing.T) {
 		t.Fatalf("security schemes %+v", s)
 	}
 }
+
+// TestAPIDocsPage checks the reference page lists every documented operation
+// and schema, is served without sign-in, and loads nothing from elsewhere.
+func TestAPIDocsPage(t *testing.T) {
+	doc, _ := loadContract(t)
+	e := newEnv(t)
+	status, body := e.get(http.DefaultClient, "/docs/api")
+	if status != http.StatusOK {
+		t.Fatalf("status %d", status)
+	}
+	ops := 0
+	for path, item := range doc.Paths.Map() {
+		for method := range item.Operations() {
+			ops++
+			want := `data-method="` + method + `" data-path="` + path + `"`
+			if !strings.Contains(body, want) {
+				t.Errorf("page lacks %s %s", method, path)
+			}
+		}
+	}
+	if n := strings.Count(body, `data-testid="api-operation"`); n != ops {
+		t.Errorf("%d operations on the page, %d in the document", n, ops)
+	}
+	for name := range doc.Components.Schemas {
+		if !strings.Contains(body, `id="schema-`+name+`"`) {
+			t.Errorf("page lacks schema %s", name)
+		}
+	}
+	for _, want := range []string{"ApiKey", "Bearer", "agentPickupEnabled", "/api/v1/teams/{teamId}/agents/register", `href="/api/v1/openapi.json"`} {
+		if !strings.Contains(body, want) {
+			t.Errorf("page lacks %q", want)
+		}
+	}
+	if regexp.MustCompile(`(src|href)="(https?:)?//`).MatchString(body) {
+		t.Error("page loads an asset from another origin")
+	}
+	if strings.Contains(body, "<script") {
+		t.Error("page has a script")
+	}
+}

@@ -108,6 +108,7 @@ func (h *Handler) Routes() http.Handler {
 
 	// OpenAPI contract and API reference (issue 7).
 	api.GET("/openapi.json", h.openAPI)
+	r.GET("/docs/api", h.apiDocsPage)
 
 	return r
 }
