@@ -16,6 +16,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/gin-gonic/gin"
+
 	"github.com/agentroster/agentroster/models"
 )
 
@@ -203,5 +205,120 @@ func TestByobRegisterRunFlow(t *testing.T) {
 	st = startByob(t, bin, env, "status")
 	if code := st.exit(); code != 3 {
 		t.Fatalf("status with a revoked key: exit %d\n%s", code, st.output())
+	}
+}
+
+// hasRoute reports whether the server serves method and gin path.
+func (e *env) hasRoute(method, path string) bool {
+	for _, rt := range e.h.Routes().(*gin.Engine).Routes() {
+		if rt.Method == method && rt.Path == path {
+			return true
+		}
+	}
+	return false
+}
+
+// newInvite creates an invite through the management API and returns its link.
+func (e *env) newInvite(tok, agent string) (id, link string) {
+	e.t.Helper()
+	var inv struct{ ID, URL string }
+	e.call(http.MethodPost, "/api/v1/internal/invites", tok, map[string]any{"agentName": agent, "adapterType": "http"}).
+		want(http.StatusCreated).decode(&inv)
+	if inv.URL == "" {
+		e.t.Fatal("invite without a link")
+	}
+	return inv.ID, inv.URL
+}
+
+// pendingJoinRequest returns the id of the only pending join request for agent.
+func (e *env) pendingJoinRequest(tok, agent string) string {
+	e.t.Helper()
+	var jrs []struct{ ID, AgentName, Status string }
+	e.call(http.MethodGet, "/api/v1/internal/join-requests?status=pending", tok, nil).want(http.StatusOK).decode(&jrs)
+	for _, jr := range jrs {
+		if jr.AgentName == agent {
+			return jr.ID
+		}
+	}
+	e.t.Fatalf("no pending join request for %s in %+v", agent, jrs)
+	return ""
+}
+
+// TestByobJoinRunFlow drives the built byob binary through the invite flow
+// against the real server: join (invite shown, join request sent, waiting) →
+// approve through the API → key stored with mode 0600 → run (online) → stop
+// (idle) → resume (online) → revoke the key (exit 3). A rejected request
+// ends with exit 4, a revoked invite with exit 5.
+func TestByobJoinRunFlow(t *testing.T) {
+	e := newEnv(t)
+	if !e.hasRoute(http.MethodPost, "/api/v1/invites/:token/join") {
+		t.Skip("the invite routes are not on this branch")
+	}
+	bin := buildByob(t)
+	tok := e.token(e.sa.Email)
+	cfg := filepath.Join(t.TempDir(), "byob", "config.json")
+	env := []string{"BYOB_CONFIG=" + cfg}
+
+	_, link := e.newInvite(tok, "joiner-1")
+	join := startByob(t, bin, env, "join", link, "--adapter", "http", "--title", "Joined by invite", "--poll-max", "300ms")
+	join.waitLine("agent name:    joiner-1")
+	join.waitLine("Waiting for an operator to approve the join request")
+	jr := e.pendingJoinRequest(tok, "joiner-1")
+	e.call(http.MethodPost, "/api/v1/internal/join-requests/"+jr+"/approve", tok, map[string]any{}).want(http.StatusOK)
+	if code := join.exit(); code != 0 || !strings.Contains(join.output(), "Approved: agent joiner-1") {
+		t.Fatalf("join exit %d:\n%s", code, join.output())
+	}
+	fi, err := os.Stat(cfg)
+	if err != nil || fi.Mode().Perm() != 0o600 {
+		t.Fatalf("config file: %v %v", fi, err)
+	}
+	var stored struct {
+		APIKey, AgentID string
+		PendingJoin     any
+	}
+	b, _ := os.ReadFile(cfg)
+	json.Unmarshal(b, &stored)
+	if !strings.HasPrefix(stored.APIKey, models.APIKeyPrefix) || stored.AgentID != "joiner-1" || stored.PendingJoin != nil {
+		t.Fatalf("config %s", b)
+	}
+	a := e.dbAgent(e.org.ID, "joiner-1")
+	if a == nil || a.Status != models.StatusApproved || a.OSName == nil {
+		t.Fatalf("agent after approval: %+v", a)
+	}
+
+	run := startByob(t, bin, env, "run", "--interval", "200ms")
+	run.waitLine("online as joiner-1")
+	e.call(http.MethodPatch, "/api/v1/agents/joiner-1/stop", tok, map[string]any{}).want(http.StatusOK)
+	run.waitLine("idle until it is resumed")
+	e.call(http.MethodPatch, "/api/v1/agents/joiner-1/resume", tok, map[string]any{}).want(http.StatusOK)
+	run.waitLine("resumed; online as joiner-1")
+	var keys []struct{ ID string }
+	e.call(http.MethodGet, "/api/v1/settings/api-keys?agentId=joiner-1", tok, nil).want(http.StatusOK).decode(&keys)
+	if len(keys) != 1 {
+		t.Fatalf("keys of joiner-1: %+v", keys)
+	}
+	e.call(http.MethodDelete, "/api/v1/settings/api-keys/"+keys[0].ID, tok, nil).want(http.StatusOK)
+	if code := run.exit(); code != 3 || !strings.Contains(run.output(), "the server refused the API key") {
+		t.Fatalf("run after revoke: exit %d\n%s", code, run.output())
+	}
+	t.Logf("byob join:\n%sbyob run:\n%s", join.output(), run.output())
+
+	// Rejected: exit 4 with a message.
+	cfg2 := filepath.Join(t.TempDir(), "config.json")
+	_, link = e.newInvite(tok, "joiner-2")
+	join = startByob(t, bin, []string{"BYOB_CONFIG=" + cfg2}, "join", link, "--poll-max", "300ms")
+	join.waitLine("Waiting for an operator to approve the join request")
+	jr = e.pendingJoinRequest(tok, "joiner-2")
+	e.call(http.MethodPost, "/api/v1/internal/join-requests/"+jr+"/reject", tok, map[string]any{}).want(http.StatusOK)
+	if code := join.exit(); code != 4 || !strings.Contains(join.output(), "rejected by an operator") {
+		t.Fatalf("rejected join: exit %d\n%s", code, join.output())
+	}
+
+	// A revoked invite: exit 5 with a message, nothing stored.
+	id, link := e.newInvite(tok, "joiner-3")
+	e.call(http.MethodDelete, "/api/v1/internal/invites/"+id, tok, nil).want(http.StatusOK)
+	join = startByob(t, bin, []string{"BYOB_CONFIG=" + filepath.Join(t.TempDir(), "config.json")}, "join", link)
+	if code := join.exit(); code != 5 || !strings.Contains(join.output(), "ask the operator for a new invite link") {
+		t.Fatalf("revoked invite: exit %d\n%s", code, join.output())
 	}
 }
