@@ -10,6 +10,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"strings"
 	"sync"
 	"syscall"
@@ -260,13 +261,26 @@ func TestByobJoinRunFlow(t *testing.T) {
 	env := []string{"BYOB_CONFIG=" + cfg}
 
 	_, link := e.newInvite(tok, "joiner-1")
-	join := startByob(t, bin, env, "join", link, "--adapter", "http", "--title", "Joined by invite", "--poll-max", "300ms")
+	join := startByob(t, bin, env, "join", link, "--title", "Joined by invite", "--poll-max", "300ms")
 	join.waitLine("agent name:    joiner-1")
+	join.waitLine("Waiting for an operator to approve the join request")
+	// Interrupted while waiting: exit 130; the same command picks the request up again.
+	join.cmd.Process.Signal(os.Interrupt)
+	if code := join.exit(); code != 130 || !strings.Contains(join.output(), "run the same `byob join` again") {
+		t.Fatalf("interrupted join: exit %d\n%s", code, join.output())
+	}
+	join = startByob(t, bin, env, "join", link, "--title", "Joined by invite", "--poll-max", "300ms")
+	join.waitLine("Resuming join request")
 	join.waitLine("Waiting for an operator to approve the join request")
 	jr := e.pendingJoinRequest(tok, "joiner-1")
 	e.call(http.MethodPost, "/api/v1/internal/join-requests/"+jr+"/approve", tok, map[string]any{}).want(http.StatusOK)
 	if code := join.exit(); code != 0 || !strings.Contains(join.output(), "Approved: agent joiner-1") {
 		t.Fatalf("join exit %d:\n%s", code, join.output())
+	}
+	var all []struct{ AgentName string }
+	e.call(http.MethodGet, "/api/v1/internal/join-requests", tok, nil).want(http.StatusOK).decode(&all)
+	if n := len(slices.DeleteFunc(all, func(j struct{ AgentName string }) bool { return j.AgentName != "joiner-1" })); n != 1 {
+		t.Fatalf("%d join requests for joiner-1 after an interrupted and resumed join, want 1", n)
 	}
 	fi, err := os.Stat(cfg)
 	if err != nil || fi.Mode().Perm() != 0o600 {
@@ -312,6 +326,21 @@ func TestByobJoinRunFlow(t *testing.T) {
 	e.call(http.MethodPost, "/api/v1/internal/join-requests/"+jr+"/reject", tok, map[string]any{}).want(http.StatusOK)
 	if code := join.exit(); code != 4 || !strings.Contains(join.output(), "rejected by an operator") {
 		t.Fatalf("rejected join: exit %d\n%s", code, join.output())
+	}
+
+	// --print-key: the key on stdout, nothing stored.
+	cfg4 := filepath.Join(t.TempDir(), "config.json")
+	_, link = e.newInvite(tok, "joiner-4")
+	join = startByob(t, bin, []string{"BYOB_CONFIG=" + cfg4}, "join", link, "--print-key", "--poll-max", "300ms")
+	join.waitLine("Waiting for an operator to approve the join request")
+	jr = e.pendingJoinRequest(tok, "joiner-4")
+	e.call(http.MethodPost, "/api/v1/internal/join-requests/"+jr+"/approve", tok, map[string]any{}).want(http.StatusOK)
+	key := join.waitLine(models.APIKeyPrefix)
+	if code := join.exit(); code != 0 || !strings.HasPrefix(key, models.APIKeyPrefix) {
+		t.Fatalf("--print-key: exit %d\n%s", code, join.output())
+	}
+	if b, _ := os.ReadFile(cfg4); strings.Contains(string(b), models.APIKeyPrefix) {
+		t.Fatalf("--print-key stored the key: %s", b)
 	}
 
 	// A revoked invite: exit 5 with a message, nothing stored.

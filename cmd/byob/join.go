@@ -24,7 +24,7 @@ const clientVersion = client.Version
 // wait for approval, store (or print) the key.
 func (a *app) join(args []string) error {
 	fs := a.newFlags("join")
-	adapter := fs.String("adapter", "http", "adapter type to declare (http, webhook, mcp, custom)")
+	adapter := fs.String("adapter", "", "adapter type to declare: http, webhook, mcp or custom (default the invite's)")
 	title := fs.String("title", "", "title of the agent, shown to the operator")
 	llm := fs.String("llm-version", "", "model the agent runs, e.g. claude-opus-4-7")
 	printKey := fs.Bool("print-key", false, "print the API key on stdout instead of storing it")
@@ -67,6 +67,12 @@ func (a *app) join(args []string) error {
 			return inviteError(err)
 		}
 		a.showInvite(inv)
+		if *adapter == "" {
+			*adapter = inv.AdapterType
+		}
+		if *adapter == "" {
+			*adapter = "http"
+		}
 		if len(inv.AdapterTypes) > 0 && !slices.Contains(inv.AdapterTypes, *adapter) {
 			return fail(exitUsage, "this invite accepts the adapter types %s, not %q; pass --adapter", strings.Join(inv.AdapterTypes, ", "), *adapter)
 		}
@@ -123,8 +129,8 @@ func (a *app) join(args []string) error {
 func (a *app) showInvite(inv *client.Invite) {
 	fmt.Fprintf(a.out, "Invite to %s (team %s)\n", inv.OrgTitle, inv.TeamName)
 	fmt.Fprintf(a.out, "  agent name:    %s\n", inv.AgentName)
-	if len(inv.AdapterTypes) > 0 {
-		fmt.Fprintf(a.out, "  adapter types: %s\n", strings.Join(inv.AdapterTypes, ", "))
+	if inv.AdapterType != "" {
+		fmt.Fprintf(a.out, "  adapter:       %s\n", inv.AdapterType)
 	}
 	if !inv.ExpiresAt.IsZero() {
 		fmt.Fprintf(a.out, "  expires:       %s (in %s)\n", inv.ExpiresAt.Local().Format(time.DateTime), time.Until(inv.ExpiresAt).Round(time.Minute))

@@ -173,7 +173,9 @@ type Invite struct {
 	AgentName    string    `json:"agentName"`
 	OrgTitle     string    `json:"orgTitle"`
 	TeamName     string    `json:"teamName"`
-	AdapterTypes []string  `json:"adapterTypes"`
+	AdapterType  string    `json:"adapterType"`  // the type the invite was made for
+	AdapterTypes []string  `json:"adapterTypes"` // the types a runtime may declare
+	JoinURL      string    `json:"joinUrl"`
 	ExpiresAt    time.Time `json:"expiresAt"`
 	UsesLeft     int       `json:"usesLeft"`
 }
@@ -185,6 +187,7 @@ type JoinInput struct {
 	MachineName string `json:"machineName,omitempty"`
 	MachineIP   string `json:"machineIp,omitempty"`
 	LLMVersion  string `json:"llmVersion,omitempty"`
+	Email       string `json:"email,omitempty"`
 	Telemetry
 }
 
@@ -194,6 +197,8 @@ type JoinRequest struct {
 	Status        string `json:"status"`
 	ClaimSecret   string `json:"claimSecret"`
 	ClaimURL      string `json:"claimUrl"`
+	// ClaimExpiresAt is when an approved key stops being claimable.
+	ClaimExpiresAt time.Time `json:"claimExpiresAt"`
 }
 
 // Claim is the answer to an approved join request: the agent's API key.
@@ -202,6 +207,8 @@ type Claim struct {
 	AgentID string `json:"agentId"`
 	OrgID   string `json:"orgId"`
 	TeamID  string `json:"teamId"`
+	KeyID   string `json:"keyId"`
+	Prefix  string `json:"prefix"`
 }
 
 // RegisterInput is the body of a registration with a team key.
