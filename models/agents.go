@@ -194,6 +194,10 @@ func RegisterAgent(ctx context.Context, db bun.IDB, org, team uuid.UUID, in Regi
 		if err := Audit(ctx, tx, org, by, "agent.registered", "agent", a.ID, map[string]any{"teamId": team.String(), "title": a.Title}); err != nil {
 			return err
 		}
+		if err := EnqueueNotification(ctx, tx, org, NotifyAgentPending,
+			map[string]any{"agentId": a.ID, "title": a.Title, "teamId": team.String(), "path": "/agents/" + a.ID}); err != nil {
+			return err
+		}
 		return Publish(ctx, tx, Event{Org: org, Kind: EventAgentList, ID: a.ID})
 	})
 	if errors.Is(err, ErrConflict) {
