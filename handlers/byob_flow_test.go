@@ -347,7 +347,7 @@ func TestByobJoinRunFlow(t *testing.T) {
 	id, link := e.newInvite(tok, "joiner-3")
 	e.call(http.MethodDelete, "/api/v1/internal/invites/"+id, tok, nil).want(http.StatusOK)
 	join = startByob(t, bin, []string{"BYOB_CONFIG=" + filepath.Join(t.TempDir(), "config.json")}, "join", link)
-	if code := join.exit(); code != 5 || !strings.Contains(join.output(), "ask the operator for a new invite link") {
+	if code := join.exit(); code != 5 || !strings.Contains(join.output(), "this invite was revoked; ask the operator for a new invite link") {
 		t.Fatalf("revoked invite: exit %d\n%s", code, join.output())
 	}
 }

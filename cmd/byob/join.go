@@ -178,12 +178,18 @@ func retry[T any](ctx context.Context, f func() (T, error)) (T, error) {
 }
 
 func inviteError(err error) error {
-	switch client.StatusOf(err) {
-	case http.StatusGone:
-		return fail(exitExpired, "this invite has expired, been used up or been revoked (%v); ask the operator for a new invite link", err)
-	case http.StatusNotFound:
-		return fail(exitError, "no such invite; check the link (%v)", err)
-	case http.StatusBadRequest:
+	switch {
+	case client.IsCode(err, "invite_expired"):
+		return fail(exitExpired, "this invite has expired; ask the operator for a new invite link")
+	case client.IsCode(err, "invite_spent"):
+		return fail(exitExpired, "this invite has been used up; ask the operator for a new invite link")
+	case client.IsCode(err, "invite_revoked"):
+		return fail(exitExpired, "this invite was revoked; ask the operator for a new invite link")
+	case client.StatusOf(err) == http.StatusGone:
+		return fail(exitExpired, "this invite no longer works (%v); ask the operator for a new invite link", err)
+	case client.StatusOf(err) == http.StatusNotFound:
+		return fail(exitError, "no such invite; check the link")
+	case client.StatusOf(err) == http.StatusBadRequest:
 		return fail(exitUsage, "the server refused the join request: %v", err)
 	}
 	return fmt.Errorf("joining: %w", err)
@@ -193,10 +199,12 @@ func claimError(err error) error {
 	switch {
 	case client.IsCode(err, "join_request_rejected"):
 		return fail(exitRejected, "the join request was rejected by an operator")
-	case client.StatusOf(err) == http.StatusGone:
-		return fail(exitExpired, "the join request expired before it was approved; ask for a new invite link")
+	case client.IsCode(err, "claim_expired"), client.StatusOf(err) == http.StatusGone:
+		return fail(exitExpired, "the join request's key was not claimed in time; ask for a new invite link")
 	case client.IsCode(err, "already_claimed"):
 		return fail(exitError, "the key of this join request was already claimed; ask for a new invite link")
+	case client.StatusOf(err) == http.StatusUnauthorized:
+		return fail(exitError, "the server does not recognise this join request or its claim secret; ask for a new invite link")
 	}
 	return fmt.Errorf("waiting for approval: %w", err)
 }
