@@ -145,7 +145,7 @@ func run(ctx context.Context, o options) error {
 		return err
 	}
 	client := &http.Client{Transport: &http.Transport{MaxIdleConns: o.concurrency * 2, MaxIdleConnsPerHost: o.concurrency * 2}, Timeout: 10 * time.Second}
-	env := &loadEnv{base: base, client: client, browser: browser, admin: admin, seed: seed}
+	env := &loadEnv{base: base, client: client, browser: browser, admin: admin, seed: seed, conc: o.concurrency}
 
 	var results []result
 	for _, sc := range scenarios(env) {
