@@ -52,11 +52,20 @@ type Handler struct {
 
 	loginIP, loginEmail, inviteIP, claimIP, badKeyIP *limiter
 	broker                                           *broker
+	cache                                            *models.Cache  // keys and agents for runtime requests
+	writer                                           *models.Writer // presence batches and contact times
 
 	ctx      context.Context // cancelled by BeginShutdown
 	shutdown context.CancelFunc
 	wg       sync.WaitGroup
 }
+
+// cacheTTL bounds how long a cached key or agent is used without reading it
+// again, for changes made outside the server (events cover the rest).
+const cacheTTL = time.Minute
+
+// cacheMaxEntries bounds each of the cache's maps.
+const cacheMaxEntries = 200_000
 
 // derive returns a purpose-specific key from the server secret.
 func derive(secret []byte, purpose string) []byte {
@@ -103,9 +112,12 @@ func New(d Deps) (*Handler, error) {
 		HttpOnly: true, Secure: h.secure, SameSite: http.SameSiteLaxMode,
 	}
 	h.ctx, h.shutdown = context.WithCancel(context.Background())
-	h.broker = newBroker(d.Log, d.DatabaseURL)
-	h.wg.Add(1)
+	h.cache = models.NewCache(cacheTTL, models.RandomBase62(12), cacheMaxEntries)
+	h.broker = newBroker(d.Log, d.DatabaseURL, h.cache)
+	h.writer = models.NewWriter(d.DB, h.cache)
+	h.wg.Add(2)
 	go h.housekeeping()
+	go func() { defer h.wg.Done(); h.writer.Run(h.ctx) }()
 	if d.DatabaseURL != "" {
 		h.wg.Add(1)
 		go func() { defer h.wg.Done(); h.broker.run(h.ctx) }()

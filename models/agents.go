@@ -191,7 +191,10 @@ func RegisterAgent(ctx context.Context, db bun.IDB, org, team uuid.UUID, in Regi
 		if err := insertAgent(ctx, tx, a); err != nil {
 			return err
 		}
-		return Audit(ctx, tx, org, by, "agent.registered", "agent", a.ID, map[string]any{"teamId": team.String(), "title": a.Title})
+		if err := Audit(ctx, tx, org, by, "agent.registered", "agent", a.ID, map[string]any{"teamId": team.String(), "title": a.Title}); err != nil {
+			return err
+		}
+		return Publish(ctx, tx, Event{Org: org, Kind: "agent_list", ID: a.ID})
 	})
 	if errors.Is(err, ErrConflict) {
 		return nil, Conflict("agent_exists", "an agent with this id already exists in the organization", map[string]any{"id": in.ID})
@@ -267,7 +270,10 @@ func TransitionAgent(ctx context.Context, db bun.IDB, org uuid.UUID, id, action 
 		if err != nil {
 			return translate(err, action+" agent")
 		}
-		return Audit(ctx, tx, org, by, t.event, "agent", id, map[string]any{"status": t.to})
+		if err := Audit(ctx, tx, org, by, t.event, "agent", id, map[string]any{"status": t.to}); err != nil {
+			return err
+		}
+		return Publish(ctx, tx, Event{Org: org, Kind: "agent", ID: id})
 	})
 	if err != nil {
 		return nil, err
@@ -398,7 +404,10 @@ func DeleteAgent(ctx context.Context, db bun.IDB, org uuid.UUID, id string, by A
 		if err != nil {
 			return translate(err, "delete agent")
 		}
-		return Audit(ctx, tx, org, by, "agent.deleted", "agent", id, map[string]any{"status": a.Status, "title": a.Title})
+		if err := Audit(ctx, tx, org, by, "agent.deleted", "agent", id, map[string]any{"status": a.Status, "title": a.Title}); err != nil {
+			return err
+		}
+		return Publish(ctx, tx, Event{Org: org, Kind: "agent_list", ID: id})
 	})
 }
 
@@ -426,7 +435,10 @@ func SetAgentPickup(ctx context.Context, db bun.IDB, org uuid.UUID, id string, e
 		if err != nil {
 			return translate(err, "set agent pickup")
 		}
-		return Audit(ctx, tx, org, by, "agent.pickup_changed", "agent", id, map[string]any{"enabled": enabled})
+		if err := Audit(ctx, tx, org, by, "agent.pickup_changed", "agent", id, map[string]any{"enabled": enabled}); err != nil {
+			return err
+		}
+		return Publish(ctx, tx, Event{Org: org, Kind: "agent", ID: id})
 	})
 	if err != nil {
 		return nil, err

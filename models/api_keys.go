@@ -71,7 +71,12 @@ func revokeInviteKeys(ctx context.Context, db bun.IDB, org uuid.UUID, agent stri
 	if err != nil {
 		return 0, translate(err, "revoke invite keys")
 	}
-	return res.RowsAffected()
+	n, err := res.RowsAffected()
+	if err != nil || n == 0 {
+		return n, err
+	}
+	// Replicas drop the agent's cached keys.
+	return n, Publish(ctx, db, Event{Org: org, Kind: "agent", ID: agent})
 }
 
 // lastUsedEvery bounds how often last_used_at is written per key.
@@ -202,7 +207,10 @@ func SetAPIKeyActive(ctx context.Context, db bun.IDB, org, id uuid.UUID, active 
 		if active {
 			event = "api_key.enabled"
 		}
-		return Audit(ctx, tx, org, by, event, "api_key", id.String(), map[string]any{"prefix": k.Prefix})
+		if err := Audit(ctx, tx, org, by, event, "api_key", id.String(), map[string]any{"prefix": k.Prefix}); err != nil {
+			return err
+		}
+		return Publish(ctx, tx, Event{Org: org, Kind: "api_key", ID: id.String()})
 	})
 	if err != nil {
 		return nil, err
@@ -228,7 +236,10 @@ func RevokeAPIKey(ctx context.Context, db bun.IDB, org, id uuid.UUID, by Actor) 
 		if k.AgentID != nil {
 			details["agentId"] = *k.AgentID
 		}
-		return Audit(ctx, tx, org, by, "api_key.revoked", "api_key", id.String(), details)
+		if err := Audit(ctx, tx, org, by, "api_key.revoked", "api_key", id.String(), details); err != nil {
+			return err
+		}
+		return Publish(ctx, tx, Event{Org: org, Kind: "api_key", ID: id.String()})
 	})
 	if err != nil {
 		return nil, err

@@ -17,6 +17,9 @@ type Event struct {
 	Org  uuid.UUID `json:"org"`
 	Kind string    `json:"kind"` // agent, join_request, invite
 	ID   string    `json:"id,omitempty"`
+	// Origin names the process that published a change it already applied
+	// to its own cache (see Cache.Apply); empty otherwise.
+	Origin string `json:"origin,omitempty"`
 }
 
 // Publish sends ev to every listening server when the caller's transaction
