@@ -17,7 +17,9 @@ type queryCounter struct {
 	byPath map[string]int
 }
 
-func (q *queryCounter) BeforeQuery(ctx context.Context, _ *bun.QueryEvent) context.Context { return ctx }
+func (q *queryCounter) BeforeQuery(ctx context.Context, _ *bun.QueryEvent) context.Context {
+	return ctx
+}
 
 func (q *queryCounter) AfterQuery(ctx context.Context, _ *bun.QueryEvent) {
 	c, ok := ctx.Value(gin.ContextKey).(*gin.Context)

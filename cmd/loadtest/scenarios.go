@@ -18,6 +18,8 @@ type loadEnv struct {
 	admin   string // operator bearer token
 	seed    *models.LoadSeed
 	conc    int // API concurrency
+
+	pprof, profileDir string // the server's profile listener, and where profiles go
 }
 
 // call sends a request and fails unless the status is want; it returns the body.
