@@ -138,7 +138,7 @@ func (h *Handler) updateKeyAPI(c *gin.Context) {
 	var k *models.APIKey
 	if err == nil {
 		k, err = models.SetAPIKeyActive(c, h.db, org, id, *req.IsActive, h.actor(c))
-		h.forget(org, "api_key", id.String())
+		h.forget(org, models.EventAPIKey, id.String())
 	}
 	if err != nil {
 		h.fail(c, err)
@@ -152,7 +152,7 @@ func (h *Handler) revokeKeyAPI(c *gin.Context) {
 	org, id, err := h.keyScope(c)
 	if err == nil {
 		_, err = models.RevokeAPIKey(c, h.db, org, id, h.actor(c))
-		h.forget(org, "api_key", id.String())
+		h.forget(org, models.EventAPIKey, id.String())
 	}
 	if err != nil {
 		h.fail(c, err)
@@ -270,7 +270,7 @@ func (h *Handler) keyActionHTML(action string) gin.HandlerFunc {
 			default:
 				k, err = models.SetAPIKeyActive(c, h.db, org, id, action == "enable", h.actor(c))
 			}
-			h.forget(org, "api_key", id.String())
+			h.forget(org, models.EventAPIKey, id.String())
 		}
 		if err != nil {
 			h.fail(c, err)

@@ -50,10 +50,11 @@ type Handler struct {
 	sealer *models.Sealer
 	secure bool
 
-	loginIP, loginEmail, inviteIP, claimIP, badKeyIP *limiter
-	broker                                           *broker
-	cache                                            *models.Cache  // keys and agents for runtime requests
-	writer                                           *models.Writer // presence batches and contact times
+	loginIP, loginEmail, inviteIP, claimIP, badKeyIP, linkIP *limiter
+	broker                                                   *broker
+	metrics                                                  *metrics
+	cache                                                    *models.Cache  // keys and agents for runtime requests
+	writer                                                   *models.Writer // presence batches and contact times
 
 	ctx      context.Context // cancelled by BeginShutdown
 	shutdown context.CancelFunc
@@ -106,6 +107,7 @@ func New(d Deps) (*Handler, error) {
 		inviteIP:   newLimiter(time.Second, 30),
 		claimIP:    newLimiter(200*time.Millisecond, 60),
 		badKeyIP:   newLimiter(2*time.Second, 20),
+		linkIP:     newLimiter(time.Second, 30),
 	}
 	h.cookie.Options = &sessions.Options{
 		Path: "/", MaxAge: int(cfg.SessionMaxAge / time.Second),
@@ -115,6 +117,11 @@ func New(d Deps) (*Handler, error) {
 	h.cache = models.NewCache(cacheTTL, models.RandomBase62(12), cacheMaxEntries)
 	h.broker = newBroker(d.Log, d.DatabaseURL, h.cache)
 	h.writer = models.NewWriter(d.DB, h.cache)
+	h.metrics = newMetrics(h)
+	for name, l := range map[string]*limiter{"login_ip": h.loginIP, "login_email": h.loginEmail, "invite_ip": h.inviteIP,
+		"claim_ip": h.claimIP, "api_key_ip": h.badKeyIP, "link_ip": h.linkIP} {
+		l.rejected = h.metrics.limiterRejected(name)
+	}
 	h.wg.Add(2)
 	go h.housekeeping()
 	go func() { defer h.wg.Done(); h.writer.Run(h.ctx) }()
@@ -147,7 +154,7 @@ func (h *Handler) housekeeping() {
 		case <-h.ctx.Done():
 			return
 		case <-t.C:
-			for _, l := range []*limiter{h.loginIP, h.loginEmail, h.inviteIP, h.claimIP, h.badKeyIP} {
+			for _, l := range []*limiter{h.loginIP, h.loginEmail, h.inviteIP, h.claimIP, h.badKeyIP, h.linkIP} {
 				l.sweep()
 			}
 			if _, err := models.DeleteExpiredSessions(h.ctx, h.db); err != nil && h.ctx.Err() == nil {

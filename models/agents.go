@@ -194,7 +194,11 @@ func RegisterAgent(ctx context.Context, db bun.IDB, org, team uuid.UUID, in Regi
 		if err := Audit(ctx, tx, org, by, "agent.registered", "agent", a.ID, map[string]any{"teamId": team.String(), "title": a.Title}); err != nil {
 			return err
 		}
-		return Publish(ctx, tx, Event{Org: org, Kind: "agent_list", ID: a.ID})
+		if err := EnqueueNotification(ctx, tx, org, NotifyAgentPending,
+			map[string]any{"agentId": a.ID, "title": a.Title, "teamId": team.String(), "path": "/agents/" + a.ID}); err != nil {
+			return err
+		}
+		return Publish(ctx, tx, Event{Org: org, Kind: EventAgentList, ID: a.ID})
 	})
 	if errors.Is(err, ErrConflict) {
 		return nil, Conflict("agent_exists", "an agent with this id already exists in the organization", map[string]any{"id": in.ID})
@@ -270,15 +274,21 @@ func TransitionAgent(ctx context.Context, db bun.IDB, org uuid.UUID, id, action 
 		if err != nil {
 			return translate(err, action+" agent")
 		}
-		if err := Audit(ctx, tx, org, by, t.event, "agent", id, map[string]any{"status": t.to}); err != nil {
-			return err
-		}
-		return Publish(ctx, tx, Event{Org: org, Kind: "agent", ID: id})
+		return auditAgent(ctx, tx, org, by, t.event, id, map[string]any{"status": t.to})
 	})
 	if err != nil {
 		return nil, err
 	}
 	return a, nil
+}
+
+// auditAgent records an agent change and tells every server process that the
+// agent's row changed, both in the caller's transaction.
+func auditAgent(ctx context.Context, tx bun.IDB, org uuid.UUID, by Actor, action, id string, details map[string]any) error {
+	if err := Audit(ctx, tx, org, by, action, "agent", id, details); err != nil {
+		return err
+	}
+	return Publish(ctx, tx, Event{Org: org, Kind: EventAgent, ID: id})
 }
 
 // notApproved is the refusal of a runtime action for an agent in status.
@@ -299,100 +309,8 @@ func CheckActive(a *Agent, action string) error {
 	return notApproved(a.Status, action)
 }
 
-// SetAgentOnline marks an approved agent online and records the contact. The
-// flag and the approval are checked by the UPDATE itself, so once a stop has
-// committed no /online can succeed. It returns ErrNotFound, 403 agent_stopped
-// or 409 agent_not_approved. An agent.online event is written only when the
-// flag flips.
-func SetAgentOnline(ctx context.Context, db bun.IDB, org uuid.UUID, id string, by Actor) (*Agent, error) {
-	a := new(Agent)
-	err := InTx(ctx, db, func(tx bun.Tx) error {
-		for range 3 {
-			err := tx.NewUpdate().Model(a).Set("is_online = true").Set("last_seen_at = now()").
-				Where("org_id = ? AND id = ? AND status = ? AND NOT is_online", org, id, StatusApproved).
-				Returning("*").Scan(ctx)
-			if err == nil {
-				return Audit(ctx, tx, org, by, "agent.online", "agent", id, nil)
-			}
-			if !errors.Is(err, sql.ErrNoRows) {
-				return translate(err, "set agent online")
-			}
-			// Already online: only refresh a stale last contact.
-			err = tx.NewUpdate().Model(a).Set("last_seen_at = now()").
-				Where("org_id = ? AND id = ? AND status = ? AND is_online", org, id, StatusApproved).
-				Where("last_seen_at IS NULL OR last_seen_at < now() - ?::interval", touchInterval).
-				Returning("*").Scan(ctx)
-			if err == nil {
-				return nil
-			}
-			if !errors.Is(err, sql.ErrNoRows) {
-				return translate(err, "touch agent")
-			}
-			if err := tx.NewSelect().Model(a).Where("org_id = ? AND id = ?", org, id).Scan(ctx); err != nil {
-				return translate(err, "get agent")
-			}
-			if a.Status != StatusApproved {
-				return notApproved(a.Status, "online")
-			}
-			if a.IsOnline {
-				return nil // online and heard from within touchEvery
-			}
-			// Went offline between the statements: try again.
-		}
-		return Conflict("conflict", "agent presence changed concurrently; retry", nil)
-	})
-	if err != nil {
-		return nil, err
-	}
-	return a, nil
-}
-
 // touchInterval is touchEvery as a PostgreSQL interval.
 const touchInterval = "15 seconds"
-
-// SetAgentOffline clears the online flag. It is allowed in every status and
-// idempotent; an agent.offline event is written only when the flag flips.
-func SetAgentOffline(ctx context.Context, db bun.IDB, org uuid.UUID, id string, by Actor) (*Agent, error) {
-	a := new(Agent)
-	err := InTx(ctx, db, func(tx bun.Tx) error {
-		err := tx.NewUpdate().Model(a).Set("is_online = false").Set("last_seen_at = now()").
-			Where("org_id = ? AND id = ? AND is_online", org, id).Returning("*").Scan(ctx)
-		if errors.Is(err, sql.ErrNoRows) {
-			err := tx.NewSelect().Model(a).Where("org_id = ? AND id = ?", org, id).Scan(ctx)
-			return translate(err, "get agent")
-		}
-		if err != nil {
-			return translate(err, "set agent offline")
-		}
-		return Audit(ctx, tx, org, by, "agent.offline", "agent", id, nil)
-	})
-	if err != nil {
-		return nil, err
-	}
-	return a, nil
-}
-
-// TouchAgent records contact from the agent. last_seen_at is written at most
-// once per agent per 15 seconds: not at all when a's copy is fresh, and the
-// UPDATE itself refuses a fresh row (another replica may have written it).
-func TouchAgent(ctx context.Context, db bun.IDB, a *Agent) error {
-	if a.Fresh(time.Now()) {
-		return nil
-	}
-	var seen time.Time
-	err := db.NewUpdate().Model((*Agent)(nil)).Set("last_seen_at = now()").
-		Where("org_id = ? AND id = ?", a.OrgID, a.ID).
-		Where("last_seen_at IS NULL OR last_seen_at < now() - ?::interval", touchInterval).
-		Returning("last_seen_at").Scan(ctx, &seen)
-	if errors.Is(err, sql.ErrNoRows) {
-		return nil
-	}
-	if err != nil {
-		return translate(err, "touch agent")
-	}
-	a.LastSeenAt = &seen
-	return nil
-}
 
 // DeleteAgent removes an agent; its bound keys and grants go with it (foreign
 // key cascade) and the audit log keeps its id. It returns ErrNotFound when the
@@ -404,10 +322,10 @@ func DeleteAgent(ctx context.Context, db bun.IDB, org uuid.UUID, id string, by A
 		if err != nil {
 			return translate(err, "delete agent")
 		}
-		if err := Audit(ctx, tx, org, by, "agent.deleted", "agent", id, map[string]any{"status": a.Status, "title": a.Title}); err != nil {
+		if err := auditAgent(ctx, tx, org, by, "agent.deleted", id, map[string]any{"status": a.Status, "title": a.Title}); err != nil {
 			return err
 		}
-		return Publish(ctx, tx, Event{Org: org, Kind: "agent_list", ID: id})
+		return Publish(ctx, tx, Event{Org: org, Kind: EventAgentList, ID: id})
 	})
 }
 
@@ -435,10 +353,7 @@ func SetAgentPickup(ctx context.Context, db bun.IDB, org uuid.UUID, id string, e
 		if err != nil {
 			return translate(err, "set agent pickup")
 		}
-		if err := Audit(ctx, tx, org, by, "agent.pickup_changed", "agent", id, map[string]any{"enabled": enabled}); err != nil {
-			return err
-		}
-		return Publish(ctx, tx, Event{Org: org, Kind: "agent", ID: id})
+		return auditAgent(ctx, tx, org, by, "agent.pickup_changed", id, map[string]any{"enabled": enabled})
 	})
 	if err != nil {
 		return nil, err

@@ -115,7 +115,7 @@ func (c *Cache) Forget(ev Event) {
 	c.gen++
 	now := time.Now()
 	switch ev.Kind {
-	case "api_key":
+	case EventAPIKey:
 		id, err := uuid.Parse(ev.ID)
 		if err != nil {
 			c.keys, c.keyByID = map[[32]byte]cachedKey{}, map[uuid.UUID][32]byte{}
@@ -126,7 +126,7 @@ func (c *Cache) Forget(ev Event) {
 			delete(c.keys, h)
 			delete(c.keyByID, id)
 		}
-	case "agent", "agent_list":
+	case EventAgent, EventAgentList:
 		if ev.ID == "" {
 			return
 		}

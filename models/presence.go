@@ -261,7 +261,7 @@ func (w *Writer) commit(ctx context.Context, batch []*presenceReq) {
 			org := r.ref.Org
 			events = append(events, AuditEvent{OrgID: &org, ActorType: r.by.Type, ActorID: r.by.ID, ActorLabel: r.by.Label,
 				IP: r.by.IP, RequestID: r.by.RequestID, Action: action, TargetType: "agent", TargetID: r.ref.ID, Details: map[string]any{}})
-			b, _ := json.Marshal(Event{Org: org, Kind: "agent", ID: r.ref.ID, Origin: w.cache.Origin()})
+			b, _ := json.Marshal(Event{Org: org, Kind: EventAgent, ID: r.ref.ID, Origin: w.cache.Origin()})
 			notes = append(notes, string(b))
 		}
 		if _, err := tx.NewInsert().Model(&events).Exec(ctx); err != nil {
