@@ -28,11 +28,17 @@ type Writer struct {
 // touchFlushEvery is how often recorded contacts are written.
 const touchFlushEvery = time.Second
 
+// presenceWriters is how many presence batches commit at once. Batches lock
+// their rows in (org, id) order, so they cannot deadlock one another. On two
+// cores one writer did as well as four (batches just grow while it commits).
+const presenceWriters = 1
+
 // maxPresenceBatch bounds the presence changes committed together.
 const maxPresenceBatch = 256
 
 // NewWriter returns a writer on db that keeps cache's copies current.
 func NewWriter(db *bun.DB, cache *Cache) *Writer {
+
 	return &Writer{db: db, cache: cache, reqs: make(chan *presenceReq, maxPresenceBatch),
 		seen: map[AgentRef]struct{}{}, used: map[uuid.UUID]struct{}{}}
 }
@@ -56,6 +62,16 @@ func (w *Writer) Run(ctx context.Context) {
 			}
 		}
 	}()
+	for range presenceWriters {
+		wg.Add(1)
+		go func() { defer wg.Done(); w.batches(ctx) }()
+	}
+	wg.Wait()
+}
+
+// batches takes the presence changes waiting and commits them together, until
+// ctx ends. Several run at once: a batch fills while others commit.
+func (w *Writer) batches(ctx context.Context) {
 	var next *presenceReq
 	for {
 		first := next
@@ -63,7 +79,7 @@ func (w *Writer) Run(ctx context.Context) {
 		if first == nil {
 			select {
 			case <-ctx.Done():
-				wg.Wait()
+				w.refuse(ctx.Err())
 				return
 			case first = <-w.reqs:
 			}
@@ -85,6 +101,18 @@ func (w *Writer) Run(ctx context.Context) {
 			}
 		}
 		w.commit(ctx, batch)
+	}
+}
+
+// refuse answers the changes still waiting when the writer stops.
+func (w *Writer) refuse(err error) {
+	for {
+		select {
+		case r := <-w.reqs:
+			r.done <- presenceResult{err: err}
+		default:
+			return
+		}
 	}
 }
 
