@@ -3,6 +3,7 @@ package models
 import (
 	"context"
 	"errors"
+	"slices"
 	"sync"
 	"time"
 
@@ -30,6 +31,7 @@ type Cache struct {
 	gen       uint64
 	keys      map[[32]byte]cachedKey
 	keyByID   map[uuid.UUID][32]byte
+	boundKeys map[AgentRef][][32]byte // keys bound to an agent (may name keys already dropped)
 	agents    map[AgentRef]cachedAgent
 	forgotten map[string]forgetMark // "k:<key id>" / "a:<org>/<agent id>"
 }
@@ -72,6 +74,7 @@ func NewCache(ttl time.Duration, origin string, maxEntries int) *Cache {
 func (c *Cache) reset() {
 	c.keys = map[[32]byte]cachedKey{}
 	c.keyByID = map[uuid.UUID][32]byte{}
+	c.boundKeys = map[AgentRef][][32]byte{}
 	c.agents = map[AgentRef]cachedAgent{}
 	c.forgotten = map[string]forgetMark{}
 }
@@ -118,7 +121,7 @@ func (c *Cache) Forget(ev Event) {
 	case EventAPIKey:
 		id, err := uuid.Parse(ev.ID)
 		if err != nil {
-			c.keys, c.keyByID = map[[32]byte]cachedKey{}, map[uuid.UUID][32]byte{}
+			c.dropKeys()
 			return
 		}
 		c.forgotten["k:"+id.String()] = forgetMark{c.gen, now}
@@ -133,12 +136,13 @@ func (c *Cache) Forget(ev Event) {
 		ref := AgentRef{ev.Org, ev.ID}
 		c.forgotten[ref.mark()] = forgetMark{c.gen, now}
 		delete(c.agents, ref)
-		for h, k := range c.keys {
-			if k.key.AgentID != nil && *k.key.AgentID == ev.ID && k.key.OrgID == ev.Org {
+		for _, h := range c.boundKeys[ref] {
+			if k, ok := c.keys[h]; ok {
 				delete(c.keys, h)
 				delete(c.keyByID, k.key.ID)
 			}
 		}
+		delete(c.boundKeys, ref)
 	default:
 		return
 	}
@@ -149,6 +153,11 @@ func (c *Cache) Forget(ev Event) {
 			}
 		}
 	}
+}
+
+// dropKeys empties the key maps; call it with c.mu held.
+func (c *Cache) dropKeys() {
+	c.keys, c.keyByID, c.boundKeys = map[[32]byte]cachedKey{}, map[uuid.UUID][32]byte{}, map[AgentRef][][32]byte{}
 }
 
 // begin returns the generation a read starts at.
@@ -171,7 +180,7 @@ func (c *Cache) storable(gen uint64, started time.Time, marks ...string) bool {
 	return true
 }
 
-// fits makes room for one more entry in a map of n entries.
+// full reports whether a map of n entries has reached the bound.
 func (c *Cache) full(n int) bool { return c.max > 0 && n >= c.max }
 
 // Key returns the active key for raw, from memory when it is cached. A
@@ -209,10 +218,16 @@ func (c *Cache) Key(ctx context.Context, db bun.IDB, raw string) (*APIKey, error
 		c.mu.Lock()
 		if c.storable(gen, started, marks...) {
 			if c.full(len(c.keys)) {
-				c.keys, c.keyByID = map[[32]byte]cachedKey{}, map[uuid.UUID][32]byte{}
+				c.dropKeys()
 			}
 			c.keys[h] = cachedKey{*k, now}
 			c.keyByID[k.ID] = h
+			if k.AgentID != nil {
+				ref := AgentRef{k.OrgID, *k.AgentID}
+				if !slices.Contains(c.boundKeys[ref], h) {
+					c.boundKeys[ref] = append(c.boundKeys[ref], h)
+				}
+			}
 		}
 		c.mu.Unlock()
 	}
