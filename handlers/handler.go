@@ -55,6 +55,7 @@ type Handler struct {
 	metrics                                                  *metrics
 	cache                                                    *models.Cache  // keys and agents for runtime requests
 	writer                                                   *models.Writer // presence batches and contact times
+	announcer                                                *models.Announcer
 
 	ctx      context.Context // cancelled by BeginShutdown
 	shutdown context.CancelFunc
@@ -122,9 +123,11 @@ func New(d Deps) (*Handler, error) {
 		"claim_ip": h.claimIP, "api_key_ip": h.badKeyIP, "link_ip": h.linkIP} {
 		l.rejected = h.metrics.limiterRejected(name)
 	}
-	h.wg.Add(2)
+	h.announcer = models.NewAnnouncer(d.DB)
+	h.wg.Add(3)
 	go h.housekeeping()
 	go func() { defer h.wg.Done(); h.writer.Run(h.ctx) }()
+	go func() { defer h.wg.Done(); h.announcer.Run(h.ctx) }()
 	if d.DatabaseURL != "" {
 		h.wg.Add(1)
 		go func() { defer h.wg.Done(); h.broker.run(h.ctx) }()

@@ -176,7 +176,9 @@ func (in *RegisterInput) Validate() error {
 }
 
 // RegisterAgent creates a pending agent (pickup off) in a team of org. An id
-// already used in the org is a 409 agent_exists.
+// already used in the org is a 409 agent_exists. The caller announces the
+// new agent (EventAgentList) once this returns: registrations are frequent,
+// and notifying inside the transaction would make them commit one at a time.
 func RegisterAgent(ctx context.Context, db bun.IDB, org, team uuid.UUID, in RegisterInput, by Actor) (*Agent, error) {
 	if err := in.Validate(); err != nil {
 		return nil, err
@@ -198,7 +200,7 @@ func RegisterAgent(ctx context.Context, db bun.IDB, org, team uuid.UUID, in Regi
 			map[string]any{"agentId": a.ID, "title": a.Title, "teamId": team.String(), "path": "/agents/" + a.ID}); err != nil {
 			return err
 		}
-		return Publish(ctx, tx, Event{Org: org, Kind: EventAgentList, ID: a.ID})
+		return nil
 	})
 	if errors.Is(err, ErrConflict) {
 		return nil, Conflict("agent_exists", "an agent with this id already exists in the organization", map[string]any{"id": in.ID})
