@@ -10,6 +10,7 @@ import (
 	"github.com/chromedp/cdproto/emulation"
 	"github.com/chromedp/cdproto/page"
 	"github.com/chromedp/chromedp"
+	"github.com/chromedp/chromedp/kb"
 )
 
 // signInBrowser signs the browser in through the login form.
@@ -238,4 +239,58 @@ func TestBrowserNewAPIKeyCopy(t *testing.T) {
 		t.Fatalf("clipboard %q, key %q", clip, raw)
 	}
 	shoot(t, ctx, "settings-api-key-created")
+}
+
+// TestBrowserDialogKeyboard: the New invite dialog opens from the keyboard,
+// takes the focus, closes on Esc and gives the focus back to its button.
+func TestBrowserDialogKeyboard(t *testing.T) {
+	e := newEnv(t)
+	ctx := newBrowser(t)
+	signInBrowser(t, ctx, e, "root@example.com")
+	do(t, ctx, "open with Enter",
+		chromedp.Navigate(e.srv.URL+"/agents/invites"),
+		chromedp.Focus(chromedp.CSS(`[data-testid="new-invite"]`)),
+		chromedp.KeyEvent("\r"),
+		chromedp.WaitVisible(chromedp.CSS(`#new-invite[open]`)),
+	)
+	if !value(t, ctx, chromedp.Evaluate[bool](`document.getElementById("new-invite").contains(document.activeElement)`)) {
+		t.Fatal("focus did not move into the dialog")
+	}
+	labelled := value(t, ctx, chromedp.Evaluate[bool](`[...document.querySelectorAll("#new-invite input:not([type=hidden]), #new-invite select, #new-invite textarea")]
+		.every(el => el.labels && el.labels.length > 0 || el.getAttribute("aria-label"))`))
+	if !labelled {
+		t.Fatal("a New invite field has no label")
+	}
+	shoot(t, ctx, "invite-new-dialog")
+	do(t, ctx, "Esc closes",
+		chromedp.KeyEvent(kb.Escape),
+		chromedp.WaitNotVisible(chromedp.CSS(`#new-invite`)),
+	)
+	if id := value(t, ctx, chromedp.Evaluate[string](`document.activeElement.getAttribute("data-testid")`)); id != "new-invite" {
+		t.Fatalf("focus went to %q, want the New invite button", id)
+	}
+}
+
+// TestBrowserNewInviteWithoutJavaScript: New invite is a link to a page with
+// the form, and the form is a plain post.
+func TestBrowserNewInviteWithoutJavaScript(t *testing.T) {
+	e := newEnv(t)
+	ctx := newBrowser(t)
+	if _, err := chromedp.Call(ctx, emulation.SetScriptExecutionDisabled, emulation.SetScriptExecutionDisabledParams{Value: true}); err != nil {
+		t.Fatal(err)
+	}
+	signInBrowser(t, ctx, e, "root@example.com")
+	do(t, ctx, "create an invite with plain forms",
+		chromedp.Navigate(e.srv.URL+"/agents/invites"),
+		chromedp.Click(chromedp.CSS(`[data-testid="new-invite"]`)),
+		chromedp.WaitVisible(chromedp.CSS(`main #inv-name`)),
+		chromedp.SendKeys(chromedp.CSS(`main #inv-name`), "no-js-1"),
+		chromedp.Click(chromedp.CSS(`main [data-testid="new-invite-submit"]`)),
+		chromedp.WaitVisible(chromedp.CSS(`[data-testid="invite-created"]`)),
+	)
+	link := value(t, ctx, chromedp.Value(chromedp.CSS("#created-invite-link")))
+	if !strings.HasPrefix(link, e.srv.URL+"/invite/") {
+		t.Fatalf("created link %q", link)
+	}
+	shoot(t, ctx, "invite-created-no-js")
 }

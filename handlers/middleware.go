@@ -19,6 +19,7 @@ const (
 	ctxPrincipal = "principal"
 	ctxOrg       = "org"
 	ctxKey       = "apiKey"
+	ctxJSON      = "answerJSON"
 )
 
 var requestIDRE = regexp.MustCompile(`^[A-Za-z0-9._-]{8,64}$`)

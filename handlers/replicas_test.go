@@ -139,6 +139,23 @@ func TestBrowserLiveAcrossReplicas(t *testing.T) {
 	ra.json(http.MethodPatch, "/api/v1/agents/via-a/approve", token, map[string]any{}, http.StatusOK, nil)
 	do(t, ctx, "approval through A shows on B",
 		chromedp.WaitVisible(chromedp.CSS(`tr[data-agent-id="via-a"][data-status="approved"]`)))
+
+	// A join request created through A appears on B's Join requests tab and
+	// in its nav badge.
+	do(t, ctx, "join requests on B",
+		chromedp.Navigate(b.URL+"/agents/join-requests"),
+		chromedp.WaitVisible(chromedp.CSS(`#pending-badge[data-count="0"]`)),
+	)
+	var inv struct{ Token string }
+	ra.json(http.MethodPost, "/api/v1/internal/invites", token,
+		map[string]any{"orgId": orgs[0].ID, "agentName": "joined-via-a", "adapterType": "mcp"}, http.StatusCreated, &inv)
+	ra.json(http.MethodPost, "/api/v1/invites/"+inv.Token+"/join", "", map[string]any{"adapterType": "mcp"}, http.StatusCreated, nil)
+	start = time.Now()
+	do(t, ctx, "join request through A appears on B",
+		chromedp.WaitVisible(chromedp.CSS(`[data-testid="join-request-row"][data-status="PENDING"]`)),
+		chromedp.WaitVisible(chromedp.CSS(`#pending-badge[data-count="1"]`)),
+	)
+	t.Logf("join request appeared on B %v after the join on A", time.Since(start).Round(time.Millisecond))
 }
 
 // remote calls the JSON API of a server process.

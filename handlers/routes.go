@@ -146,6 +146,28 @@ func (h *Handler) Routes() http.Handler {
 	mg.DELETE("/organizations/:orgId/webhooks/:endpointId", h.deleteWebhookAPI)
 	mg.POST("/organizations/:orgId/webhooks/:endpointId/test", h.testWebhookAPI)
 	mg.GET("/organizations/:orgId/webhooks/:endpointId/deliveries", h.webhookDeliveriesAPI)
+	// Invites and join requests (issue 3). The invite token or claim secret is
+	// the runtime's credential; the management routes need an org admin.
+	api.GET("/invites/:token", h.getInviteAPI)
+	api.POST("/invites/:token/join", h.joinInviteAPI)
+	api.POST("/join-requests/:id/claim", h.claimAPI)
+	mg.GET("/internal/invites", h.listInvitesAPI)
+	mg.POST("/internal/invites", h.createInviteAPI)
+	mg.DELETE("/internal/invites/:id", h.deleteInviteAPI)
+	mg.GET("/internal/join-requests", h.listJoinRequestsAPI)
+	mg.POST("/internal/join-requests/:id/approve", h.decideJoinRequestAPI("approve"))
+	mg.POST("/internal/join-requests/:id/reject", h.decideJoinRequestAPI("reject"))
+	ui.GET("/agents/invites", h.invitesPage)
+	ui.POST("/agents/invites", h.invitesCreate)
+	ui.GET("/agents/invites/new", h.inviteFormHTML)
+	ui.POST("/agents/invites/bulk", h.invitesBulk)
+	ui.POST("/agents/invites/:id/delete", h.inviteDeleteHTML)
+	ui.GET("/agents/join-requests", h.joinRequestsPage)
+	for _, action := range []string{"approve", "reject", "reject-revoke"} {
+		ui.POST("/agents/join-requests/:id/"+action, h.joinDecisionHTML(action))
+	}
+	r.GET("/invite/:token", noStore, h.invitePage)
+	r.POST("/invite/:token", noStore, h.inviteJoinHTML)
 
 	return r
 }

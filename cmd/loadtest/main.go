@@ -133,7 +133,8 @@ func run(ctx context.Context, o options) error {
 	}
 	srv.Env = append(os.Environ(), "PPROF_ADDR="+pprofAddr, "DATABASE_URL="+dbURL, "ADDR=127.0.0.1:"+strconv.Itoa(port), "PUBLIC_URL="+base,
 		"DATA_DIR="+filepath.Join(tmp, "data"), "SECRET_KEY="+models.RandomBase62(40),
-		"BOOTSTRAP_SA_EMAIL=load@example.com", "BOOTSTRAP_SA_PASSWORD="+password, "LOG_FORMAT=json", "GOMEMLIMIT="+o.memLimit)
+		"BOOTSTRAP_SA_EMAIL=load@example.com", "TRUSTED_PROXIES=127.0.0.1/32", "BOOTSTRAP_SA_PASSWORD="+password, "LOG_FORMAT=json",
+		"GOMEMLIMIT="+o.memLimit)
 	logPath := filepath.Join(tmp, "server.log")
 	srvLog, _ := os.Create(logPath)
 	srv.Stdout, srv.Stderr = srvLog, srvLog
