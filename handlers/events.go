@@ -137,6 +137,19 @@ func (b *broker) streams() int {
 	return n
 }
 
+// announceAfter collects the page-refresh events the request's changes
+// publish and announces them once the handler is done, its transactions
+// committed (see models.Publish). One rolled back is announced all the same:
+// pages re-fetch and find nothing new.
+func (h *Handler) announceAfter(c *gin.Context) {
+	d := &models.Deferred{}
+	c.Set(models.DeferredEventsKey, d)
+	c.Next()
+	for _, ev := range d.Events() {
+		h.announcer.Announce(ev)
+	}
+}
+
 // sseHeartbeat keeps idle streams alive through proxies.
 const sseHeartbeat = 25 * time.Second
 

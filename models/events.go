@@ -3,6 +3,7 @@ package models
 import (
 	"context"
 	"encoding/json"
+	"sync"
 
 	"github.com/google/uuid"
 	"github.com/uptrace/bun"
@@ -34,13 +35,58 @@ const (
 
 // Publish sends ev to every listening server when the caller's transaction
 // commits (NOTIFY is transactional), and never when it rolls back.
+//
+// Within a request that collects events (DeferredEventsKey), an event that
+// only refreshes pages (invites, join requests, agents added) is collected
+// instead and announced once the request is done: a transaction that
+// notifies holds a database-wide lock while it commits, so such transactions
+// commit one at a time. Events replicas must act on are always sent here.
 func Publish(ctx context.Context, db bun.IDB, ev Event) error {
+	if d, ok := ctx.Value(DeferredEventsKey).(*Deferred); ok && refreshOnly(ev) {
+		d.add(ev)
+		return nil
+	}
 	b, err := json.Marshal(ev)
 	if err != nil {
 		return err
 	}
 	_, err = db.ExecContext(ctx, "SELECT pg_notify(?, ?)", EventChannel, string(b))
 	return translate(err, "publish event")
+}
+
+// DeferredEventsKey is the context key (a string: gin's context looks its
+// values up by string) under which a request keeps a *Deferred.
+const DeferredEventsKey = "agentroster.deferredEvents"
+
+// Deferred collects the page-refresh events of one request.
+type Deferred struct {
+	mu  sync.Mutex
+	evs []Event
+}
+
+func (d *Deferred) add(ev Event) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	d.evs = append(d.evs, ev)
+}
+
+// Events returns the events collected.
+func (d *Deferred) Events() []Event {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.evs
+}
+
+// refreshOnly reports whether ev only refreshes pages: no replica drops
+// anything from its cache for it (keys, agents changed or deleted do).
+func refreshOnly(ev Event) bool {
+	switch ev.Kind {
+	case EventInvite, EventJoinRequest:
+		return true
+	case EventAgentList:
+		return ev.ID == "" // agents were added; a deleted agent names its id
+	}
+	return false
 }
 
 // Announcer sends events that only refresh pages, after their change has
