@@ -60,7 +60,7 @@ func newEnv(t *testing.T) *env {
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv.Config.Handler = h.Routes()
+	srv.Config.Handler = validateAPI(t, h.Routes())
 	t.Cleanup(func() { srv.Close(); h.Close() })
 	return &env{t: t, db: db, h: h, srv: srv, sa: sa, org: &orgs[0], actor: models.System}
 }

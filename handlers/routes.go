@@ -169,6 +169,10 @@ func (h *Handler) Routes() http.Handler {
 	r.GET("/invite/:token", noStore, h.invitePage)
 	r.POST("/invite/:token", noStore, h.inviteJoinHTML)
 
+	// OpenAPI contract and API reference (issue 7).
+	api.GET("/openapi.json", h.openAPI)
+	r.GET("/docs/api", h.apiDocsPage)
+
 	return r
 }
 
