@@ -59,7 +59,10 @@ type Handler struct {
 
 	ctx      context.Context // cancelled by BeginShutdown
 	shutdown context.CancelFunc
-	wg       sync.WaitGroup
+	// stopWriters ends the presence writer and the announcer (Close, after
+	// the requests have drained).
+	stopWriters context.CancelFunc
+	wg          sync.WaitGroup
 }
 
 // cacheTTL bounds how long a cached key or agent is used without reading it
@@ -126,8 +129,11 @@ func New(d Deps) (*Handler, error) {
 	h.announcer = models.NewAnnouncer(d.DB)
 	h.wg.Add(3)
 	go h.housekeeping()
-	go func() { defer h.wg.Done(); h.writer.Run(h.ctx) }()
-	go func() { defer h.wg.Done(); h.announcer.Run(h.ctx) }()
+	// The writers outlive BeginShutdown: requests still draining need them.
+	var writers context.Context
+	writers, h.stopWriters = context.WithCancel(context.Background())
+	go func() { defer h.wg.Done(); h.writer.Run(writers) }()
+	go func() { defer h.wg.Done(); h.announcer.Run(writers) }()
 	if d.DatabaseURL != "" {
 		h.wg.Add(1)
 		go func() { defer h.wg.Done(); h.broker.run(h.ctx) }()
@@ -145,6 +151,7 @@ func (h *Handler) BeginShutdown() { h.shutdown() }
 // Close stops background work and waits for it.
 func (h *Handler) Close() {
 	h.shutdown()
+	h.stopWriters()
 	h.wg.Wait()
 }
 

@@ -3,6 +3,7 @@ package models
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"sync"
 	"time"
 
@@ -19,6 +20,7 @@ type Writer struct {
 	db    *bun.DB
 	cache *Cache
 	reqs  chan *presenceReq
+	done  chan struct{} // closed when Run has returned
 
 	mu   sync.Mutex
 	seen map[AgentRef]struct{}
@@ -39,13 +41,14 @@ const maxPresenceBatch = 256
 // NewWriter returns a writer on db that keeps cache's copies current.
 func NewWriter(db *bun.DB, cache *Cache) *Writer {
 
-	return &Writer{db: db, cache: cache, reqs: make(chan *presenceReq, maxPresenceBatch),
+	return &Writer{db: db, cache: cache, reqs: make(chan *presenceReq, maxPresenceBatch), done: make(chan struct{}),
 		seen: map[AgentRef]struct{}{}, used: map[uuid.UUID]struct{}{}}
 }
 
 // Run commits presence batches and flushes contacts until ctx ends, then
 // flushes what is left.
 func (w *Writer) Run(ctx context.Context) {
+	defer close(w.done)
 	var wg sync.WaitGroup
 	wg.Add(1)
 	go func() {
@@ -67,7 +70,11 @@ func (w *Writer) Run(ctx context.Context) {
 		go func() { defer wg.Done(); w.batches(ctx) }()
 	}
 	wg.Wait()
+	w.refuse(ctx.Err())
 }
+
+// errWriterStopped answers presence changes asked for after the writer stopped.
+var errWriterStopped = errors.New("presence writer stopped")
 
 // batches takes the presence changes waiting and commits them together, until
 // ctx ends. Several run at once: a batch fills while others commit.
@@ -203,12 +210,22 @@ func (w *Writer) SetPresence(ctx context.Context, org uuid.UUID, id string, onli
 	case w.reqs <- r:
 	case <-ctx.Done():
 		return nil, ctx.Err()
+	case <-w.done:
+		return nil, errWriterStopped
 	}
 	select {
 	case res := <-r.done:
 		return res.agent, res.err
 	case <-ctx.Done():
 		return nil, ctx.Err()
+	case <-w.done:
+		// Run answers what it took before it returns; this request was left queued.
+		select {
+		case res := <-r.done:
+			return res.agent, res.err
+		default:
+			return nil, errWriterStopped
+		}
 	}
 }
 
