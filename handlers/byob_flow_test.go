@@ -38,7 +38,7 @@ type byobProc struct {
 	lines chan string
 	mu    sync.Mutex
 	out   strings.Builder
-	done  chan struct{}
+	done  chan struct{} // the process ended and all of its output was read
 	err   error
 }
 
@@ -52,6 +52,7 @@ func startByob(t *testing.T, bin string, env []string, args ...string) *byobProc
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
+	scanned := make(chan struct{})
 	go func() {
 		sc := bufio.NewScanner(pr)
 		for sc.Scan() {
@@ -61,10 +62,12 @@ func startByob(t *testing.T, bin string, env []string, args ...string) *byobProc
 			p.lines <- sc.Text()
 		}
 		close(p.lines)
+		close(scanned)
 	}()
 	go func() {
 		p.err = cmd.Wait()
 		pw.Close()
+		<-scanned
 		close(p.done)
 	}()
 	t.Cleanup(func() {
@@ -72,6 +75,10 @@ func startByob(t *testing.T, bin string, env []string, args ...string) *byobProc
 		case <-p.done:
 		default:
 			cmd.Process.Kill()
+			go func() {
+				for range p.lines {
+				}
+			}()
 			<-p.done
 		}
 	})
