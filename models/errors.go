@@ -112,6 +112,11 @@ func translate(err error, what string) error {
 		case "23514":
 			return fmt.Errorf("%s: %w", what, &ValidationError{Fields: map[string]string{"value": "out of range (" + pgErr.ConstraintName + ")"}})
 		}
+		// Class 22, data exceptions: a NUL byte, a value too long or out of
+		// range for its column. Input the validators let through, not a fault.
+		if strings.HasPrefix(pgErr.Code, "22") {
+			return fmt.Errorf("%s: %w", what, &ValidationError{Fields: map[string]string{"value": "is not acceptable text or is out of range"}})
+		}
 	}
 	return fmt.Errorf("%s: %w", what, err)
 }
