@@ -102,17 +102,18 @@ const maxJSONBody = 64 << 10
 // maxFormBody is the largest form body (bulk invites are the largest form).
 const maxFormBody = 256 << 10
 
-// limitBody caps every request body.
-func limitBody(c *gin.Context) {
+// limitBody caps every request body: a declared length over the limit is
+// refused (413) before any handler runs, whether or not the route reads it.
+func (h *Handler) limitBody(c *gin.Context) {
 	limit := int64(maxFormBody)
 	if isAPI(c) {
 		limit = maxJSONBody
 	}
 	if c.Request.ContentLength > limit {
-		c.Request.Body = http.MaxBytesReader(c.Writer, c.Request.Body, 0)
-	} else {
-		c.Request.Body = http.MaxBytesReader(c.Writer, c.Request.Body, limit)
+		h.fail(c, &http.MaxBytesError{Limit: limit})
+		return
 	}
+	c.Request.Body = http.MaxBytesReader(c.Writer, c.Request.Body, limit)
 	c.Next()
 }
 
