@@ -14,58 +14,9 @@ import (
 	"time"
 
 	"github.com/uptrace/bun"
-)
 
-// Invariants the reliability tests check in the database after every race,
-// fault and hostile request. Each query counts rows that break one rule.
-var invariantQueries = []struct{ name, sql string }{
-	{"invite uses equal its join requests", `
-		SELECT count(*) FROM invites i
-		WHERE i.uses <> (SELECT count(*) FROM join_requests j WHERE j.invite_id = i.id)`},
-	{"invite uses within max uses", `SELECT count(*) FROM invites WHERE uses < 0 OR uses > max_uses`},
-	{"decided iff decided_at set", `
-		SELECT count(*) FROM join_requests WHERE (status = 'PENDING') <> (decided_at IS NULL)`},
-	{"at most one decision event per join request", `
-		SELECT count(*) FROM (
-			SELECT target_id FROM audit_events
-			WHERE target_type = 'join_request' AND action ~ '\.(approved|rejected)$'
-			GROUP BY target_id HAVING count(*) > 1) d`},
-	{"decision event matches status", `
-		SELECT count(*) FROM join_requests j
-		WHERE j.status <> 'PENDING' AND EXISTS (
-			SELECT 1 FROM audit_events a WHERE a.target_type = 'join_request' AND a.target_id = j.id::text
-			AND a.action ~ '\.(approved|rejected)$')
-		AND NOT EXISTS (
-			SELECT 1 FROM audit_events a WHERE a.target_type = 'join_request' AND a.target_id = j.id::text
-			AND a.action = 'join_request.' || lower(j.status))`},
-	{"approved request names its agent, others none", `
-		SELECT count(*) FROM join_requests WHERE (status = 'APPROVED') <> (agent_id IS NOT NULL)`},
-	{"at most one key per join request", `
-		SELECT count(*) FROM (SELECT join_request_id FROM api_keys WHERE join_request_id IS NOT NULL
-			GROUP BY join_request_id HAVING count(*) > 1) d`},
-	{"claimed iff a key was issued", `
-		SELECT count(*) FROM join_requests j
-		WHERE (j.claimed_at IS NOT NULL) <> EXISTS (SELECT 1 FROM api_keys k WHERE k.join_request_id = j.id)`},
-	{"claimed only when approved", `SELECT count(*) FROM join_requests WHERE claimed_at IS NOT NULL AND status <> 'APPROVED'`},
-	{"no online agent that is not approved", `SELECT count(*) FROM agents WHERE is_online AND status <> 'approved'`},
-	{"pickup only for approved agents", `SELECT count(*) FROM agents WHERE pickup_enabled AND status <> 'approved'`},
-	{"no key of a deleted agent", `
-		SELECT count(*) FROM api_keys k WHERE k.agent_id IS NOT NULL
-		AND NOT EXISTS (SELECT 1 FROM agents a WHERE a.org_id = k.org_id AND a.id = k.agent_id)`},
-	{"revoked keys are inactive", `SELECT count(*) FROM api_keys WHERE revoked_at IS NOT NULL AND is_active`},
-	// The last status event of every agent agrees with its status: no change
-	// was applied without its event, or audited without being applied.
-	{"agent status agrees with its last status event", `
-		SELECT count(*) FROM agents a
-		JOIN LATERAL (
-			SELECT e.action FROM audit_events e
-			WHERE e.org_id = a.org_id AND e.target_type = 'agent' AND e.target_id = a.id
-			AND e.action IN ('agent.registered', 'agent.approved', 'agent.stopped', 'agent.resumed', 'agent.deleted')
-			ORDER BY e.id DESC LIMIT 1) last ON true
-		WHERE last.action <> 'agent.deleted' AND a.status <> CASE last.action
-			WHEN 'agent.registered' THEN 'pending' WHEN 'agent.stopped' THEN 'stopped' ELSE 'approved' END`},
-	{"every audit event has an actor", `SELECT count(*) FROM audit_events WHERE actor_type = '' OR actor_id = ''`},
-}
+	"github.com/agentroster/agentroster/models/testdb"
+)
 
 // checkInvariants reports every broken invariant as a test error and returns
 // how many rows broke one.
@@ -73,20 +24,15 @@ func checkInvariants(t testing.TB, db bun.IDB) int {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	bad := 0
-	for _, q := range invariantQueries {
-		var n int
-		if err := db.NewRaw(q.sql).Scan(ctx, &n); err != nil {
-			t.Errorf("invariant %q: %v", q.name, err)
-			bad++
-			continue
-		}
-		if n > 0 {
-			t.Errorf("invariant broken: %s (%d rows)", q.name, n)
-			bad += n
-		}
+	broken, err := testdb.CheckInvariants(ctx, db)
+	if err != nil {
+		t.Errorf("invariants: %v", err)
+		return 1
 	}
-	return bad
+	for _, b := range broken {
+		t.Errorf("invariant broken: %s", b)
+	}
+	return len(broken)
 }
 
 // summary logs one `SUMMARY key=value …` line; cmd/reliability adds them up.

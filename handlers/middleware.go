@@ -1,6 +1,7 @@
 package handlers
 
 import (
+	"context"
 	"crypto/rand"
 	"encoding/hex"
 	"log/slog"
@@ -21,6 +22,9 @@ const (
 	ctxKey       = "apiKey"
 )
 
+// requestTimeout bounds a request's work, database waits included.
+const requestTimeout = 10 * time.Second
+
 var requestIDRE = regexp.MustCompile(`^[A-Za-z0-9._-]{8,64}$`)
 
 // requestContext gives every request an id (kept from X-Request-ID when it is
@@ -36,6 +40,13 @@ func (h *Handler) requestContext(c *gin.Context) {
 	c.Header("X-Request-ID", id)
 	log := h.log.With("request_id", id)
 	c.Set(ctxLogger, log)
+	// Every request but the event stream has a deadline, so no request waits
+	// without bound for a database connection or a query.
+	if c.FullPath() != "/events" {
+		ctx, cancel := context.WithTimeout(c.Request.Context(), requestTimeout)
+		defer cancel()
+		c.Request = c.Request.WithContext(ctx)
+	}
 	start := time.Now()
 	c.Next()
 	status := c.Writer.Status()

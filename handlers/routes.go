@@ -19,6 +19,9 @@ func (h *Handler) Routes() http.Handler {
 	r := gin.New()
 	r.HandleMethodNotAllowed = true
 	r.RedirectTrailingSlash = false
+	// Handlers pass the gin context to the models as their context.Context:
+	// it must carry the request's cancellation and deadline.
+	r.ContextWithFallback = true
 	if err := r.SetTrustedProxies(h.cfg.TrustedProxies); err != nil {
 		h.log.Warn("invalid TRUSTED_PROXIES; trusting none", "err", err)
 		r.SetTrustedProxies(nil)
