@@ -36,6 +36,12 @@ type env struct {
 func newEnv(t *testing.T) *env {
 	t.Helper()
 	_, dbURL := testdb.Fresh(t)
+	return newEnvOn(t, dbURL)
+}
+
+// newEnvOn is newEnv on the migrated, empty database at dbURL.
+func newEnvOn(t *testing.T, dbURL string) *env {
+	t.Helper()
 	db, err := models.Open(dbURL, 8)
 	if err != nil {
 		t.Fatal(err)

@@ -60,6 +60,11 @@ var raceClient = &http.Client{Timeout: 20 * time.Second}
 // do sends one request from any goroutine (it never calls t.Fatal) and
 // returns status and body; transport errors are status 0.
 func (e *env) do(method, path, auth string, body any, headers ...string) (int, []byte) {
+	return e.doWith(raceClient, method, path, auth, body, headers...)
+}
+
+// doWith is do with a given client.
+func (e *env) doWith(client *http.Client, method, path, auth string, body any, headers ...string) (int, []byte) {
 	var r io.Reader
 	switch b := body.(type) {
 	case nil:
@@ -88,7 +93,7 @@ func (e *env) do(method, path, auth string, body any, headers ...string) (int, [
 	for i := 0; i+1 < len(headers); i += 2 {
 		req.Header.Set(headers[i], headers[i+1])
 	}
-	resp, err := raceClient.Do(req)
+	resp, err := client.Do(req)
 	if err != nil {
 		return 0, []byte(err.Error())
 	}
