@@ -56,11 +56,15 @@ func (h *Handler) requireKey(c *gin.Context) {
 	}
 	ip := c.ClientIP()
 	if spent, retry := h.badKeyIP.exhausted(ip); spent {
+		if h.badKeyIP.rejected != nil {
+			h.badKeyIP.rejected()
+		}
 		h.fail(c, &rateLimited{retry: retry})
 		return
 	}
 	key, err := models.AuthenticateAPIKey(c, h.db, raw)
 	if errors.Is(err, models.ErrUnauthorized) {
+		h.metrics.keyFailed.Inc()
 		if err := limit(h.badKeyIP, ip); err != nil {
 			h.fail(c, err)
 			return

@@ -219,6 +219,7 @@ func (h *Handler) login(c *gin.Context, email, password string) (*models.User, e
 	}
 	u, err := models.Authenticate(c, h.db, email, password, h.actor(c))
 	if errors.Is(err, models.ErrUnauthorized) {
+		h.metrics.loginFailed.Inc()
 		return nil, newErr(http.StatusUnauthorized, "invalid_credentials", "invalid email or password")
 	}
 	return u, err

@@ -66,6 +66,10 @@ func classify(err error) (status int, code, message string, details map[string]a
 			status = http.StatusForbidden
 		case errors.Is(se.Kind, models.ErrGone):
 			status = http.StatusGone
+		case errors.Is(se.Kind, models.ErrNotFound):
+			status = http.StatusNotFound
+		case errors.Is(se.Kind, models.ErrUnauthorized):
+			status = http.StatusUnauthorized
 		}
 		return status, se.Code, se.Message, se.Details
 	case errors.Is(err, models.ErrNotFound):

@@ -50,8 +50,9 @@ type Handler struct {
 	sealer *models.Sealer
 	secure bool
 
-	loginIP, loginEmail, inviteIP, claimIP, badKeyIP *limiter
-	broker                                           *broker
+	loginIP, loginEmail, inviteIP, claimIP, badKeyIP, linkIP *limiter
+	broker                                                   *broker
+	metrics                                                  *metrics
 
 	ctx      context.Context // cancelled by BeginShutdown
 	shutdown context.CancelFunc
@@ -97,6 +98,7 @@ func New(d Deps) (*Handler, error) {
 		inviteIP:   newLimiter(time.Second, 30),
 		claimIP:    newLimiter(200*time.Millisecond, 60),
 		badKeyIP:   newLimiter(2*time.Second, 20),
+		linkIP:     newLimiter(time.Second, 30),
 	}
 	h.cookie.Options = &sessions.Options{
 		Path: "/", MaxAge: int(cfg.SessionMaxAge / time.Second),
@@ -104,6 +106,11 @@ func New(d Deps) (*Handler, error) {
 	}
 	h.ctx, h.shutdown = context.WithCancel(context.Background())
 	h.broker = newBroker(d.Log, d.DatabaseURL)
+	h.metrics = newMetrics(h)
+	for name, l := range map[string]*limiter{"login_ip": h.loginIP, "login_email": h.loginEmail, "invite_ip": h.inviteIP,
+		"claim_ip": h.claimIP, "api_key_ip": h.badKeyIP, "link_ip": h.linkIP} {
+		l.rejected = h.metrics.limiterRejected(name)
+	}
 	h.wg.Add(1)
 	go h.housekeeping()
 	if d.DatabaseURL != "" {
@@ -135,7 +142,7 @@ func (h *Handler) housekeeping() {
 		case <-h.ctx.Done():
 			return
 		case <-t.C:
-			for _, l := range []*limiter{h.loginIP, h.loginEmail, h.inviteIP, h.claimIP, h.badKeyIP} {
+			for _, l := range []*limiter{h.loginIP, h.loginEmail, h.inviteIP, h.claimIP, h.badKeyIP, h.linkIP} {
 				l.sweep()
 			}
 			if _, err := models.DeleteExpiredSessions(h.ctx, h.db); err != nil && h.ctx.Err() == nil {

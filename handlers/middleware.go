@@ -20,6 +20,7 @@ const (
 	ctxPrincipal = "principal"
 	ctxOrg       = "org"
 	ctxKey       = "apiKey"
+	ctxJSON      = "answerJSON"
 )
 
 // requestTimeout bounds a request's work, database waits included.
@@ -49,11 +50,12 @@ func (h *Handler) requestContext(c *gin.Context) {
 	}
 	start := time.Now()
 	c.Next()
+	h.metrics.observe(c, time.Since(start))
 	status := c.Writer.Status()
 	level := slog.LevelInfo
 	if status >= 500 {
 		level = slog.LevelError
-	} else if c.Request.URL.Path == "/healthz" || c.Request.URL.Path == "/readyz" || strings.HasPrefix(c.Request.URL.Path, "/static/") {
+	} else if c.Request.URL.Path == "/healthz" || c.Request.URL.Path == "/readyz" || c.Request.URL.Path == "/metrics" || strings.HasPrefix(c.Request.URL.Path, "/static/") {
 		level = slog.LevelDebug
 	}
 	log.Log(c.Request.Context(), level, "request",

@@ -15,6 +15,8 @@ type limiter struct {
 	burst   int
 	buckets map[string]*bucket
 	max     int
+	// rejected, when set, is called for every refusal (a metric).
+	rejected func()
 }
 
 type bucket struct {
@@ -45,6 +47,9 @@ func (l *limiter) allow(key string) (bool, time.Duration) {
 	l.mu.Unlock()
 	if d := r.DelayFrom(now); d > 0 {
 		r.CancelAt(now)
+		if l.rejected != nil {
+			l.rejected()
+		}
 		return false, d
 	}
 	return true, 0

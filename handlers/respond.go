@@ -17,7 +17,11 @@ import (
 	"github.com/agentroster/agentroster/models"
 )
 
-func isAPI(c *gin.Context) bool { return strings.HasPrefix(c.Request.URL.Path, "/api/") }
+// isAPI reports whether the request is answered in JSON: the /api/ routes,
+// and pages that asked for JSON (the invite landing page with Accept: application/json).
+func isAPI(c *gin.Context) bool {
+	return strings.HasPrefix(c.Request.URL.Path, "/api/") || c.GetBool(ctxJSON)
+}
 
 func isHTMX(c *gin.Context) bool { return c.GetHeader("HX-Request") == "true" }
 

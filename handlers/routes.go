@@ -109,6 +109,69 @@ func (h *Handler) Routes() http.Handler {
 	mg.PATCH("/organizations/:orgId/columns/:columnId", h.updateColumnAPI)
 	mg.DELETE("/organizations/:orgId/columns/:columnId", h.deleteColumnAPI)
 
+	// Administration and operations (issue 10): members and roles, account,
+	// set-password links, platform admin, audit, metrics, notifications.
+	r.GET("/set-password/:token", noStore, h.setPasswordPage)
+	r.POST("/set-password/:token", noStore, h.setPasswordSubmit)
+	ui.GET("/settings/members", h.membersPage)
+	ui.POST("/settings/members", h.membersAdd)
+	ui.POST("/settings/members/:userId/role", h.memberAction("role"))
+	ui.POST("/settings/members/:userId/remove", h.memberAction("remove"))
+	ui.GET("/account", h.accountPage)
+	ui.POST("/account/password", h.accountPassword)
+	ui.GET("/platform", h.platformPage)
+	ui.POST("/platform/orgs", h.platformCreateOrg)
+	ui.POST("/platform/orgs/:orgId", h.platformUpdateOrg)
+	ui.POST("/platform/users/:userId/sa", h.platformUserAction("sa"))
+	ui.POST("/platform/users/:userId/disable", h.platformUserAction("disable"))
+	mg.GET("/organizations/:orgId/members", h.listMembersAPI)
+	mg.POST("/organizations/:orgId/members", h.addMemberAPI)
+	mg.PATCH("/organizations/:orgId/members/:userId", h.updateMemberAPI)
+	mg.DELETE("/organizations/:orgId/members/:userId", h.removeMemberAPI)
+	mg.POST("/account/password", h.accountPasswordAPI)
+	mg.PATCH("/organizations/:orgId", h.updateOrgAPI)
+	mg.GET("/users", h.listUsersAPI)
+	mg.PATCH("/users/:userId", h.updateUserAPI)
+	r.GET("/metrics", h.metricsEndpoint())
+	ui.GET("/audit", h.auditPage)
+	ui.GET("/audit/export", h.auditExport)
+	mg.GET("/audit", h.auditAPI)
+	mg.GET("/audit/export", h.auditExport)
+	ui.GET("/settings/notifications", h.notificationsPage)
+	ui.POST("/settings/notifications", h.notificationsCreate)
+	ui.GET("/settings/notifications/:endpointId", h.webhookLogPage)
+	for _, action := range []string{"test", "enable", "disable", "delete"} {
+		ui.POST("/settings/notifications/:endpointId/"+action, h.webhookActionHTML(action))
+	}
+	mg.GET("/organizations/:orgId/webhooks", h.listWebhooksAPI)
+	mg.POST("/organizations/:orgId/webhooks", h.createWebhookAPI)
+	mg.PATCH("/organizations/:orgId/webhooks/:endpointId", h.updateWebhookAPI)
+	mg.DELETE("/organizations/:orgId/webhooks/:endpointId", h.deleteWebhookAPI)
+	mg.POST("/organizations/:orgId/webhooks/:endpointId/test", h.testWebhookAPI)
+	mg.GET("/organizations/:orgId/webhooks/:endpointId/deliveries", h.webhookDeliveriesAPI)
+	// Invites and join requests (issue 3). The invite token or claim secret is
+	// the runtime's credential; the management routes need an org admin.
+	api.GET("/invites/:token", h.getInviteAPI)
+	api.POST("/invites/:token/join", h.joinInviteAPI)
+	api.POST("/join-requests/:id/claim", h.claimAPI)
+	mg.GET("/internal/invites", h.listInvitesAPI)
+	mg.POST("/internal/invites", h.createInviteAPI)
+	mg.DELETE("/internal/invites/:id", h.deleteInviteAPI)
+	mg.GET("/internal/join-requests", h.listJoinRequestsAPI)
+	mg.POST("/internal/join-requests/:id/approve", h.decideJoinRequestAPI("approve"))
+	mg.POST("/internal/join-requests/:id/reject", h.decideJoinRequestAPI("reject"))
+	ui.GET("/agents/invites", h.invitesPage)
+	ui.POST("/agents/invites", h.invitesCreate)
+	ui.GET("/agents/invites/new", h.inviteFormHTML)
+	ui.POST("/agents/invites/bulk", h.invitesBulk)
+	ui.POST("/agents/invites/:id/delete", h.inviteDeleteHTML)
+	ui.GET("/agents/join-requests", h.joinRequestsPage)
+	for _, action := range []string{"approve", "reject", "reject-revoke"} {
+		ui.POST("/agents/join-requests/:id/"+action, h.joinDecisionHTML(action))
+	}
+	r.GET("/invite/:token", noStore, h.invitePage)
+	r.POST("/invite/:token", noStore, h.inviteJoinHTML)
+
 	return r
 }
 

@@ -191,7 +191,14 @@ func RegisterAgent(ctx context.Context, db bun.IDB, org, team uuid.UUID, in Regi
 		if err := insertAgent(ctx, tx, a); err != nil {
 			return err
 		}
-		return Audit(ctx, tx, org, by, "agent.registered", "agent", a.ID, map[string]any{"teamId": team.String(), "title": a.Title})
+		if err := Audit(ctx, tx, org, by, "agent.registered", "agent", a.ID, map[string]any{"teamId": team.String(), "title": a.Title}); err != nil {
+			return err
+		}
+		if err := EnqueueNotification(ctx, tx, org, NotifyAgentPending,
+			map[string]any{"agentId": a.ID, "title": a.Title, "teamId": team.String(), "path": "/agents/" + a.ID}); err != nil {
+			return err
+		}
+		return Publish(ctx, tx, Event{Org: org, Kind: EventAgentList, ID: a.ID})
 	})
 	if errors.Is(err, ErrConflict) {
 		return nil, Conflict("agent_exists", "an agent with this id already exists in the organization", map[string]any{"id": in.ID})
@@ -267,12 +274,21 @@ func TransitionAgent(ctx context.Context, db bun.IDB, org uuid.UUID, id, action 
 		if err != nil {
 			return translate(err, action+" agent")
 		}
-		return Audit(ctx, tx, org, by, t.event, "agent", id, map[string]any{"status": t.to})
+		return auditAgent(ctx, tx, org, by, t.event, id, map[string]any{"status": t.to})
 	})
 	if err != nil {
 		return nil, err
 	}
 	return a, nil
+}
+
+// auditAgent records an agent change and tells every server process that the
+// agent's row changed, both in the caller's transaction.
+func auditAgent(ctx context.Context, tx bun.IDB, org uuid.UUID, by Actor, action, id string, details map[string]any) error {
+	if err := Audit(ctx, tx, org, by, action, "agent", id, details); err != nil {
+		return err
+	}
+	return Publish(ctx, tx, Event{Org: org, Kind: EventAgent, ID: id})
 }
 
 // notApproved is the refusal of a runtime action for an agent in status.
@@ -306,7 +322,7 @@ func SetAgentOnline(ctx context.Context, db bun.IDB, org uuid.UUID, id string, b
 				Where("org_id = ? AND id = ? AND status = ? AND NOT is_online", org, id, StatusApproved).
 				Returning("*").Scan(ctx)
 			if err == nil {
-				return Audit(ctx, tx, org, by, "agent.online", "agent", id, nil)
+				return auditAgent(ctx, tx, org, by, "agent.online", id, nil)
 			}
 			if !errors.Is(err, sql.ErrNoRows) {
 				return translate(err, "set agent online")
@@ -358,7 +374,7 @@ func SetAgentOffline(ctx context.Context, db bun.IDB, org uuid.UUID, id string, 
 		if err != nil {
 			return translate(err, "set agent offline")
 		}
-		return Audit(ctx, tx, org, by, "agent.offline", "agent", id, nil)
+		return auditAgent(ctx, tx, org, by, "agent.offline", id, nil)
 	})
 	if err != nil {
 		return nil, err
@@ -398,7 +414,10 @@ func DeleteAgent(ctx context.Context, db bun.IDB, org uuid.UUID, id string, by A
 		if err != nil {
 			return translate(err, "delete agent")
 		}
-		return Audit(ctx, tx, org, by, "agent.deleted", "agent", id, map[string]any{"status": a.Status, "title": a.Title})
+		if err := auditAgent(ctx, tx, org, by, "agent.deleted", id, map[string]any{"status": a.Status, "title": a.Title}); err != nil {
+			return err
+		}
+		return Publish(ctx, tx, Event{Org: org, Kind: EventAgentList, ID: id})
 	})
 }
 
@@ -426,7 +445,7 @@ func SetAgentPickup(ctx context.Context, db bun.IDB, org uuid.UUID, id string, e
 		if err != nil {
 			return translate(err, "set agent pickup")
 		}
-		return Audit(ctx, tx, org, by, "agent.pickup_changed", "agent", id, map[string]any{"enabled": enabled})
+		return auditAgent(ctx, tx, org, by, "agent.pickup_changed", id, map[string]any{"enabled": enabled})
 	})
 	if err != nil {
 		return nil, err

@@ -228,7 +228,11 @@ func RevokeAPIKey(ctx context.Context, db bun.IDB, org, id uuid.UUID, by Actor) 
 		if k.AgentID != nil {
 			details["agentId"] = *k.AgentID
 		}
-		return Audit(ctx, tx, org, by, "api_key.revoked", "api_key", id.String(), details)
+		if err := Audit(ctx, tx, org, by, "api_key.revoked", "api_key", id.String(), details); err != nil {
+			return err
+		}
+		details["keyId"], details["name"], details["path"] = id.String(), k.Name, "/settings/api-keys"
+		return EnqueueNotification(ctx, tx, org, NotifyKeyRevoked, details)
 	})
 	if err != nil {
 		return nil, err

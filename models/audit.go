@@ -2,6 +2,9 @@ package models
 
 import (
 	"context"
+	"encoding/json"
+	"fmt"
+	"strings"
 	"time"
 
 	"github.com/google/uuid"
@@ -70,22 +73,42 @@ func Audit(ctx context.Context, db bun.IDB, org uuid.UUID, by Actor, action, tar
 // AuditFilter narrows an audit listing. Zero values match everything.
 type AuditFilter struct {
 	Org        uuid.UUID
-	Action     string
+	AllOrgs    bool   // every org and platform-level events (platform admins); Org is ignored
+	Action     string // exact, or a prefix when it ends in '*' ("agent.*")
+	Actor      string // the actor's label (an email, a key prefix, an agent id) or id
 	TargetType string
 	TargetID   string
-	Before     int64 // keyset cursor: events with id < Before
+	Since      *time.Time // created at or after
+	Until      *time.Time // created before
+	Before     int64      // keyset cursor: events with id < Before
 	Limit      int
 }
 
-// ListAudit returns the newest events of an org first.
-func ListAudit(ctx context.Context, db bun.IDB, f AuditFilter) ([]AuditEvent, error) {
-	if f.Limit <= 0 || f.Limit > 500 {
-		f.Limit = 50
+// MaxAuditFilterLen bounds each text filter.
+const MaxAuditFilterLen = 200
+
+// Validate checks the filter's text fields and time range.
+func (f *AuditFilter) Validate() error {
+	var v Validator
+	for field, s := range map[string]string{"action": f.Action, "actor": f.Actor, "targetType": f.TargetType, "target": f.TargetID} {
+		optText(&v, field, s, MaxAuditFilterLen)
 	}
-	var evs []AuditEvent
-	q := db.NewSelect().Model(&evs).Where("org_id = ?", f.Org).OrderExpr("id DESC").Limit(int64(f.Limit))
-	if f.Action != "" {
+	v.Check(f.Since == nil || f.Until == nil || f.Since.Before(*f.Until), "until", "must be after since")
+	v.Check(f.Before >= 0, "before", "must be a positive event id")
+	return v.Err()
+}
+
+func (f *AuditFilter) apply(q *bun.SelectQuery) *bun.SelectQuery {
+	if !f.AllOrgs {
+		q.Where("org_id = ?", f.Org)
+	}
+	if a, prefix := strings.CutSuffix(f.Action, "*"); prefix {
+		q.Where("action LIKE ?", escapeLike(a)+"%")
+	} else if f.Action != "" {
 		q.Where("action = ?", f.Action)
+	}
+	if f.Actor != "" {
+		q.Where("(actor_label = ? OR actor_id = ?)", f.Actor, f.Actor)
 	}
 	if f.TargetType != "" {
 		q.Where("target_type = ?", f.TargetType)
@@ -93,9 +116,57 @@ func ListAudit(ctx context.Context, db bun.IDB, f AuditFilter) ([]AuditEvent, er
 	if f.TargetID != "" {
 		q.Where("target_id = ?", f.TargetID)
 	}
+	if f.Since != nil {
+		q.Where("created_at >= ?", *f.Since)
+	}
+	if f.Until != nil {
+		q.Where("created_at < ?", *f.Until)
+	}
 	if f.Before > 0 {
 		q.Where("id < ?", f.Before)
 	}
-	err := q.Scan(ctx)
+	return q.OrderExpr("id DESC")
+}
+
+// ListAudit returns the newest matching events first (at most f.Limit, 50 by
+// default, 500 at most). Page on with Before = the last id.
+func ListAudit(ctx context.Context, db bun.IDB, f AuditFilter) ([]AuditEvent, error) {
+	if f.Limit <= 0 || f.Limit > 500 {
+		f.Limit = 50
+	}
+	var evs []AuditEvent
+	err := f.apply(db.NewSelect().Model(&evs)).Limit(int64(f.Limit)).Scan(ctx)
 	return evs, translate(err, "list audit events")
+}
+
+// StreamAudit calls fn for every matching event, newest first, reading rows
+// from the database one at a time: memory stays constant however many match.
+// f.Limit is ignored. An error from fn stops the walk and is returned.
+func StreamAudit(ctx context.Context, db bun.IDB, f AuditFilter, fn func(*AuditEvent) error) error {
+	q := db.NewSelect().Model((*AuditEvent)(nil)).Column("id", "org_id", "actor_type", "actor_id", "actor_label",
+		"action", "target_type", "target_id", "ip", "request_id", "details", "created_at")
+	rows, err := f.apply(q).Rows(ctx)
+	if err != nil {
+		return translate(err, "stream audit events")
+	}
+	defer rows.Close()
+	var ev AuditEvent
+	for rows.Next() {
+		ev = AuditEvent{}
+		var details []byte
+		if err := rows.Scan(&ev.ID, &ev.OrgID, &ev.ActorType, &ev.ActorID, &ev.ActorLabel, &ev.Action, &ev.TargetType,
+			&ev.TargetID, &ev.IP, &ev.RequestID, &details, &ev.CreatedAt); err != nil {
+			return translate(err, "scan audit event")
+		}
+		ev.Details = nil
+		if len(details) > 0 {
+			if err := json.Unmarshal(details, &ev.Details); err != nil {
+				return fmt.Errorf("audit event %d details: %w", ev.ID, err)
+			}
+		}
+		if err := fn(&ev); err != nil {
+			return err
+		}
+	}
+	return translate(rows.Err(), "stream audit events")
 }

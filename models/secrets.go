@@ -3,6 +3,7 @@ package models
 import (
 	"crypto/aes"
 	"crypto/cipher"
+	"crypto/hmac"
 	"crypto/rand"
 	"crypto/sha256"
 	"crypto/subtle"
@@ -69,8 +70,12 @@ func ValidAPIKeyFormat(s string) bool {
 }
 
 // Sealer encrypts small secrets (invite tokens) with AES-256-GCM so a database
-// dump alone reveals nothing.
-type Sealer struct{ aead cipher.AEAD }
+// dump alone reveals nothing, and derives secrets that can be produced again
+// without being stored (claim secrets).
+type Sealer struct {
+	aead cipher.AEAD
+	mac  []byte
+}
 
 // NewSealer derives the encryption key from the server secret.
 func NewSealer(secret []byte) (*Sealer, error) {
@@ -83,7 +88,27 @@ func NewSealer(secret []byte) (*Sealer, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &Sealer{aead: aead}, nil
+	mac := sha256.Sum256(append([]byte("agentroster derive v1\x00"), secret...))
+	return &Sealer{aead: aead, mac: mac[:]}, nil
+}
+
+// Derive returns n base62 characters determined by purpose and id under the
+// server secret: the same inputs give the same string, and nobody without the
+// secret can compute it.
+func (s *Sealer) Derive(purpose, id string, n int) string {
+	out := make([]byte, 0, n)
+	for block := byte(0); len(out) < n; block++ {
+		m := hmac.New(sha256.New, s.mac)
+		m.Write([]byte(purpose))
+		m.Write([]byte{0, block})
+		m.Write([]byte(id))
+		for _, b := range m.Sum(nil) {
+			if b < 248 && len(out) < n {
+				out = append(out, base62[b%62])
+			}
+		}
+	}
+	return string(out)
 }
 
 // Seal encrypts plaintext; the nonce is prepended.

@@ -3,6 +3,7 @@
 package views
 
 import (
+	"encoding/json"
 	"fmt"
 	"strings"
 	"time"
@@ -15,7 +16,7 @@ import (
 // Nav is what the layout needs to draw the header.
 type Nav struct {
 	Title        string
-	Active       string // agents, invites, join-requests, settings, audit
+	Active       string // agents, invites, join-requests, settings, audit, platform
 	UserEmail    string
 	IsSA         bool
 	Orgs         []models.Organization
@@ -77,4 +78,20 @@ func onboardingSummary(s string) string {
 		return line
 	}
 	return ""
+}
+
+// auditDetailsJSON pretty-prints an audit event's details for the expanded row.
+func auditDetailsJSON(d map[string]any) string {
+	b, err := json.MarshalIndent(d, "", "  ")
+	if err != nil {
+		return fmt.Sprint(d)
+	}
+	return string(b)
+}
+
+func orgTitle(titles map[string]string, id string) string {
+	if t, ok := titles[id]; ok {
+		return t
+	}
+	return id
 }

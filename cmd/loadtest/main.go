@@ -111,7 +111,7 @@ func run(ctx context.Context, o options) error {
 	srv := exec.Command(bin)
 	srv.Env = append(os.Environ(), "DATABASE_URL="+dbURL, "ADDR=127.0.0.1:"+strconv.Itoa(port), "PUBLIC_URL="+base,
 		"DATA_DIR="+filepath.Join(tmp, "data"), "SECRET_KEY="+models.RandomBase62(40),
-		"BOOTSTRAP_SA_EMAIL=load@example.com", "BOOTSTRAP_SA_PASSWORD="+password, "LOG_FORMAT=json")
+		"BOOTSTRAP_SA_EMAIL=load@example.com", "TRUSTED_PROXIES=127.0.0.1/32", "BOOTSTRAP_SA_PASSWORD="+password, "LOG_FORMAT=json")
 	srvLog, _ := os.Create(filepath.Join(tmp, "server.log"))
 	srv.Stdout, srv.Stderr = srvLog, srvLog
 	if err := srv.Start(); err != nil {

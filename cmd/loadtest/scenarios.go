@@ -19,8 +19,9 @@ type loadEnv struct {
 	seed    *models.LoadSeed
 }
 
-// call sends a request and fails unless the status is want; it returns the body.
-func (e *loadEnv) call(c *http.Client, method, path, auth string, body any, want int) ([]byte, error) {
+// call sends a request and fails unless the status is want; it returns the
+// body. headers are extra name, value pairs.
+func (e *loadEnv) call(c *http.Client, method, path, auth string, body any, want int, headers ...string) ([]byte, error) {
 	var r io.Reader
 	if body != nil {
 		b, _ := json.Marshal(body)
@@ -32,6 +33,9 @@ func (e *loadEnv) call(c *http.Client, method, path, auth string, body any, want
 	}
 	if body != nil {
 		req.Header.Set("Content-Type", "application/json")
+	}
+	for i := 0; i+1 < len(headers); i += 2 {
+		req.Header.Set(headers[i], headers[i+1])
 	}
 	if strings.HasPrefix(auth, models.APIKeyPrefix) {
 		req.Header.Set("Authorization", "ApiKey "+auth)
@@ -83,6 +87,9 @@ func scenarios(e *loadEnv) []scenario {
 		}},
 		{name: "join-flow", unit: "flows", conc: same, do: func(w int, i int64) error {
 			name := fmt.Sprintf("flow-%d-%d", w, i)
+			// Each flow is another runtime: invite lookups, joins and claims are
+			// rate limited per client IP (the server trusts the loopback proxy).
+			from := []string{"X-Forwarded-For", fmt.Sprintf("10.%d.%d.%d", i>>16&255, i>>8&255, i&255)}
 			b, err := e.call(e.client, http.MethodPost, "/api/v1/internal/invites", e.admin,
 				map[string]any{"orgId": org, "agentName": name, "adapterType": "http", "maxUses": 1, "ttlSeconds": 3600}, 201)
 			if err != nil {
@@ -90,7 +97,7 @@ func scenarios(e *loadEnv) []scenario {
 			}
 			var inv struct{ Token string }
 			json.Unmarshal(b, &inv)
-			if b, err = e.call(e.client, http.MethodPost, "/api/v1/invites/"+inv.Token+"/join", "", map[string]any{"adapterType": "http"}, 201); err != nil {
+			if b, err = e.call(e.client, http.MethodPost, "/api/v1/invites/"+inv.Token+"/join", "", map[string]any{"adapterType": "http"}, 201, from...); err != nil {
 				return err
 			}
 			var jr struct{ JoinRequestID, ClaimSecret string }
@@ -98,7 +105,7 @@ func scenarios(e *loadEnv) []scenario {
 			if _, err = e.call(e.client, http.MethodPost, "/api/v1/internal/join-requests/"+jr.JoinRequestID+"/approve?orgId="+org, e.admin, struct{}{}, 200); err != nil {
 				return err
 			}
-			_, err = e.call(e.client, http.MethodPost, "/api/v1/join-requests/"+jr.JoinRequestID+"/claim", "", map[string]string{"claimSecret": jr.ClaimSecret}, 200)
+			_, err = e.call(e.client, http.MethodPost, "/api/v1/join-requests/"+jr.JoinRequestID+"/claim", "", map[string]string{"claimSecret": jr.ClaimSecret}, 200, from...)
 			return err
 		}},
 		{name: "roster", conc: func(int) int { return 4 }, do: func(_ int, _ int64) error {

@@ -95,6 +95,13 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	}
 	defer h.Close()
 
+	// The webhook worker: sends queued notifications until shutdown, then
+	// lets deliveries in flight finish (each is bounded by its timeout).
+	notifyCtx, stopNotify := context.WithCancel(context.Background())
+	notifyDone := make(chan struct{})
+	go func() { defer close(notifyDone); h.NewNotifier(handlers.NotifierOptions{}).Run(notifyCtx) }()
+	defer func() { stopNotify(); <-notifyDone }()
+
 	srv := &http.Server{
 		Addr:              cfg.Addr,
 		Handler:           h.Routes(),

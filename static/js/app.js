@@ -5,9 +5,10 @@
   "use strict";
 
   // --- Copy buttons: [data-copy-target="#id"] or [data-copy="text"] -------------
-  // The button's data-copy-state goes copied → done → idle; its icon spans
-  // [data-copy-icon=copy|check|done] follow. Without a clipboard, the text is
-  // selected so the user can press Ctrl+C.
+  // After a successful copy the button's data-copy-state flashes
+  // check → copy → done: the check icon shows, the copy icon comes back, and
+  // "done" stays as the resting state (announced as "Copied"). Without a
+  // clipboard the text is selected so the user can press Ctrl+C.
   function showIcon(btn, name) {
     btn.querySelectorAll("[data-copy-icon]").forEach(function (el) {
       el.classList.toggle("hidden", el.getAttribute("data-copy-icon") !== name);
@@ -28,23 +29,23 @@
     var text = btn.getAttribute("data-copy");
     if (text === null && target) text = "value" in target ? target.value : target.textContent;
     if (text === null) return;
+    var status = btn.querySelector("[data-copy-status]");
     var fallback = function () {
       selectText(target);
       btn.setAttribute("data-copy-state", "select");
       btn.title = "Press Ctrl+C to copy";
+      if (status) status.textContent = "Selected: press Ctrl+C to copy";
     };
     if (!navigator.clipboard || !window.isSecureContext) { fallback(); return; }
     navigator.clipboard.writeText(text).then(function () {
-      btn.setAttribute("data-copy-state", "copied");
+      btn.setAttribute("data-copy-state", "check");
       showIcon(btn, "check");
+      if (status) status.textContent = "Copied";
       setTimeout(function () {
-        btn.setAttribute("data-copy-state", "done");
-        showIcon(btn, "done");
-        setTimeout(function () {
-          btn.setAttribute("data-copy-state", "idle");
-          showIcon(btn, "copy");
-        }, 1200);
-      }, 600);
+        btn.setAttribute("data-copy-state", "copy");
+        showIcon(btn, "copy");
+        setTimeout(function () { btn.setAttribute("data-copy-state", "done"); }, 150);
+      }, 900);
     }, fallback);
   }
 

@@ -1,0 +1,369 @@
+package handlers
+
+import (
+	"bytes"
+	"encoding/csv"
+	"encoding/json"
+	"errors"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/gin-gonic/gin"
+	"github.com/google/uuid"
+
+	"github.com/agentroster/agentroster/models"
+	"github.com/agentroster/agentroster/views"
+)
+
+// --- Invites tab ---
+
+func (h *Handler) invitesData(c *gin.Context, s scope) (views.InvitesData, error) {
+	d := views.InvitesData{CanWrite: s.admin()}
+	teams, err := models.ListTeams(c, h.db, s.Org.ID)
+	if err != nil {
+		return d, err
+	}
+	invs, err := models.ListInvites(c, h.db, s.Org.ID)
+	if err != nil {
+		return d, err
+	}
+	names := teamNames(teams)
+	d.Teams = teams
+	d.Rows = make([]views.InviteRow, len(invs))
+	for i := range invs {
+		d.Rows[i] = h.inviteRow(&invs[i], names, s.admin())
+	}
+	return d, nil
+}
+
+func (h *Handler) inviteRow(inv *models.Invite, teams map[uuid.UUID]string, admin bool) views.InviteRow {
+	r := views.InviteRow{Invite: *inv, TeamName: teams[inv.TeamID], State: inv.State(time.Now())}
+	if admin {
+		_, r.Link = h.inviteLink(inv)
+	}
+	return r
+}
+
+// invitesPage serves GET /agents/invites; ?new=invite or ?new=bulk shows
+// that form on the page (the New invite and Bulk create buttons are links
+// that open a dialog with JavaScript and land here without it).
+func (h *Handler) invitesPage(c *gin.Context) {
+	s, n, ok := h.page(c, "Invites", "invites")
+	if !ok {
+		return
+	}
+	d, err := h.invitesData(c, s)
+	if err != nil {
+		h.fail(c, err)
+		return
+	}
+	if s.admin() {
+		d.ShowForm = c.Query("new") == "invite"
+		d.ShowBulk = c.Query("new") == "bulk"
+	}
+	h.render(c, views.InvitesPage(n, d))
+}
+
+// inviteFormHTML serves GET /agents/invites/new: an empty New Invite form
+// (the dialog's "Create another").
+func (h *Handler) inviteFormHTML(c *gin.Context) {
+	s, err := h.adminScope(c)
+	var teams []models.Team
+	if err == nil {
+		teams, err = models.ListTeams(c, h.db, s.Org.ID)
+	}
+	if err != nil {
+		h.fail(c, err)
+		return
+	}
+	h.render(c, views.NewInviteForm(views.InviteForm{}, teams))
+}
+
+// formInt parses an optional whole number of a form field into errs.
+func formInt(errs map[string]string, key, value string, def int64) int64 {
+	value = strings.TrimSpace(value)
+	if value == "" {
+		return def
+	}
+	n, err := strconv.ParseInt(value, 10, 64)
+	if err != nil {
+		errs[key] = "must be a whole number"
+		return def
+	}
+	return n
+}
+
+// inviteFormInput turns the New Invite form into an InviteInput; errs gets the
+// fields that are not numbers.
+func inviteFormInput(f views.InviteForm, errs map[string]string) models.InviteInput {
+	in := models.InviteInput{AgentName: f.AgentName, AdapterType: f.AdapterType}
+	in.MaxUses = int(min(max(formInt(errs, "maxUses", f.MaxUses, 1), -1), 1000))
+	in.TTLSeconds = formInt(errs, "ttlSeconds", f.TTL, int64(models.InviteTTLDefault/time.Second))
+	if strings.TrimSpace(f.TTLMinutes) != "" {
+		m := formInt(errs, "ttlSeconds", f.TTLMinutes, 0)
+		in.TTLSeconds = min(max(m, -1), 1<<30) * 60
+	}
+	if f.TeamID != "" {
+		team, err := uuid.Parse(f.TeamID)
+		if err != nil {
+			errs["teamId"] = "choose a team of the list"
+		}
+		in.Team = team
+	}
+	return in
+}
+
+// formErrorsOf folds a model error into form field messages; ok is false for
+// errors a form cannot show (they go to fail).
+func formErrorsOf(err error, errs map[string]string) bool {
+	var ve *models.ValidationError
+	var se *models.StateError
+	switch {
+	case errors.As(err, &ve):
+		for k, v := range ve.Fields {
+			errs[k] = v
+		}
+	case errors.As(err, &se) && se.Code == "name_taken":
+		key := "agentName"
+		if line, ok := se.Details["line"].(int); ok {
+			key = "invites[" + strconv.Itoa(line-1) + "].agentName"
+		}
+		errs[key] = "is taken: " + se.Message
+	default:
+		return false
+	}
+	return true
+}
+
+// invitesCreate serves the New Invite form POST /agents/invites. htmx gets
+// the dialog body: the created link, or the form with its errors; a plain
+// post gets the page (400 with the form on errors).
+func (h *Handler) invitesCreate(c *gin.Context) {
+	s, n, ok := h.page(c, "Invites", "invites")
+	if !ok {
+		return
+	}
+	if !s.admin() {
+		h.fail(c, errViewer)
+		return
+	}
+	f := views.InviteForm{
+		AgentName: c.PostForm("agentName"), TeamID: c.PostForm("teamId"), AdapterType: c.PostForm("adapterType"),
+		MaxUses: c.PostForm("maxUses"), TTL: c.PostForm("ttl"), TTLMinutes: c.PostForm("ttlMinutes"), Errors: map[string]string{},
+	}
+	in := inviteFormInput(f, f.Errors)
+	var inv *models.NewInvite
+	var err error
+	if len(f.Errors) == 0 {
+		inv, err = models.CreateInvite(c, h.db, h.sealer, s.Org.ID, in, h.actor(c))
+		if err != nil && !formErrorsOf(err, f.Errors) {
+			h.fail(c, err)
+			return
+		}
+	}
+	if len(f.Errors) > 0 {
+		if isHTMX(c) {
+			teams, err := models.ListTeams(c, h.db, s.Org.ID)
+			if err != nil {
+				h.fail(c, err)
+				return
+			}
+			h.render(c, views.NewInviteForm(f, teams))
+			return
+		}
+		d, err := h.invitesData(c, s)
+		if err != nil {
+			h.fail(c, err)
+			return
+		}
+		d.Form, d.ShowForm = f, true
+		h.renderStatus(c, http.StatusBadRequest, views.InvitesPage(n, d))
+		return
+	}
+	created := views.CreatedInvite{AgentName: inv.Invite.AgentName, Link: h.inviteURL(inv.Token),
+		Expires: inv.Invite.ExpiresAt.UTC().Format("2006-01-02 15:04 UTC")}
+	if isHTMX(c) {
+		b, _ := json.Marshal(map[string]any{"invitesChanged": true, "showToast": map[string]string{"message": "Invite created.", "level": "success"}})
+		c.Header("HX-Trigger", string(b))
+		h.render(c, views.InviteCreatedDialog(created))
+		return
+	}
+	d, err := h.invitesData(c, s)
+	if err != nil {
+		h.fail(c, err)
+		return
+	}
+	d.Created = &created
+	h.render(c, views.InvitesPage(n, d))
+}
+
+// invitesBulk serves POST /agents/invites/bulk: one invite per line (up to
+// 100), all or none, answered as a CSV download of the links.
+func (h *Handler) invitesBulk(c *gin.Context) {
+	s, n, ok := h.page(c, "Invites", "invites")
+	if !ok {
+		return
+	}
+	if !s.admin() {
+		h.fail(c, errViewer)
+		return
+	}
+	f := views.BulkForm{
+		Names: c.PostForm("names"), TeamID: c.PostForm("teamId"), AdapterType: c.PostForm("adapterType"),
+		MaxUses: c.PostForm("maxUses"), TTL: c.PostForm("ttl"), Errors: map[string]string{},
+	}
+	one := inviteFormInput(views.InviteForm{TeamID: f.TeamID, AdapterType: f.AdapterType, MaxUses: f.MaxUses, TTL: f.TTL}, f.Errors)
+	// The shared settings are checked once, not on every line.
+	probe := one
+	probe.AgentName = "probe"
+	if err := probe.Validate(); err != nil {
+		formErrorsOf(err, f.Errors)
+	}
+	var ins []models.InviteInput
+	for _, line := range strings.Split(f.Names, "\n") {
+		if name := strings.TrimSpace(line); name != "" {
+			in := one
+			in.AgentName = name
+			ins = append(ins, in)
+		}
+	}
+	var created []models.NewInvite
+	if len(f.Errors) == 0 {
+		var err error
+		created, err = models.CreateInvites(c, h.db, h.sealer, s.Org.ID, ins, h.actor(c))
+		if err != nil && !formErrorsOf(err, f.Errors) {
+			h.fail(c, err)
+			return
+		}
+	}
+	if len(f.Errors) > 0 {
+		d, err := h.invitesData(c, s)
+		if err != nil {
+			h.fail(c, err)
+			return
+		}
+		d.Bulk, d.ShowBulk = f, true
+		h.renderStatus(c, http.StatusBadRequest, views.InvitesPage(n, d))
+		return
+	}
+	var buf bytes.Buffer
+	w := csv.NewWriter(&buf)
+	w.Write([]string{"agent_name", "invite_url", "adapter_type", "max_uses", "expires_at"})
+	for _, inv := range created {
+		w.Write([]string{inv.Invite.AgentName, h.inviteURL(inv.Token), inv.Invite.AdapterType,
+			strconv.Itoa(inv.Invite.MaxUses), inv.Invite.ExpiresAt.UTC().Format(time.RFC3339)})
+	}
+	w.Flush()
+	name := "invites-" + time.Now().UTC().Format("20060102-150405") + ".csv"
+	c.Header("Content-Disposition", `attachment; filename="`+name+`"`)
+	c.Data(http.StatusOK, "text/csv; charset=utf-8", buf.Bytes())
+}
+
+// inviteDeleteHTML serves the Delete button POST /agents/invites/{id}/delete:
+// htmx gets the row (now Revoked), a plain post goes back to the list.
+func (h *Handler) inviteDeleteHTML(c *gin.Context) {
+	org, id, err := h.inviteScope(c)
+	var inv *models.Invite
+	if err == nil {
+		inv, err = models.DeleteInvite(c, h.db, org, id, h.actor(c))
+	}
+	if err != nil {
+		h.fail(c, err)
+		return
+	}
+	if isHTMX(c) {
+		name := ""
+		if t, err := models.GetTeam(c, h.db, org, inv.TeamID); err == nil {
+			name = t.Name
+		}
+		toast(c, "Invite for "+inv.AgentName+" deleted.", "success")
+		h.render(c, views.InviteRowView(h.inviteRow(inv, map[uuid.UUID]string{inv.TeamID: name}, true), true))
+		return
+	}
+	seeOther(c, "/agents/invites")
+}
+
+// --- Public invite landing page ---
+
+// wantsJSON reports whether the client asked for JSON rather than a page.
+func wantsJSON(c *gin.Context) bool {
+	accept := c.GetHeader("Accept")
+	return strings.Contains(accept, "application/json") && !strings.Contains(accept, "text/html")
+}
+
+func (h *Handler) landing(info *models.InviteInfo, token string) views.InviteLanding {
+	inv := info.Invite
+	return views.InviteLanding{
+		Token: token, AgentName: inv.AgentName, OrgTitle: info.OrgTitle, TeamName: info.TeamName,
+		AdapterType: inv.AdapterType, ExpiresAt: inv.ExpiresAt.UTC().Format("2006-01-02 15:04 UTC"),
+		UsesLeft: inv.UsesLeft(time.Now()), BaseURL: strings.TrimRight(h.cfg.PublicURL, "/"),
+	}
+}
+
+// invitePage serves GET /invite/{token}: the invite and its adapter selection
+// form in a browser, the JSON of GET /api/v1/invites/{token} with
+// Accept: application/json. Unknown tokens answer the same 404 page whatever
+// they look like.
+func (h *Handler) invitePage(c *gin.Context) {
+	if wantsJSON(c) {
+		c.Set(ctxJSON, true)
+		h.getInviteAPI(c)
+		return
+	}
+	token := c.Param("token")
+	info, err := h.lookupInvite(c, token)
+	if err != nil {
+		h.fail(c, err)
+		return
+	}
+	l := h.landing(info, token)
+	l.Form.IdempotencyKey = models.RandomBase62(24)
+	h.render(c, views.InviteLandingPage(l))
+}
+
+// inviteJoinHTML serves the landing page's form POST /invite/{token}: it
+// creates the join request and shows the claim secret and claim URL once.
+func (h *Handler) inviteJoinHTML(c *gin.Context) {
+	token := c.Param("token")
+	form := views.JoinForm{AdapterType: c.PostForm("adapterType"), Title: c.PostForm("title"), MachineName: c.PostForm("machineName"),
+		IdempotencyKey: c.PostForm("idempotencyKey")}
+	in := joinRequestBody{AdapterType: form.AdapterType, Title: form.Title, MachineName: form.MachineName}.input(c)
+	in.IdempotencyKey = form.IdempotencyKey
+	j, err := h.join(c, token, in)
+	var ve *models.ValidationError
+	if errors.As(err, &ve) {
+		info, lerr := models.LookupInvite(c, h.db, token)
+		if lerr != nil {
+			h.fail(c, lerr)
+			return
+		}
+		l := h.landing(info, token)
+		form.Errors = ve.Fields
+		l.Form = form
+		h.renderStatus(c, http.StatusBadRequest, views.InviteLandingPage(l))
+		return
+	}
+	if err != nil {
+		h.fail(c, err)
+		return
+	}
+	info, err := models.LookupInvite(c, h.db, token)
+	var l views.InviteLanding
+	if err == nil {
+		l = h.landing(info, token)
+	} else {
+		// The join used the last use: show the invite as it was.
+		l = views.InviteLanding{Token: token, AgentName: j.Request.AgentName, AdapterType: j.Request.AdapterType,
+			BaseURL: strings.TrimRight(h.cfg.PublicURL, "/")}
+		if org, err := models.GetOrg(c, h.db, j.Request.OrgID); err == nil {
+			l.OrgTitle = org.Title
+		}
+		if t, err := models.GetTeam(c, h.db, j.Request.OrgID, j.Request.TeamID); err == nil {
+			l.TeamName = t.Name
+		}
+	}
+	l.Joined = &views.JoinedView{RequestID: j.Request.ID.String(), ClaimSecret: j.ClaimSecret, ClaimURL: h.claimURL(j.Request.ID)}
+	h.renderStatus(c, http.StatusCreated, views.InviteLandingPage(l))
+}

@@ -1,0 +1,293 @@
+package handlers
+
+import (
+	"encoding/csv"
+	"encoding/json"
+	"html"
+	"net/http"
+	"net/url"
+	"regexp"
+	"strings"
+	"testing"
+
+	"github.com/agentroster/agentroster/models"
+)
+
+var (
+	createdLinkRE = regexp.MustCompile(`id="created-invite-link" readonly value="([^"]+)"`)
+	claimSecretRE = regexp.MustCompile(`id="claim-secret" readonly value="([^"]+)"`)
+	claimURLRE    = regexp.MustCompile(`id="claim-url" readonly value="([^"]+)"`)
+)
+
+func match(t *testing.T, re *regexp.Regexp, body string) string {
+	t.Helper()
+	m := re.FindStringSubmatch(body)
+	if m == nil {
+		t.Fatalf("%s not found in %s", re, body)
+	}
+	return html.UnescapeString(m[1])
+}
+
+func TestInviteFlowHTML(t *testing.T) {
+	e := newEnv(t)
+	e.relaxInviteLimits()
+	admin := e.signIn("root@example.com")
+
+	status, body := e.get(admin, "/agents/invites")
+	if status != http.StatusOK || !strings.Contains(body, `data-testid="new-invite"`) || !strings.Contains(body, `data-testid="empty-state"`) {
+		t.Fatalf("invites page: %d", status)
+	}
+
+	// New Invite dialog: an error first, shown inline in the dialog.
+	status, _, frag := e.htmx(admin, "/agents/invites", url.Values{"agentName": {"Bad Name"}, "maxUses": {"1"}, "ttl": {"86400"}})
+	if status != http.StatusOK || !strings.Contains(frag, `data-testid="error-agentName"`) || strings.Contains(frag, "<html") {
+		t.Fatalf("invalid create: %d %s", status, frag)
+	}
+	status, _, frag = e.htmx(admin, "/agents/invites", url.Values{"agentName": {"web-1"}, "maxUses": {"0"}, "ttlMinutes": {"1"}})
+	if !strings.Contains(frag, `data-testid="error-maxUses"`) || !strings.Contains(frag, `data-testid="error-ttlSeconds"`) {
+		t.Fatalf("range errors: %d %s", status, frag)
+	}
+	if n := e.count("invites", "true"); n != 0 {
+		t.Fatal("an invalid form wrote an invite")
+	}
+	status, hdr, frag := e.htmx(admin, "/agents/invites", url.Values{"agentName": {"web-1"}, "adapterType": {"webhook"}, "maxUses": {"1"}, "ttl": {"3600"}})
+	if status != http.StatusOK || !strings.Contains(frag, `data-testid="invite-created"`) || !strings.Contains(frag, "bearer credential") ||
+		!strings.Contains(frag, `data-testid="copy-button"`) || !strings.Contains(hdr.Get("HX-Trigger"), "invitesChanged") {
+		t.Fatalf("create: %d %s %s", status, hdr.Get("HX-Trigger"), frag)
+	}
+	link := match(t, createdLinkRE, frag)
+	if !strings.HasPrefix(link, e.srv.URL+"/invite/") {
+		t.Fatalf("link %s", link)
+	}
+	token := strings.TrimPrefix(link, e.srv.URL+"/invite/")
+
+	status, body = e.get(admin, "/agents/invites")
+	if !strings.Contains(body, `data-testid="invite-row" data-state="Active" data-agent-name="web-1"`) || !strings.Contains(body, html.EscapeString(link)) ||
+		!strings.Contains(body, `data-copy-target="#invite-link-`) || !strings.Contains(body, `data-testid="invite-delete"`) || !strings.Contains(body, "0 / 1") {
+		t.Fatalf("invites list: %d %s", status, body)
+	}
+
+	// The runtime opens the link: a page without cookies, and JSON on request.
+	runtime := e.browser()
+	req, _ := http.NewRequest(http.MethodGet, link, nil)
+	resp, err := runtime.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK || resp.Header.Get("Referrer-Policy") != "no-referrer" || resp.Header.Get("Cache-Control") != "no-store" {
+		t.Fatalf("landing headers: %d %v", resp.StatusCode, resp.Header)
+	}
+	status, body = e.get(runtime, "/invite/"+token)
+	if status != http.StatusOK || !strings.Contains(body, "web-1") || !strings.Contains(body, e.org.Title) ||
+		!strings.Contains(body, `data-testid="curl-join"`) || !strings.Contains(body, "/api/v1/invites/"+token+"/join") {
+		t.Fatalf("landing: %d %s", status, body)
+	}
+	status, body = e.get(runtime, "/invite/"+token, "Accept", "application/json")
+	var info map[string]any
+	json.Unmarshal([]byte(body), &info)
+	if status != http.StatusOK || info["agentName"] != "web-1" || info["adapterType"] != "webhook" {
+		t.Fatalf("landing JSON: %d %s", status, body)
+	}
+
+	// Adapter selection creates the join request and shows the claim secret once.
+	status, _, body = e.post(runtime, "/invite/"+token, url.Values{"adapterType": {"mcp"}, "title": {"Web one"}}, "User-Agent", "landing-test")
+	if status != http.StatusCreated || !strings.Contains(body, `data-testid="joined"`) {
+		t.Fatalf("join form: %d %s", status, body)
+	}
+	secret, claimURL := match(t, claimSecretRE, body), match(t, claimURLRE, body)
+	if !strings.Contains(body, html.EscapeString(`{"claimSecret":"`+secret+`"}`)) {
+		t.Fatal("no claim curl with the secret")
+	}
+	e.get(runtime, "/invite/"+token) // spent now
+	if status, body = e.get(runtime, "/invite/"+token); status != http.StatusGone {
+		t.Fatalf("spent landing: %d", status)
+	}
+
+	// The operator sees it pending, with its context, and the nav badge counts it.
+	status, body = e.get(admin, "/agents/join-requests")
+	if status != http.StatusOK || !strings.Contains(body, `data-testid="join-request-row" data-status="PENDING" data-agent-name="web-1"`) ||
+		!strings.Contains(body, "landing-test") || !strings.Contains(body, "Web one") || !strings.Contains(body, `data-count="1"`) {
+		t.Fatalf("join requests: %d %s", status, body)
+	}
+	if _, body = e.get(admin, "/nav/pending-badge"); !strings.Contains(body, `data-count="1"`) {
+		t.Fatalf("badge %s", body)
+	}
+	id := strings.TrimSuffix(strings.TrimPrefix(claimURL, e.srv.URL+"/api/v1/join-requests/"), "/claim")
+	status, hdr, row := e.htmx(admin, "/agents/join-requests/"+id+"/approve", nil)
+	if status != http.StatusOK || !strings.HasPrefix(strings.TrimSpace(row), "<tr") || !strings.Contains(row, `data-status="APPROVED"`) ||
+		strings.Contains(row, `data-testid="jr-approve"`) || !strings.Contains(hdr.Get("HX-Trigger"), "Approved web-1") {
+		t.Fatalf("htmx approve: %d %s", status, row)
+	}
+	// Approving again: the row as it is, with an error toast.
+	status, hdr, row = e.htmx(admin, "/agents/join-requests/"+id+"/approve", nil)
+	if status != http.StatusOK || !strings.Contains(hdr.Get("HX-Trigger"), "already approved") || !strings.Contains(row, `data-status="APPROVED"`) {
+		t.Fatalf("second approve: %d %s", status, hdr.Get("HX-Trigger"))
+	}
+	if _, body = e.get(admin, "/agents/join-requests"); !strings.Contains(body, "No pending join requests") || !strings.Contains(body, `data-count="0"`) {
+		t.Fatal("pending list or badge did not empty")
+	}
+	if _, body = e.get(admin, "/agents/join-requests?status=approved"); !strings.Contains(body, `data-status="APPROVED"`) || !strings.Contains(body, "root@example.com") {
+		t.Fatal("approved filter")
+	}
+	if a := e.dbAgent(e.org.ID, "web-1"); a == nil || a.Status != models.StatusApproved || a.AdapterType != "mcp" || a.Title != "Web one" {
+		t.Fatalf("agent %+v", a)
+	}
+
+	var cl claimOut
+	e.call(http.MethodPost, strings.TrimPrefix(claimURL, e.srv.URL), "", map[string]string{"claimSecret": secret}).want(http.StatusOK).decode(&cl)
+	e.call(http.MethodGet, "/api/v1/agent/orgs", cl.APIKey, nil).want(http.StatusOK)
+}
+
+func TestInviteHTMLRejectAndDelete(t *testing.T) {
+	e := newEnv(t)
+	e.relaxInviteLimits()
+	admin := e.signIn("root@example.com")
+	tok := e.token("root@example.com")
+	inv := e.invite(tok, map[string]any{"agentName": "nope", "maxUses": 3})
+	var a, b joinOut
+	e.joinInvite(inv.Token, map[string]any{}).want(http.StatusCreated).decode(&a)
+	e.joinInvite(inv.Token, map[string]any{}).want(http.StatusCreated).decode(&b)
+
+	_, _, row := e.htmx(admin, "/agents/join-requests/"+a.JoinRequestID+"/reject", nil)
+	if !strings.Contains(row, `data-status="REJECTED"`) {
+		t.Fatalf("reject: %s", row)
+	}
+	_, _, row = e.htmx(admin, "/agents/join-requests/"+b.JoinRequestID+"/reject-revoke", nil)
+	if !strings.Contains(row, `data-status="REJECTED"`) {
+		t.Fatalf("reject and revoke: %s", row)
+	}
+	e.call(http.MethodGet, "/api/v1/invites/"+inv.Token, "", nil).wantError(http.StatusGone, "invite_revoked")
+	if e.dbAgent(e.org.ID, "nope") != nil {
+		t.Fatal("rejection created an agent")
+	}
+
+	other := e.invite(tok, map[string]any{"agentName": "gone-soon"})
+	_, _, row = e.htmx(admin, "/agents/invites/"+other.ID+"/delete", nil)
+	if !strings.Contains(row, `data-state="Revoked"`) || strings.Contains(row, `data-testid="invite-delete"`) || strings.Contains(row, "invite-link") {
+		t.Fatalf("delete: %s", row)
+	}
+	if resp := e.form(admin, "/agents/invites/"+other.ID+"/delete", nil); resp.StatusCode != http.StatusSeeOther || resp.Header.Get("Location") != "/agents/invites" {
+		t.Fatalf("plain delete: %d", resp.StatusCode)
+	}
+	if n := e.count("audit_events", "action = 'invite.deleted'"); n != 2 {
+		t.Fatalf("%d invite.deleted events", n)
+	}
+}
+
+func TestInviteBulkCSV(t *testing.T) {
+	e := newEnv(t)
+	admin := e.signIn("root@example.com")
+	status, hdr, body := e.post(admin, "/agents/invites/bulk", url.Values{"names": {"bulk-1\r\n bulk-2\n\nbulk-3\n"}, "maxUses": {"2"}, "ttl": {"3600"}})
+	if status != http.StatusOK || !strings.HasPrefix(hdr.Get("Content-Type"), "text/csv") || !strings.Contains(hdr.Get("Content-Disposition"), "attachment") {
+		t.Fatalf("bulk: %d %v %s", status, hdr, body)
+	}
+	recs, err := csv.NewReader(strings.NewReader(body)).ReadAll()
+	if err != nil || len(recs) != 4 || recs[1][0] != "bulk-1" || recs[3][0] != "bulk-3" || recs[2][3] != "2" {
+		t.Fatalf("csv %v %v", recs, err)
+	}
+	for _, r := range recs[1:] {
+		token := strings.TrimPrefix(r[1], e.srv.URL+"/invite/")
+		e.call(http.MethodGet, "/api/v1/invites/"+token, "", nil).want(http.StatusOK)
+	}
+	// One bad line: nothing is created, and the page names the line.
+	status, _, body = e.post(admin, "/agents/invites/bulk", url.Values{"names": {"ok-1\nNot OK\nbulk-1\nok-1"}})
+	if status != http.StatusBadRequest || !strings.Contains(body, "Line 2") || !strings.Contains(body, "Line 4") {
+		t.Fatalf("bad bulk: %d %s", status, body)
+	}
+	status, _, body = e.post(admin, "/agents/invites/bulk", url.Values{"names": {"ok-1\nbulk-2"}})
+	if status != http.StatusBadRequest || !strings.Contains(body, "Line 2") || !strings.Contains(body, "is taken") {
+		t.Fatalf("taken bulk: %d %s", status, body)
+	}
+	status, _, body = e.post(admin, "/agents/invites/bulk", url.Values{"names": {"ok-1\nok-2"}, "maxUses": {"500"}})
+	if status != http.StatusBadRequest || strings.Count(body, "must be between 1 and 100") != 1 {
+		t.Fatalf("bulk max uses: %d %s", status, body)
+	}
+	status, _, _ = e.post(admin, "/agents/invites/bulk", url.Values{"names": {strings.Repeat("x\n", 101)}})
+	if status != http.StatusBadRequest {
+		t.Fatalf("101 names: %d", status)
+	}
+	if n := e.count("invites", "true"); n != 3 {
+		t.Fatalf("%d invites", n)
+	}
+}
+
+func TestInviteHTMLViewerAndUnknownToken(t *testing.T) {
+	e := newEnv(t)
+	e.user("viewer@example.com", models.RoleViewer)
+	tok := e.token("root@example.com")
+	inv := e.invite(tok, map[string]any{"agentName": "seen"})
+	var j joinOut
+	e.joinInvite(inv.Token, map[string]any{}).want(http.StatusCreated).decode(&j)
+	viewer := e.signIn("viewer@example.com")
+
+	status, body := e.get(viewer, "/agents/invites")
+	if status != http.StatusOK || !strings.Contains(body, `data-agent-name="seen"`) || strings.Contains(body, inv.Token) ||
+		strings.Contains(body, `data-testid="new-invite"`) || strings.Contains(body, `data-testid="invite-delete"`) {
+		t.Fatalf("viewer invites: %d", status)
+	}
+	status, body = e.get(viewer, "/agents/join-requests")
+	if status != http.StatusOK || !strings.Contains(body, `data-agent-name="seen"`) || strings.Contains(body, `data-testid="jr-approve"`) {
+		t.Fatalf("viewer join requests: %d", status)
+	}
+	if status, _, _ := e.htmx(viewer, "/agents/join-requests/"+j.JoinRequestID+"/approve", nil); status != http.StatusForbidden {
+		t.Fatalf("viewer approve: %d", status)
+	}
+	if status, _, _ := e.htmx(viewer, "/agents/invites", url.Values{"agentName": {"v-1"}}); status != http.StatusForbidden {
+		t.Fatalf("viewer create: %d", status)
+	}
+
+	anon := e.browser()
+	s1, b1 := e.get(anon, "/invite/"+models.RandomBase62(32))
+	s2, b2 := e.get(anon, "/invite/not-a-token")
+	if s1 != http.StatusNotFound || s2 != http.StatusNotFound || b1 != b2 {
+		t.Fatalf("unknown tokens: %d %d", s1, s2)
+	}
+	s3, b3 := e.get(anon, "/invite/not-a-token", "Accept", "application/json")
+	if s3 != http.StatusNotFound || !strings.Contains(b3, `"invite_not_found"`) {
+		t.Fatalf("unknown token JSON: %d %s", s3, b3)
+	}
+}
+
+// TestInvitePageDoubleSubmit: the landing page's form carries a fresh
+// idempotency key, so submitting it twice creates one join request and uses
+// the invite once.
+func TestInvitePageDoubleSubmit(t *testing.T) {
+	e := newEnv(t)
+	e.relaxInviteLimits()
+	inv := e.invite(e.token("root@example.com"), map[string]any{"agentName": "twice", "adapterType": "http", "maxUses": 3, "ttlSeconds": 3600})
+	c := e.browser()
+	status, page := e.get(c, "/invite/"+inv.Token)
+	if status != http.StatusOK {
+		t.Fatalf("landing page: %d", status)
+	}
+	m := regexp.MustCompile(`name="idempotencyKey" value="([0-9A-Za-z]{24})"`).FindStringSubmatch(page)
+	if m == nil {
+		t.Fatal("landing form has no idempotency key")
+	}
+	form := url.Values{"adapterType": {"http"}, "idempotencyKey": {m[1]}}
+	var secrets []string
+	for range 2 {
+		status, _, body := e.post(c, "/invite/"+inv.Token, form)
+		if status != http.StatusCreated {
+			t.Fatalf("join form: %d", status)
+		}
+		m := claimSecretRE.FindStringSubmatch(body)
+		if m == nil {
+			t.Fatal("no claim secret on the joined page")
+		}
+		secrets = append(secrets, m[1])
+	}
+	if secrets[0] != secrets[1] {
+		t.Fatal("the replayed join shows another claim secret")
+	}
+	if n := e.count("join_requests", "agent_name = 'twice'"); n != 1 {
+		t.Fatalf("%d join requests after a double submit, want 1", n)
+	}
+	if n := e.count("invites", "agent_name = 'twice' AND uses = 1"); n != 1 {
+		t.Fatal("the invite was used more than once")
+	}
+	if _, again := e.get(e.browser(), "/invite/"+inv.Token); strings.Contains(again, m[1]) {
+		t.Fatal("a second visitor got the same idempotency key")
+	}
+}

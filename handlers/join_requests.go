@@ -1,0 +1,114 @@
+package handlers
+
+import (
+	"errors"
+
+	"github.com/gin-gonic/gin"
+	"github.com/google/uuid"
+
+	"github.com/agentroster/agentroster/models"
+	"github.com/agentroster/agentroster/views"
+)
+
+// joinRow is a join request as the Join Requests tab shows it. users caches
+// decider emails across rows.
+func (h *Handler) joinRow(c *gin.Context, j *models.JoinRequest, teams map[uuid.UUID]string, users map[uuid.UUID]string) views.JoinRow {
+	r := views.JoinRow{Request: *j, TeamName: teams[j.TeamID]}
+	if _, ok := teams[j.TeamID]; !ok {
+		if t, err := models.GetTeam(c, h.db, j.OrgID, j.TeamID); err == nil {
+			r.TeamName = t.Name
+		}
+	}
+	if j.DecidedBy != nil {
+		email, ok := users[*j.DecidedBy]
+		if !ok {
+			if u, err := models.GetUser(c, h.db, *j.DecidedBy); err == nil {
+				email = u.Email
+			}
+			users[*j.DecidedBy] = email
+		}
+		r.Decider = email
+	}
+	return r
+}
+
+// joinRequestsPage serves GET /agents/join-requests?status= (default pending).
+func (h *Handler) joinRequestsPage(c *gin.Context) {
+	s, n, ok := h.page(c, "Join requests", "join-requests")
+	if !ok {
+		return
+	}
+	filter := c.DefaultQuery("status", "pending")
+	status, err := models.ParseJoinStatus(filter)
+	if err != nil {
+		h.fail(c, err)
+		return
+	}
+	if status == "" {
+		filter = "all"
+	} else {
+		filter = lowerStatus(status)
+	}
+	jrs, err := models.ListJoinRequests(c, h.db, models.JoinFilter{Org: s.Org.ID, Status: status})
+	var teams []models.Team
+	if err == nil {
+		teams, err = models.ListTeams(c, h.db, s.Org.ID)
+	}
+	if err != nil {
+		h.fail(c, err)
+		return
+	}
+	names, users := teamNames(teams), map[uuid.UUID]string{}
+	d := views.JoinRequestsData{Status: filter, SelfURL: "/agents/join-requests?status=" + filter, CanWrite: s.admin(),
+		Rows: make([]views.JoinRow, len(jrs))}
+	for i := range jrs {
+		d.Rows[i] = h.joinRow(c, &jrs[i], names, users)
+	}
+	h.render(c, views.JoinRequestsPage(n, d))
+}
+
+func lowerStatus(s string) string {
+	switch s {
+	case models.JoinPending:
+		return "pending"
+	case models.JoinApproved:
+		return "approved"
+	case models.JoinRejected:
+		return "rejected"
+	}
+	return "all"
+}
+
+// joinDecisionHTML serves the row buttons POST /agents/join-requests/{id}/
+// approve|reject|reject-revoke: htmx gets the updated row (or, when someone
+// decided first, the row as it is now with an error toast); a plain post
+// goes back to the list.
+func (h *Handler) joinDecisionHTML(action string) gin.HandlerFunc {
+	return func(c *gin.Context) {
+		org, id, err := h.joinRequestScope(c)
+		var jr *models.JoinRequest
+		if err == nil {
+			jr, _, err = h.decideJoinRequest(c, org, id, action)
+		}
+		var se *models.StateError
+		if errors.As(err, &se) && isHTMX(c) {
+			if cur, gerr := models.GetJoinRequest(c, h.db, org, id); gerr == nil {
+				toast(c, se.Message, "error")
+				h.render(c, views.JoinRequestRow(h.joinRow(c, cur, nil, map[uuid.UUID]string{}), true))
+				return
+			}
+		}
+		if err != nil {
+			h.fail(c, err)
+			return
+		}
+		if isHTMX(c) {
+			msg := map[string]string{"approve": "Approved " + jr.AgentName + ".", "reject": "Rejected " + jr.AgentName + ".",
+				"reject-revoke": "Rejected " + jr.AgentName + " and revoked its invite."}[action]
+			toast(c, msg, "success")
+			h.render(c, views.JoinRequestRow(h.joinRow(c, jr, nil, map[uuid.UUID]string{}), true))
+			return
+		}
+		seeOther(c, "/agents/join-requests")
+	}
+}

@@ -1,0 +1,526 @@
+package handlers
+
+import (
+	"errors"
+	"net/http"
+	"time"
+
+	"github.com/gin-gonic/gin"
+	"github.com/google/uuid"
+
+	"github.com/agentroster/agentroster/models"
+	"github.com/agentroster/agentroster/views"
+)
+
+// --- Members: JSON ---
+
+func (h *Handler) setPasswordURL(token string) string {
+	return h.cfg.PublicURL + "/set-password/" + token
+}
+
+// memberJSON is a member with the one-time set-password link of a new user.
+type memberJSON struct {
+	*models.Member
+	State          string `json:"state"`
+	SetPasswordURL string `json:"setPasswordUrl,omitempty"`
+}
+
+func (h *Handler) listMembersAPI(c *gin.Context) {
+	org, _, err := h.orgParam(c)
+	var ms []models.Member
+	if err == nil {
+		ms, err = models.ListMembers(c, h.db, org)
+	}
+	if err != nil {
+		h.fail(c, err)
+		return
+	}
+	out := make([]memberJSON, len(ms))
+	for i := range ms {
+		out[i] = memberJSON{Member: &ms[i], State: ms[i].State()}
+	}
+	c.JSON(http.StatusOK, out)
+}
+
+type memberRequest struct {
+	Email string `json:"email"`
+	Role  string `json:"role"`
+}
+
+// addMemberAPI serves POST /organizations/{orgId}/members {email, role} → 201;
+// a new user's set-password link is in the answer, the only time it is shown.
+func (h *Handler) addMemberAPI(c *gin.Context) {
+	org, err := h.adminOrgParam(c)
+	var req memberRequest
+	if err == nil {
+		err = decodeJSON(c, &req)
+	}
+	var m *models.Member
+	var token string
+	if err == nil {
+		m, token, err = models.AddMemberByEmail(c, h.db, org, req.Email, req.Role, h.actor(c))
+	}
+	if err != nil {
+		h.fail(c, err)
+		return
+	}
+	out := memberJSON{Member: m, State: m.State()}
+	if token != "" {
+		out.SetPasswordURL = h.setPasswordURL(token)
+	}
+	c.JSON(http.StatusCreated, out)
+}
+
+// updateMemberAPI serves PATCH /organizations/{orgId}/members/{userId} {role}.
+func (h *Handler) updateMemberAPI(c *gin.Context) {
+	org, err := h.adminOrgParam(c)
+	var user uuid.UUID
+	if err == nil {
+		user, err = pathUUID(c, "userId")
+	}
+	var req memberRequest
+	if err == nil {
+		err = decodeJSON(c, &req)
+	}
+	var m *models.Member
+	if err == nil {
+		m, err = models.ChangeMemberRole(c, h.db, org, user, req.Role, h.actor(c))
+	}
+	if err != nil {
+		h.fail(c, err)
+		return
+	}
+	c.JSON(http.StatusOK, memberJSON{Member: m, State: m.State()})
+}
+
+// removeMemberAPI serves DELETE /organizations/{orgId}/members/{userId}.
+func (h *Handler) removeMemberAPI(c *gin.Context) {
+	org, err := h.adminOrgParam(c)
+	var user uuid.UUID
+	if err == nil {
+		user, err = pathUUID(c, "userId")
+	}
+	if err == nil {
+		err = models.RemoveMember(c, h.db, org, user, h.actor(c))
+	}
+	if err != nil {
+		h.fail(c, err)
+		return
+	}
+	c.JSON(http.StatusOK, gin.H{"success": true})
+}
+
+// --- Members: HTML ---
+
+var memberNotices = map[string]string{
+	"role":    "Role changed.",
+	"removed": "Member removed; their sessions in this organization have ended.",
+}
+
+func (h *Handler) membersData(c *gin.Context, s scope) (views.MembersData, error) {
+	ms, err := models.ListMembers(c, h.db, s.Org.ID)
+	return views.MembersData{Members: ms, CanWrite: s.admin(), Self: currentPrincipal(c).User.ID,
+		Notice: memberNotices[c.Query("done")], Form: views.MemberForm{Role: models.RoleViewer}}, err
+}
+
+func (h *Handler) membersPage(c *gin.Context) {
+	s, n, ok := h.page(c, "Members", "settings")
+	if !ok {
+		return
+	}
+	d, err := h.membersData(c, s)
+	if err != nil {
+		h.fail(c, err)
+		return
+	}
+	h.render(c, views.MembersPage(n, d))
+}
+
+// membersAdd serves POST /settings/members. The page it answers carries a new
+// user's set-password link once (no redirect, so the link is never in a URL).
+func (h *Handler) membersAdd(c *gin.Context) {
+	s, n, ok := h.page(c, "Members", "settings")
+	if !ok {
+		return
+	}
+	if !s.admin() {
+		h.fail(c, errViewer)
+		return
+	}
+	f := views.MemberForm{Email: c.PostForm("email"), Role: c.PostForm("role")}
+	m, token, err := models.AddMemberByEmail(c, h.db, s.Org.ID, f.Email, f.Role, h.actor(c))
+	var ve *models.ValidationError
+	var se *models.StateError
+	status := http.StatusOK
+	switch {
+	case errors.As(err, &ve):
+		f.Errors, status = ve.Fields, http.StatusBadRequest
+	case errors.As(err, &se) && se.Code == "already_member":
+		f.Errors, status = map[string]string{"email": "is already a member"}, http.StatusConflict
+	case err != nil:
+		h.fail(c, err)
+		return
+	}
+	d, derr := h.membersData(c, s)
+	if derr != nil {
+		h.fail(c, derr)
+		return
+	}
+	if err != nil {
+		d.Form = f
+	} else if token != "" {
+		d.NewLink = &views.NewLink{Email: m.Email, URL: h.setPasswordURL(token)}
+	} else {
+		d.Notice = m.Email + " was added."
+	}
+	h.renderStatus(c, status, views.MembersPage(n, d))
+}
+
+// memberAction serves POST /settings/members/{userId}/role|remove.
+func (h *Handler) memberAction(action string) gin.HandlerFunc {
+	return func(c *gin.Context) {
+		s, err := h.adminScope(c)
+		var user uuid.UUID
+		if err == nil {
+			user, err = pathUUID(c, "userId")
+		}
+		if err == nil {
+			if action == "remove" {
+				err = models.RemoveMember(c, h.db, s.Org.ID, user, h.actor(c))
+			} else {
+				_, err = models.ChangeMemberRole(c, h.db, s.Org.ID, user, c.PostForm("role"), h.actor(c))
+			}
+		}
+		if err != nil {
+			h.fail(c, err)
+			return
+		}
+		done := "role"
+		if action == "remove" {
+			done = "removed"
+		}
+		seeOther(c, "/settings/members?done="+done)
+	}
+}
+
+// --- Account ---
+
+func (h *Handler) accountPage(c *gin.Context) {
+	_, n, ok := h.page(c, "Account", "settings")
+	if !ok {
+		return
+	}
+	h.render(c, views.AccountPage(n, views.AccountForm{Saved: c.Query("saved") == "1"}))
+}
+
+// changePassword checks the current password (rate limited like a login) and
+// sets the new one; every other session and bearer token of the user ends.
+func (h *Handler) changePassword(c *gin.Context, current, password string) (*models.User, error) {
+	p := currentPrincipal(c)
+	if err := limit(h.loginEmail, p.User.Email); err != nil {
+		return nil, err
+	}
+	var keep []byte
+	if p.Session != nil {
+		keep = p.Session.ID
+	}
+	return models.ChangePassword(c, h.db, p.User.ID, current, password, keep, h.actor(c))
+}
+
+func (h *Handler) accountPassword(c *gin.Context) {
+	_, n, ok := h.page(c, "Account", "settings")
+	if !ok {
+		return
+	}
+	_, err := h.changePassword(c, c.PostForm("currentPassword"), c.PostForm("password"))
+	var ve *models.ValidationError
+	if errors.As(err, &ve) {
+		h.renderStatus(c, http.StatusBadRequest, views.AccountPage(n, views.AccountForm{Errors: ve.Fields}))
+		return
+	}
+	if err != nil {
+		h.fail(c, err)
+		return
+	}
+	seeOther(c, "/account?saved=1")
+}
+
+// accountPasswordAPI serves POST /account/password {currentPassword, password}.
+// A bearer-token caller's token stops working too, so the answer carries a new one.
+func (h *Handler) accountPasswordAPI(c *gin.Context) {
+	var req struct {
+		CurrentPassword string `json:"currentPassword"`
+		Password        string `json:"password"`
+	}
+	if err := decodeJSON(c, &req); err != nil {
+		h.fail(c, err)
+		return
+	}
+	u, err := h.changePassword(c, req.CurrentPassword, req.Password)
+	if err != nil {
+		h.fail(c, err)
+		return
+	}
+	out := gin.H{"success": true}
+	if currentPrincipal(c).Session == nil {
+		tok, err := h.tokens.Encode("bearer", bearerClaims{U: u.ID.String(), E: u.AuthEpoch})
+		if err != nil {
+			h.fail(c, err)
+			return
+		}
+		out["token"] = bearerPrefix + tok
+		out["expiresAt"] = time.Now().Add(h.cfg.TokenTTL).UTC().Truncate(time.Second)
+	}
+	c.JSON(http.StatusOK, out)
+}
+
+// --- Set-password links (public) ---
+
+func (h *Handler) setPasswordPage(c *gin.Context) {
+	if err := limit(h.linkIP, c.ClientIP()); err != nil {
+		h.fail(c, err)
+		return
+	}
+	tok := c.Param("token")
+	email, err := models.PasswordTokenEmail(c, h.db, tok)
+	if err != nil {
+		h.setPasswordError(c, err)
+		return
+	}
+	h.render(c, views.SetPasswordPage(views.SetPasswordForm{Token: tok, Email: email}))
+}
+
+func (h *Handler) setPasswordError(c *gin.Context, err error) {
+	status, _, message, _ := classify(err)
+	if status >= 500 || status == http.StatusTooManyRequests {
+		h.fail(c, err)
+		return
+	}
+	if status == http.StatusNotFound {
+		message = "This link is not valid. Ask an admin of your organization for a new one."
+	}
+	h.renderStatus(c, status, views.SetPasswordPage(views.SetPasswordForm{Error: message}))
+}
+
+func (h *Handler) setPasswordSubmit(c *gin.Context) {
+	if err := limit(h.linkIP, c.ClientIP()); err != nil {
+		h.fail(c, err)
+		return
+	}
+	tok := c.Param("token")
+	_, err := models.SetPasswordWithToken(c, h.db, tok, c.PostForm("password"), h.actor(c))
+	var ve *models.ValidationError
+	if errors.As(err, &ve) {
+		email, lerr := models.PasswordTokenEmail(c, h.db, tok)
+		if lerr != nil {
+			h.setPasswordError(c, lerr)
+			return
+		}
+		h.renderStatus(c, http.StatusBadRequest, views.SetPasswordPage(views.SetPasswordForm{Token: tok, Email: email, Errors: ve.Fields}))
+		return
+	}
+	if err != nil {
+		h.setPasswordError(c, err)
+		return
+	}
+	c.Redirect(http.StatusSeeOther, "/login")
+}
+
+// --- Platform (platform admins) ---
+
+var errNotSA = newErr(http.StatusForbidden, "forbidden", "only platform admins may do this")
+
+func requireSA(c *gin.Context) error {
+	if p := currentPrincipal(c); p == nil || !p.User.IsSA {
+		return errNotSA
+	}
+	return nil
+}
+
+var platformNotices = map[string]string{
+	"org":     "Organization saved.",
+	"created": "Organization created.",
+	"user":    "User updated.",
+}
+
+func (h *Handler) platformRender(c *gin.Context, status int, f views.OrgForm) {
+	if err := requireSA(c); err != nil {
+		h.fail(c, err)
+		return
+	}
+	_, n, ok := h.page(c, "Platform", "platform")
+	if !ok {
+		return
+	}
+	orgs, err := models.ListOrgs(c, h.db)
+	var users []models.User
+	if err == nil {
+		users, err = models.ListUsers(c, h.db)
+	}
+	if err != nil {
+		h.fail(c, err)
+		return
+	}
+	h.renderStatus(c, status, views.PlatformPage(n, views.PlatformData{
+		Orgs: orgs, Users: users, Self: currentPrincipal(c).User.ID, OrgForm: f, Notice: platformNotices[c.Query("done")],
+	}))
+}
+
+func (h *Handler) platformPage(c *gin.Context) { h.platformRender(c, http.StatusOK, views.OrgForm{}) }
+
+func (h *Handler) platformCreateOrg(c *gin.Context) {
+	if err := requireSA(c); err != nil {
+		h.fail(c, err)
+		return
+	}
+	f := views.OrgForm{Title: c.PostForm("title"), Color: c.PostForm("color")}
+	_, err := models.CreateOrg(c, h.db, f.Title, f.Color, &currentPrincipal(c).User.ID, h.actor(c))
+	var ve *models.ValidationError
+	if errors.As(err, &ve) {
+		f.Errors = ve.Fields
+		h.platformRender(c, http.StatusBadRequest, f)
+		return
+	}
+	if err != nil {
+		h.fail(c, err)
+		return
+	}
+	seeOther(c, "/platform?done=created")
+}
+
+func (h *Handler) platformUpdateOrg(c *gin.Context) {
+	err := requireSA(c)
+	var org uuid.UUID
+	if err == nil {
+		org, err = pathUUID(c, "orgId")
+	}
+	if err == nil {
+		_, err = models.UpdateOrg(c, h.db, org, c.PostForm("title"), c.PostForm("color"), h.actor(c))
+	}
+	if err != nil {
+		h.fail(c, err)
+		return
+	}
+	seeOther(c, "/platform?done=org")
+}
+
+// platformUserAction serves POST /platform/users/{userId}/sa|disable with value=true|false.
+func (h *Handler) platformUserAction(action string) gin.HandlerFunc {
+	return func(c *gin.Context) {
+		err := requireSA(c)
+		var user uuid.UUID
+		if err == nil {
+			user, err = pathUUID(c, "userId")
+		}
+		value := c.PostForm("value")
+		if err == nil && value != "true" && value != "false" {
+			err = models.Invalid("value", "must be true or false")
+		}
+		if err == nil {
+			err = h.changeUser(c, user, action, value == "true")
+		}
+		if err != nil {
+			h.fail(c, err)
+			return
+		}
+		seeOther(c, "/platform?done=user")
+	}
+}
+
+var errSelf = models.Conflict("own_account", "you cannot change your own platform role or disable yourself", nil)
+
+func (h *Handler) changeUser(c *gin.Context, user uuid.UUID, action string, value bool) error {
+	if user == currentPrincipal(c).User.ID {
+		return errSelf
+	}
+	var err error
+	if action == "sa" {
+		_, err = models.SetUserSA(c, h.db, user, value, h.actor(c))
+	} else {
+		_, err = models.SetUserDisabled(c, h.db, user, value, h.actor(c))
+	}
+	return err
+}
+
+// listUsersAPI serves GET /users (platform admins).
+func (h *Handler) listUsersAPI(c *gin.Context) {
+	err := requireSA(c)
+	var users []models.User
+	if err == nil {
+		users, err = models.ListUsers(c, h.db)
+	}
+	if err != nil {
+		h.fail(c, err)
+		return
+	}
+	c.JSON(http.StatusOK, users)
+}
+
+// updateUserAPI serves PATCH /users/{userId} {isSa?, disabled?} (platform admins).
+func (h *Handler) updateUserAPI(c *gin.Context) {
+	err := requireSA(c)
+	var user uuid.UUID
+	if err == nil {
+		user, err = pathUUID(c, "userId")
+	}
+	var req struct {
+		IsSA     *bool `json:"isSa"`
+		Disabled *bool `json:"disabled"`
+	}
+	if err == nil {
+		err = decodeJSON(c, &req)
+	}
+	if err == nil && req.IsSA == nil && req.Disabled == nil {
+		err = models.Invalid("body", "give isSa or disabled")
+	}
+	if err == nil && req.IsSA != nil {
+		err = h.changeUser(c, user, "sa", *req.IsSA)
+	}
+	if err == nil && req.Disabled != nil {
+		err = h.changeUser(c, user, "disable", *req.Disabled)
+	}
+	var u *models.User
+	if err == nil {
+		u, err = models.GetUser(c, h.db, user)
+	}
+	if err != nil {
+		h.fail(c, err)
+		return
+	}
+	c.JSON(http.StatusOK, u)
+}
+
+// updateOrgAPI serves PATCH /organizations/{orgId} {title?, color?} (platform admins).
+func (h *Handler) updateOrgAPI(c *gin.Context) {
+	err := requireSA(c)
+	var id uuid.UUID
+	if err == nil {
+		id, err = pathUUID(c, "orgId")
+	}
+	var req struct {
+		Title *string `json:"title"`
+		Color *string `json:"color"`
+	}
+	if err == nil {
+		err = decodeJSON(c, &req)
+	}
+	var org *models.Organization
+	if err == nil {
+		org, err = models.GetOrg(c, h.db, id)
+	}
+	if err == nil {
+		title, color := org.Title, org.Color
+		if req.Title != nil {
+			title = *req.Title
+		}
+		if req.Color != nil {
+			color = *req.Color
+		}
+		org, err = models.UpdateOrg(c, h.db, id, title, color, h.actor(c))
+	}
+	if err != nil {
+		h.fail(c, err)
+		return
+	}
+	c.JSON(http.StatusOK, org)
+}

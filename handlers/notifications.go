@@ -1,0 +1,243 @@
+package handlers
+
+import (
+	"errors"
+	"net/http"
+
+	"github.com/gin-gonic/gin"
+	"github.com/google/uuid"
+
+	"github.com/agentroster/agentroster/models"
+	"github.com/agentroster/agentroster/views"
+)
+
+// webhookJSON is an endpoint as the API shows it; secret only at creation.
+type webhookJSON struct {
+	*models.WebhookEndpoint
+	Secret string `json:"secret,omitempty"`
+}
+
+// --- JSON: /organizations/{orgId}/webhooks ---
+
+func (h *Handler) listWebhooksAPI(c *gin.Context) {
+	org, _, err := h.orgParam(c)
+	var ws []models.WebhookEndpoint
+	if err == nil {
+		ws, err = models.ListWebhooks(c, h.db, org)
+	}
+	if err != nil {
+		h.fail(c, err)
+		return
+	}
+	c.JSON(http.StatusOK, ws)
+}
+
+type webhookRequest struct {
+	URL     string   `json:"url"`
+	Events  []string `json:"events"`
+	Enabled *bool    `json:"enabled"`
+}
+
+// createWebhookAPI serves POST {url, events} → 201 with the signing secret,
+// the only time it is shown.
+func (h *Handler) createWebhookAPI(c *gin.Context) {
+	org, err := h.adminOrgParam(c)
+	var req webhookRequest
+	if err == nil {
+		err = decodeJSON(c, &req)
+	}
+	var w *models.WebhookEndpoint
+	var secret string
+	if err == nil {
+		w, secret, err = models.CreateWebhook(c, h.db, h.sealer, org, models.WebhookInput{URL: req.URL, Events: req.Events}, h.actor(c))
+	}
+	if err != nil {
+		h.fail(c, err)
+		return
+	}
+	c.JSON(http.StatusCreated, webhookJSON{WebhookEndpoint: w, Secret: secret})
+}
+
+// webhookParam is :orgId (administered by the caller) and :endpointId.
+func (h *Handler) webhookParam(c *gin.Context) (uuid.UUID, uuid.UUID, error) {
+	org, err := h.adminOrgParam(c)
+	if err != nil {
+		return uuid.Nil, uuid.Nil, err
+	}
+	id, err := pathUUID(c, "endpointId")
+	return org, id, err
+}
+
+// updateWebhookAPI serves PATCH {enabled}.
+func (h *Handler) updateWebhookAPI(c *gin.Context) {
+	org, id, err := h.webhookParam(c)
+	var req webhookRequest
+	if err == nil {
+		err = decodeJSON(c, &req)
+	}
+	if err == nil && req.Enabled == nil {
+		err = models.Invalid("enabled", "is required (true or false)")
+	}
+	var w *models.WebhookEndpoint
+	if err == nil {
+		w, err = models.SetWebhookEnabled(c, h.db, org, id, *req.Enabled, h.actor(c))
+	}
+	if err != nil {
+		h.fail(c, err)
+		return
+	}
+	c.JSON(http.StatusOK, w)
+}
+
+func (h *Handler) deleteWebhookAPI(c *gin.Context) {
+	org, id, err := h.webhookParam(c)
+	if err == nil {
+		err = models.DeleteWebhook(c, h.db, org, id, h.actor(c))
+	}
+	if err != nil {
+		h.fail(c, err)
+		return
+	}
+	c.JSON(http.StatusOK, gin.H{"success": true})
+}
+
+// testWebhookAPI serves POST .../test: a test delivery is queued (202).
+func (h *Handler) testWebhookAPI(c *gin.Context) {
+	org, id, err := h.webhookParam(c)
+	if err == nil {
+		err = models.EnqueueTest(c, h.db, org, id, h.actor(c))
+	}
+	if err != nil {
+		h.fail(c, err)
+		return
+	}
+	c.JSON(http.StatusAccepted, gin.H{"queued": true})
+}
+
+// webhookDeliveriesAPI serves GET .../deliveries: the endpoint's attempt log.
+func (h *Handler) webhookDeliveriesAPI(c *gin.Context) {
+	org, _, err := h.orgParam(c)
+	var id uuid.UUID
+	if err == nil {
+		id, err = pathUUID(c, "endpointId")
+	}
+	if err == nil {
+		_, err = models.GetWebhook(c, h.db, org, id)
+	}
+	var as []models.Attempt
+	if err == nil {
+		as, err = models.ListAttempts(c, h.db, org, id)
+	}
+	if err != nil {
+		h.fail(c, err)
+		return
+	}
+	c.JSON(http.StatusOK, as)
+}
+
+// --- HTML: Settings → Notifications ---
+
+var webhookNotices = map[string]string{
+	"test":    "Test delivery queued: see its result under Deliveries.",
+	"enable":  "Webhook enabled.",
+	"disable": "Webhook disabled.",
+	"delete":  "Webhook deleted.",
+}
+
+func (h *Handler) notificationsRender(c *gin.Context, s scope, n views.Nav, status int, d views.NotificationsData) {
+	ws, err := models.ListWebhooks(c, h.db, s.Org.ID)
+	if err != nil {
+		h.fail(c, err)
+		return
+	}
+	d.Endpoints, d.CanWrite = ws, s.admin()
+	if d.Notice == "" {
+		d.Notice = webhookNotices[c.Query("done")]
+	}
+	h.renderStatus(c, status, views.NotificationsPage(n, d))
+}
+
+func (h *Handler) notificationsPage(c *gin.Context) {
+	s, n, ok := h.page(c, "Notifications", "settings")
+	if !ok {
+		return
+	}
+	h.notificationsRender(c, s, n, http.StatusOK, views.NotificationsData{})
+}
+
+// notificationsCreate serves POST /settings/notifications; the page it answers
+// shows the signing secret once.
+func (h *Handler) notificationsCreate(c *gin.Context) {
+	s, n, ok := h.page(c, "Notifications", "settings")
+	if !ok {
+		return
+	}
+	if !s.admin() {
+		h.fail(c, errViewer)
+		return
+	}
+	f := views.WebhookForm{URL: c.PostForm("url"), Events: c.PostFormArray("events")}
+	if f.Events == nil {
+		f.Events = []string{}
+	}
+	w, secret, err := models.CreateWebhook(c, h.db, h.sealer, s.Org.ID, models.WebhookInput{URL: f.URL, Events: f.Events}, h.actor(c))
+	var ve *models.ValidationError
+	if errors.As(err, &ve) {
+		f.Errors = ve.Fields
+		h.notificationsRender(c, s, n, http.StatusBadRequest, views.NotificationsData{Form: f})
+		return
+	}
+	if err != nil {
+		h.fail(c, err)
+		return
+	}
+	h.notificationsRender(c, s, n, http.StatusOK, views.NotificationsData{NewSecret: &views.NewSecret{Host: models.WebhookHost(w.URL), Secret: secret}})
+}
+
+// webhookActionHTML serves POST /settings/notifications/{endpointId}/test|enable|disable|delete.
+func (h *Handler) webhookActionHTML(action string) gin.HandlerFunc {
+	return func(c *gin.Context) {
+		s, err := h.adminScope(c)
+		var id uuid.UUID
+		if err == nil {
+			id, err = pathUUID(c, "endpointId")
+		}
+		if err == nil {
+			switch action {
+			case "test":
+				err = models.EnqueueTest(c, h.db, s.Org.ID, id, h.actor(c))
+			case "delete":
+				err = models.DeleteWebhook(c, h.db, s.Org.ID, id, h.actor(c))
+			default:
+				_, err = models.SetWebhookEnabled(c, h.db, s.Org.ID, id, action == "enable", h.actor(c))
+			}
+		}
+		if err != nil {
+			h.fail(c, err)
+			return
+		}
+		seeOther(c, "/settings/notifications?done="+action)
+	}
+}
+
+// webhookLogPage serves GET /settings/notifications/{endpointId}: its deliveries.
+func (h *Handler) webhookLogPage(c *gin.Context) {
+	s, n, ok := h.page(c, "Webhook deliveries", "settings")
+	if !ok {
+		return
+	}
+	id, err := pathUUID(c, "endpointId")
+	var w *models.WebhookEndpoint
+	if err == nil {
+		w, err = models.GetWebhook(c, h.db, s.Org.ID, id)
+	}
+	var as []models.Attempt
+	if err == nil {
+		as, err = models.ListAttempts(c, h.db, s.Org.ID, id)
+	}
+	if err != nil {
+		h.fail(c, err)
+		return
+	}
+	h.render(c, views.WebhookLogPage(n, *w, as))
+}

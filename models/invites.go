@@ -1,0 +1,355 @@
+package models
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"strconv"
+	"strings"
+	"time"
+	"unicode/utf8"
+
+	"github.com/google/uuid"
+	"github.com/uptrace/bun"
+)
+
+// Invite limits (SPEC §4).
+const (
+	InviteTokenLen   = 32
+	InviteMaxUsesMax = 100
+	InviteTTLDefault = 24 * time.Hour
+	InviteTTLMin     = 5 * time.Minute
+	InviteTTLMax     = 7 * 24 * time.Hour
+	InviteBulkMax    = 100
+	inviteNameMaxLen = 63
+)
+
+// Invite states as lists show them.
+const (
+	InviteActive  = "Active"
+	InviteExpired = "Expired"
+	InviteSpent   = "Spent"
+	InviteRevoked = "Revoked"
+)
+
+// Invite reserves an agent name for a runtime that joins with its token. The
+// token is stored as its SHA-256 (for lookup) and AES-GCM sealed (for the
+// Copy link button); never in plaintext.
+type Invite struct {
+	bun.BaseModel `bun:"table:invites"`
+
+	ID          uuid.UUID  `bun:",pk,type:uuid,default:gen_random_uuid()"`
+	OrgID       uuid.UUID  `bun:"org_id,type:uuid"`
+	TeamID      uuid.UUID  `bun:"team_id,type:uuid"`
+	AgentName   string     `bun:"agent_name"`
+	AdapterType string     `bun:"adapter_type"`
+	TokenHash   []byte     `bun:"token_hash"`
+	TokenEnc    []byte     `bun:"token_enc"`
+	MaxUses     int        `bun:"max_uses"`
+	Uses        int        `bun:"uses"`
+	CreatedBy   *uuid.UUID `bun:"created_by,type:uuid"`
+	CreatedAt   time.Time  `bun:"created_at,nullzero,default:now()"`
+	ExpiresAt   time.Time  `bun:"expires_at"`
+	RevokedAt   *time.Time `bun:"revoked_at"`
+}
+
+// State is Revoked, Spent, Expired or Active, in that order of precedence.
+func (i *Invite) State(now time.Time) string {
+	switch {
+	case i.RevokedAt != nil:
+		return InviteRevoked
+	case i.Uses >= i.MaxUses:
+		return InviteSpent
+	case !now.Before(i.ExpiresAt):
+		return InviteExpired
+	}
+	return InviteActive
+}
+
+// UsesLeft is how many more joins the invite allows (0 once it is not active).
+func (i *Invite) UsesLeft(now time.Time) int {
+	if i.State(now) != InviteActive {
+		return 0
+	}
+	return i.MaxUses - i.Uses
+}
+
+// gone is the 410 for an invite that exists but can no longer be used.
+func (i *Invite) gone(now time.Time) error {
+	switch i.State(now) {
+	case InviteRevoked:
+		return Gone("invite_revoked", "this invite was revoked")
+	case InviteSpent:
+		return Gone("invite_spent", "this invite has been used up")
+	case InviteExpired:
+		return Gone("invite_expired", "this invite has expired")
+	}
+	return nil
+}
+
+// ErrInviteNotFound is the answer for a token that matches no invite. It is
+// the same for a malformed token, so probing reveals nothing.
+var ErrInviteNotFound = &StateError{Kind: ErrNotFound, Code: "invite_not_found", Message: "invite not found"}
+
+// InviteInput is what an operator gives when creating an invite.
+type InviteInput struct {
+	Team        uuid.UUID // uuid.Nil: the org's default team
+	AgentName   string
+	AdapterType string // default http
+	MaxUses     int    // 1..100 (callers default it to 1)
+	TTLSeconds  int64  // 300..604800 (callers default it to InviteTTLDefault)
+}
+
+// normalize fills defaults and checks the fields (team aside).
+func (in *InviteInput) normalize(v *Validator, prefix string) {
+	in.AgentName = strings.TrimSpace(in.AgentName)
+	in.AdapterType = strings.TrimSpace(in.AdapterType)
+	if in.AdapterType == "" {
+		in.AdapterType = "http"
+	}
+	v.Check(in.AgentName != "", prefix+"agentName", "is required")
+	v.Check(utf8.RuneCountInString(in.AgentName) <= inviteNameMaxLen, prefix+"agentName", "is too long (at most 63 characters)")
+	v.Check(in.AgentName == "" || ValidAgentID(in.AgentName), prefix+"agentName", AgentIDRule)
+	v.Check(ValidAdapterType(in.AdapterType), prefix+"adapterType", "must be one of http, webhook, mcp, custom")
+	v.Check(in.MaxUses >= 1 && in.MaxUses <= InviteMaxUsesMax, prefix+"maxUses", "must be between 1 and 100")
+	v.Check(in.TTLSeconds >= int64(InviteTTLMin/time.Second) && in.TTLSeconds <= int64(InviteTTLMax/time.Second),
+		prefix+"ttlSeconds", "must be between 5 minutes (300) and 7 days (604800)")
+}
+
+// Validate checks one invite's input and fills defaults.
+func (in *InviteInput) Validate() error {
+	var v Validator
+	in.normalize(&v, "")
+	return v.Err()
+}
+
+// NewInvite is a created invite with its plaintext token, returned once to the creator.
+type NewInvite struct {
+	Invite *Invite
+	Token  string
+}
+
+// CreateInvite creates an invite with a fresh 32-character token. It returns
+// a ValidationError for bad input (an unknown team is a teamId error) and a 409
+// name_taken when an agent of that name exists in org or another active invite
+// reserves it.
+func CreateInvite(ctx context.Context, db bun.IDB, s *Sealer, org uuid.UUID, in InviteInput, by Actor) (*NewInvite, error) {
+	out, err := CreateInvites(ctx, db, s, org, []InviteInput{in}, by)
+	if err != nil {
+		var ve *ValidationError
+		if errors.As(err, &ve) {
+			// One invite: report fields without the list index.
+			fields := map[string]string{}
+			for k, msg := range ve.Fields {
+				_, f, ok := strings.Cut(k, ".")
+				if !ok {
+					f = k
+				}
+				fields[f] = msg
+			}
+			return nil, &ValidationError{Fields: fields}
+		}
+		var se *StateError
+		if errors.As(err, &se) && se.Details != nil {
+			delete(se.Details, "line")
+		}
+		return nil, err
+	}
+	return &out[0], nil
+}
+
+// CreateInvites creates several invites in one transaction: all of them or,
+// on any invalid or taken name, none. Field errors are named "invites[i].field".
+func CreateInvites(ctx context.Context, db bun.IDB, s *Sealer, org uuid.UUID, ins []InviteInput, by Actor) ([]NewInvite, error) {
+	var v Validator
+	v.Check(len(ins) >= 1, "names", "give at least one agent name")
+	v.Check(len(ins) <= InviteBulkMax, "names", "at most 100 invites at once")
+	seen := map[string]int{}
+	for i := range ins {
+		p := "invites[" + strconv.Itoa(i) + "]."
+		ins[i].normalize(&v, p)
+		if j, dup := seen[ins[i].AgentName]; dup && ins[i].AgentName != "" {
+			v.Check(false, p+"agentName", "repeats line "+strconv.Itoa(j+1))
+		}
+		seen[ins[i].AgentName] = i
+	}
+	if err := v.Err(); err != nil {
+		return nil, err
+	}
+	out := make([]NewInvite, len(ins))
+	err := InTx(ctx, db, func(tx bun.Tx) error {
+		var def *Team
+		for i, in := range ins {
+			team := in.Team
+			if team == uuid.Nil {
+				if def == nil {
+					t, err := DefaultTeam(ctx, tx, org)
+					if err != nil {
+						return err
+					}
+					def = t
+				}
+				team = def.ID
+			} else if _, err := GetTeam(ctx, tx, org, team); err != nil {
+				if errors.Is(err, ErrNotFound) {
+					return Invalid("teamId", "is not a team of this organization")
+				}
+				return err
+			}
+			// Serialize creators of the same name so the check below holds.
+			if _, err := tx.ExecContext(ctx, "SELECT pg_advisory_xact_lock(hashtextextended(? || '/' || ?, 7))", org.String(), in.AgentName); err != nil {
+				return translate(err, "lock invite name")
+			}
+			if err := nameFree(ctx, tx, org, in.AgentName); err != nil {
+				var se *StateError
+				if errors.As(err, &se) {
+					se.Details["line"] = i + 1
+				}
+				return err
+			}
+			token := RandomBase62(InviteTokenLen)
+			inv := &Invite{
+				OrgID: org, TeamID: team, AgentName: in.AgentName, AdapterType: in.AdapterType,
+				TokenHash: Hash(token), TokenEnc: s.Seal(token), MaxUses: in.MaxUses,
+				CreatedBy: by.UserID(), ExpiresAt: time.Now().Add(time.Duration(in.TTLSeconds) * time.Second).Truncate(time.Second),
+			}
+			if _, err := tx.NewInsert().Model(inv).Returning("*").Exec(ctx); err != nil {
+				return translate(err, "create invite")
+			}
+			err := Audit(ctx, tx, org, by, "invite.created", "invite", inv.ID.String(), map[string]any{
+				"agentName": inv.AgentName, "adapterType": inv.AdapterType, "maxUses": inv.MaxUses,
+				"teamId": team.String(), "expiresAt": inv.ExpiresAt.UTC().Format(time.RFC3339),
+			})
+			if err != nil {
+				return err
+			}
+			out[i] = NewInvite{Invite: inv, Token: token}
+		}
+		return Publish(ctx, tx, Event{Org: org, Kind: EventInvite})
+	})
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+// nameFree refuses a name held by an agent of org or reserved by another
+// active invite (409 name_taken).
+func nameFree(ctx context.Context, db bun.IDB, org uuid.UUID, name string) error {
+	agent, err := db.NewSelect().Model((*Agent)(nil)).Where("org_id = ? AND id = ?", org, name).Exists(ctx)
+	if err != nil {
+		return translate(err, "check agent name")
+	}
+	if agent {
+		return Conflict("name_taken", "an agent with this name already exists in the organization", map[string]any{"agentName": name})
+	}
+	invite, err := db.NewSelect().Model((*Invite)(nil)).
+		Where("org_id = ? AND agent_name = ? AND revoked_at IS NULL AND uses < max_uses AND expires_at > now()", org, name).Exists(ctx)
+	if err != nil {
+		return translate(err, "check invite name")
+	}
+	if invite {
+		return Conflict("name_taken", "an active invite already reserves this name", map[string]any{"agentName": name})
+	}
+	return nil
+}
+
+// Token decrypts the invite's token (for the Copy link button).
+func (i *Invite) Token(s *Sealer) (string, error) {
+	return s.Open(i.TokenEnc)
+}
+
+// ListInvites returns an org's invites, newest first (at most 500).
+func ListInvites(ctx context.Context, db bun.IDB, org uuid.UUID) ([]Invite, error) {
+	var invs []Invite
+	err := db.NewSelect().Model(&invs).Where("org_id = ?", org).OrderExpr("created_at DESC, id DESC").Limit(500).Scan(ctx)
+	return invs, translate(err, "list invites")
+}
+
+// GetInvite returns an invite of org, or ErrNotFound.
+func GetInvite(ctx context.Context, db bun.IDB, org, id uuid.UUID) (*Invite, error) {
+	inv := new(Invite)
+	err := db.NewSelect().Model(inv).Where("org_id = ? AND id = ?", org, id).Scan(ctx)
+	return inv, translate(err, "get invite")
+}
+
+// InviteOrg returns the org of an invite, or ErrNotFound.
+func InviteOrg(ctx context.Context, db bun.IDB, id uuid.UUID) (uuid.UUID, error) {
+	var org uuid.UUID
+	err := db.NewSelect().Model((*Invite)(nil)).Column("org_id").Where("id = ?", id).Scan(ctx, &org)
+	return org, translate(err, "get invite org")
+}
+
+// findInvite looks an invite up by token. A malformed or unknown token is
+// ErrInviteNotFound.
+func findInvite(ctx context.Context, db bun.IDB, token string) (*Invite, error) {
+	if !IsBase62(token, InviteTokenLen) {
+		return nil, ErrInviteNotFound
+	}
+	inv := new(Invite)
+	err := db.NewSelect().Model(inv).Where("token_hash = ?", Hash(token)).Scan(ctx)
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, ErrInviteNotFound
+	}
+	if err != nil {
+		return nil, translate(err, "find invite")
+	}
+	return inv, nil
+}
+
+// InviteInfo is what a token holder may learn about the invite.
+type InviteInfo struct {
+	Invite   *Invite
+	OrgTitle string
+	TeamName string
+}
+
+// LookupInvite returns the active invite of token with its org and team
+// names. An unknown or malformed token is ErrInviteNotFound (404); a revoked,
+// spent or expired one is a 410 invite_revoked / invite_spent / invite_expired.
+func LookupInvite(ctx context.Context, db bun.IDB, token string) (*InviteInfo, error) {
+	inv, err := findInvite(ctx, db, token)
+	if err != nil {
+		return nil, err
+	}
+	if err := inv.gone(time.Now()); err != nil {
+		return nil, err
+	}
+	info := &InviteInfo{Invite: inv}
+	err = db.NewSelect().Table("organizations").Column("title").Where("id = ?", inv.OrgID).Scan(ctx, &info.OrgTitle)
+	if err != nil {
+		return nil, translate(err, "get invite org")
+	}
+	team, err := GetTeam(ctx, db, inv.OrgID, inv.TeamID)
+	if err != nil {
+		return nil, err
+	}
+	info.TeamName = team.Name
+	return info, nil
+}
+
+// DeleteInvite revokes an invite: its link stops working at once, and the row
+// stays (shown Revoked) with its join requests. Deleting a revoked invite
+// changes nothing. It returns ErrNotFound when the invite is not in org.
+func DeleteInvite(ctx context.Context, db bun.IDB, org, id uuid.UUID, by Actor) (*Invite, error) {
+	inv := new(Invite)
+	err := InTx(ctx, db, func(tx bun.Tx) error {
+		err := tx.NewUpdate().Model(inv).Set("revoked_at = now()").
+			Where("org_id = ? AND id = ? AND revoked_at IS NULL", org, id).Returning("*").Scan(ctx)
+		if errors.Is(err, sql.ErrNoRows) {
+			err := tx.NewSelect().Model(inv).Where("org_id = ? AND id = ?", org, id).Scan(ctx)
+			return translate(err, "get invite")
+		}
+		if err != nil {
+			return translate(err, "delete invite")
+		}
+		if err := Audit(ctx, tx, org, by, "invite.deleted", "invite", id.String(), map[string]any{"agentName": inv.AgentName, "uses": inv.Uses}); err != nil {
+			return err
+		}
+		return Publish(ctx, tx, Event{Org: org, Kind: EventInvite, ID: id.String()})
+	})
+	if err != nil {
+		return nil, err
+	}
+	return inv, nil
+}

@@ -1,0 +1,495 @@
+package models
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/uptrace/bun"
+)
+
+// Member is a user's membership in an org as the Members screen shows it.
+type Member struct {
+	UserID      uuid.UUID  `json:"userId"`
+	Email       string     `json:"email"`
+	Role        string     `json:"role"`
+	IsSA        bool       `json:"isSa"`
+	HasPassword bool       `json:"hasPassword"`
+	LastLoginAt *time.Time `json:"lastLoginAt"`
+	DisabledAt  *time.Time `json:"disabledAt"`
+	AddedAt     time.Time  `json:"addedAt"`
+}
+
+// State is how the member shows in lists: active, invited (no password yet) or disabled.
+func (m *Member) State() string {
+	switch {
+	case m.DisabledAt != nil:
+		return "disabled"
+	case !m.HasPassword:
+		return "invited"
+	}
+	return "active"
+}
+
+// SetPasswordTTL is how long a set-password link works.
+const SetPasswordTTL = 24 * time.Hour
+
+// ValidRole reports whether role is admin or viewer.
+func ValidRole(role string) bool { return role == RoleAdmin || role == RoleViewer }
+
+func checkRole(role string) error {
+	if !ValidRole(role) {
+		return Invalid("role", "must be admin or viewer")
+	}
+	return nil
+}
+
+const memberColumns = `u.id, u.email, m.role, u.is_sa, u.password_hash <> '', u.last_login_at, u.disabled_at, m.created_at`
+
+func scanMember(rows interface{ Scan(...any) error }, m *Member) error {
+	return rows.Scan(&m.UserID, &m.Email, &m.Role, &m.IsSA, &m.HasPassword, &m.LastLoginAt, &m.DisabledAt, &m.AddedAt)
+}
+
+// ListMembers returns the members of org by email.
+func ListMembers(ctx context.Context, db bun.IDB, org uuid.UUID) ([]Member, error) {
+	rows, err := db.QueryContext(ctx, `SELECT `+memberColumns+`
+		FROM memberships AS m JOIN users AS u ON u.id = m.user_id
+		WHERE m.org_id = ? ORDER BY u.email`, org)
+	if err != nil {
+		return nil, translate(err, "list members")
+	}
+	defer rows.Close()
+	out := []Member{}
+	for rows.Next() {
+		var m Member
+		if err := scanMember(rows, &m); err != nil {
+			return nil, translate(err, "scan member")
+		}
+		out = append(out, m)
+	}
+	return out, translate(rows.Err(), "list members")
+}
+
+// GetMember returns one member of org, or ErrNotFound.
+func GetMember(ctx context.Context, db bun.IDB, org, user uuid.UUID) (*Member, error) {
+	var m Member
+	err := scanMember(db.QueryRowContext(ctx, `SELECT `+memberColumns+`
+		FROM memberships AS m JOIN users AS u ON u.id = m.user_id
+		WHERE m.org_id = ? AND m.user_id = ?`, org, user), &m)
+	if err != nil {
+		return nil, translate(err, "get member")
+	}
+	return &m, nil
+}
+
+// lockOrg serialises membership changes of one org, so two admins demoting
+// each other at the same moment cannot leave it without an admin.
+func lockOrg(ctx context.Context, tx bun.IDB, org uuid.UUID) error {
+	var id uuid.UUID
+	err := tx.NewRaw("SELECT id FROM organizations WHERE id = ? FOR UPDATE", org).Scan(ctx, &id)
+	return translate(err, "lock org")
+}
+
+// otherAdmins counts the admins of org other than user.
+func otherAdmins(ctx context.Context, tx bun.IDB, org, user uuid.UUID) (int, error) {
+	n, err := tx.NewSelect().Model((*Membership)(nil)).
+		Where("org_id = ? AND role = ? AND user_id <> ?", org, RoleAdmin, user).Count(ctx)
+	return int(n), translate(err, "count admins")
+}
+
+var errLastAdmin = Conflict("last_admin", "an organization needs at least one admin: make someone else admin first", nil)
+
+// AddMemberByEmail adds the user with email to org with role. An unknown email
+// creates the user without a password and returns a one-time set-password
+// token (valid SetPasswordTTL, stored hashed) to hand over; an existing user is
+// just added and the token is "". A user who is already a member is a 409
+// already_member.
+func AddMemberByEmail(ctx context.Context, db bun.IDB, org uuid.UUID, email, role string, by Actor) (*Member, string, error) {
+	email, err := NormalizeEmail(email)
+	var v Validator
+	if err != nil {
+		v.Check(false, "email", "must be an email address like name@example.com")
+	}
+	v.Check(ValidRole(role), "role", "must be admin or viewer")
+	if err := v.Err(); err != nil {
+		return nil, "", err
+	}
+	var token string
+	var member *Member
+	err = InTx(ctx, db, func(tx bun.Tx) error {
+		if err := lockOrg(ctx, tx, org); err != nil {
+			return err
+		}
+		u := new(User)
+		err := tx.NewSelect().Model(u).Where("email = ?", email).Scan(ctx)
+		created := false
+		if errors.Is(err, sql.ErrNoRows) {
+			u = &User{Email: email}
+			if _, err := tx.NewInsert().Model(u).Returning("*").Exec(ctx); err != nil {
+				return translate(err, "create user")
+			}
+			if err := Audit(ctx, tx, uuid.Nil, by, "user.created", "user", u.ID.String(), map[string]any{"email": email, "isSa": false}); err != nil {
+				return err
+			}
+			created = true
+		} else if err != nil {
+			return translate(err, "find user")
+		}
+		_, err = tx.NewInsert().Model(&Membership{OrgID: org, UserID: u.ID, Role: role}).Exec(ctx)
+		if err = translate(err, "add member"); errors.Is(err, ErrConflict) {
+			return Conflict("already_member", "this user is already a member of the organization", map[string]any{"email": email})
+		} else if err != nil {
+			return err
+		}
+		details := map[string]any{"email": email, "role": role}
+		if created || u.PasswordHash == "" {
+			if token, err = issuePasswordToken(ctx, tx, u.ID, by); err != nil {
+				return err
+			}
+			details["setPasswordLink"] = true
+		}
+		if err := Audit(ctx, tx, org, by, "member.added", "user", u.ID.String(), details); err != nil {
+			return err
+		}
+		member, err = GetMember(ctx, tx, org, u.ID)
+		return err
+	})
+	if err != nil {
+		return nil, "", err
+	}
+	return member, token, nil
+}
+
+// issuePasswordToken creates a set-password token for user; earlier unused
+// tokens of that user stop working.
+func issuePasswordToken(ctx context.Context, tx bun.IDB, user uuid.UUID, by Actor) (string, error) {
+	if _, err := tx.NewRaw("UPDATE password_tokens SET used_at = now() WHERE user_id = ? AND used_at IS NULL", user).Exec(ctx); err != nil {
+		return "", translate(err, "supersede password tokens")
+	}
+	token := RandomBase62(43)
+	_, err := tx.NewRaw("INSERT INTO password_tokens (token_hash, user_id, created_by, expires_at) VALUES (?, ?, ?, ?)",
+		Hash(token), user, by.UserID(), time.Now().Add(SetPasswordTTL)).Exec(ctx)
+	return token, translate(err, "issue password token")
+}
+
+// ChangeMemberRole sets a member's role. Demoting the last admin is a 409
+// last_admin; an unknown member is ErrNotFound.
+func ChangeMemberRole(ctx context.Context, db bun.IDB, org, user uuid.UUID, role string, by Actor) (*Member, error) {
+	if err := checkRole(role); err != nil {
+		return nil, err
+	}
+	var m *Member
+	err := InTx(ctx, db, func(tx bun.Tx) error {
+		if err := lockOrg(ctx, tx, org); err != nil {
+			return err
+		}
+		var old string
+		err := tx.NewSelect().Model((*Membership)(nil)).Column("role").
+			Where("org_id = ? AND user_id = ?", org, user).Scan(ctx, &old)
+		if err != nil {
+			return translate(err, "member role")
+		}
+		if old == RoleAdmin && role != RoleAdmin {
+			n, err := otherAdmins(ctx, tx, org, user)
+			if err != nil {
+				return err
+			}
+			if n == 0 {
+				return errLastAdmin
+			}
+		}
+		if old != role {
+			_, err := tx.NewUpdate().Model((*Membership)(nil)).Set("role = ?", role).
+				Where("org_id = ? AND user_id = ?", org, user).Exec(ctx)
+			if err != nil {
+				return translate(err, "change role")
+			}
+			if err := Audit(ctx, tx, org, by, "member.role_changed", "user", user.String(), map[string]any{"from": old, "to": role}); err != nil {
+				return err
+			}
+		}
+		m, err = GetMember(ctx, tx, org, user)
+		return err
+	})
+	return m, err
+}
+
+// RemoveMember takes user out of org and ends their sessions working in it.
+// Removing the last admin is a 409 last_admin; an unknown member is ErrNotFound.
+func RemoveMember(ctx context.Context, db bun.IDB, org, user uuid.UUID, by Actor) error {
+	return InTx(ctx, db, func(tx bun.Tx) error {
+		if err := lockOrg(ctx, tx, org); err != nil {
+			return err
+		}
+		var role string
+		err := tx.NewDelete().Model((*Membership)(nil)).Where("org_id = ? AND user_id = ?", org, user).
+			Returning("role").Scan(ctx, &role)
+		if err != nil {
+			return translate(err, "remove member")
+		}
+		if role == RoleAdmin {
+			n, err := otherAdmins(ctx, tx, org, user)
+			if err != nil {
+				return err
+			}
+			if n == 0 {
+				return errLastAdmin
+			}
+		}
+		// Sessions working in this org end; so do sessions that never chose an
+		// org (they work in the first one, which may be this). Bearer tokens
+		// are not bound to an org: the membership check on every request
+		// refuses them from now on.
+		if _, err := tx.NewDelete().Model((*Session)(nil)).
+			Where("user_id = ? AND (org_id = ? OR org_id IS NULL)", user, org).Exec(ctx); err != nil {
+			return translate(err, "end sessions")
+		}
+		return Audit(ctx, tx, org, by, "member.removed", "user", user.String(), map[string]any{"role": role})
+	})
+}
+
+// PasswordTokenEmail returns the email of the user a live set-password token
+// belongs to. An unknown token is ErrNotFound; a used or expired one is a 410
+// link_expired.
+func PasswordTokenEmail(ctx context.Context, db bun.IDB, token string) (string, error) {
+	if !IsBase62(token, 43) {
+		return "", ErrNotFound
+	}
+	var email string
+	var expires time.Time
+	var used *time.Time
+	err := db.QueryRowContext(ctx, `SELECT u.email, t.expires_at, t.used_at FROM password_tokens AS t
+		JOIN users AS u ON u.id = t.user_id WHERE t.token_hash = ?`, Hash(token)).Scan(&email, &expires, &used)
+	if err != nil {
+		return "", translate(err, "find password token")
+	}
+	if used != nil || !time.Now().Before(expires) {
+		return "", errLinkExpired
+	}
+	return email, nil
+}
+
+var errLinkExpired = Gone("link_expired", "this link was already used or has expired: ask an admin for a new one")
+
+// SetPasswordWithToken uses a set-password token once: the user gets password,
+// every earlier session of theirs ends. A used or expired token is a 410
+// link_expired, an unknown one ErrNotFound.
+func SetPasswordWithToken(ctx context.Context, db bun.IDB, token, password string, by Actor) (*User, error) {
+	if !IsBase62(token, 43) {
+		return nil, ErrNotFound
+	}
+	if err := ValidatePassword(password); err != nil {
+		return nil, err
+	}
+	hash := HashPassword(password)
+	u := new(User)
+	err := InTx(ctx, db, func(tx bun.Tx) error {
+		var user uuid.UUID
+		err := tx.NewRaw(`UPDATE password_tokens SET used_at = now()
+			WHERE token_hash = ? AND used_at IS NULL AND expires_at > now() RETURNING user_id`, Hash(token)).Scan(ctx, &user)
+		if errors.Is(err, sql.ErrNoRows) {
+			var n int
+			if err := tx.NewRaw("SELECT count(*) FROM password_tokens WHERE token_hash = ?", Hash(token)).Scan(ctx, &n); err != nil {
+				return translate(err, "find password token")
+			}
+			if n > 0 {
+				return errLinkExpired
+			}
+			return ErrNotFound
+		}
+		if err != nil {
+			return translate(err, "use password token")
+		}
+		if err := setPassword(ctx, tx, user, hash, nil, u); err != nil {
+			return err
+		}
+		by.Type, by.ID, by.Label = "user", u.ID.String(), u.Email
+		return Audit(ctx, tx, uuid.Nil, by, "user.password_set", "user", user.String(), nil)
+	})
+	if err != nil {
+		return nil, err
+	}
+	return u, nil
+}
+
+// setPassword stores a new password hash and bumps the auth epoch, which ends
+// every session and bearer token of the user; keep (a session id) survives.
+func setPassword(ctx context.Context, tx bun.IDB, user uuid.UUID, hash string, keep []byte, u *User) error {
+	err := tx.NewUpdate().Model(u).Set("password_hash = ?", hash).Set("auth_epoch = auth_epoch + 1").
+		Where("id = ?", user).Returning("*").Scan(ctx)
+	if err != nil {
+		return translate(err, "set password")
+	}
+	q := tx.NewDelete().Model((*Session)(nil)).Where("user_id = ?", user)
+	if keep != nil {
+		q.Where("id <> ?", keep)
+		if _, err := tx.NewUpdate().Model((*Session)(nil)).Set("auth_epoch = ?", u.AuthEpoch).Where("id = ?", keep).Exec(ctx); err != nil {
+			return translate(err, "keep session")
+		}
+	}
+	_, err = q.Exec(ctx)
+	return translate(err, "end sessions")
+}
+
+// ChangePassword replaces a user's password after checking the current one
+// (a wrong one is a 400 on currentPassword). Every session of the user ends
+// except keep (the caller's own session, or nil), and so does every bearer token.
+func ChangePassword(ctx context.Context, db bun.IDB, user uuid.UUID, current, password string, keep []byte, by Actor) (*User, error) {
+	u, err := GetUser(ctx, db, user)
+	if err != nil {
+		return nil, err
+	}
+	if u.PasswordHash == "" || !CheckPassword(u.PasswordHash, current) {
+		return nil, Invalid("currentPassword", "is not your current password")
+	}
+	if err := ValidatePassword(password); err != nil {
+		return nil, err
+	}
+	hash := HashPassword(password)
+	err = InTx(ctx, db, func(tx bun.Tx) error {
+		// Only if nobody changed it meanwhile: the epoch read above must still hold.
+		n, err := tx.NewSelect().Model((*User)(nil)).Where("id = ? AND auth_epoch = ?", user, u.AuthEpoch).Count(ctx)
+		if err != nil {
+			return translate(err, "check user")
+		}
+		if n == 0 {
+			return Conflict("password_changed", "the password was changed meanwhile; sign in again", nil)
+		}
+		if err := setPassword(ctx, tx, user, hash, keep, u); err != nil {
+			return err
+		}
+		return Audit(ctx, tx, uuid.Nil, by, "user.password_changed", "user", user.String(), nil)
+	})
+	if err != nil {
+		return nil, err
+	}
+	return u, nil
+}
+
+// ListUsers returns every user (for platform admins) by email, at most 1000.
+func ListUsers(ctx context.Context, db bun.IDB) ([]User, error) {
+	var users []User
+	err := db.NewSelect().Model(&users).OrderExpr("email").Limit(1000).Scan(ctx)
+	return users, translate(err, "list users")
+}
+
+var errLastSA = Conflict("last_platform_admin", "the platform needs at least one active platform admin", nil)
+
+// lockPlatform serialises changes to who is a platform admin.
+func lockPlatform(ctx context.Context, tx bun.IDB) error {
+	_, err := tx.ExecContext(ctx, "SELECT pg_advisory_xact_lock(7204118306)")
+	return translate(err, "lock platform")
+}
+
+func otherActiveSAs(ctx context.Context, tx bun.IDB, user uuid.UUID) (int, error) {
+	n, err := tx.NewSelect().Model((*User)(nil)).Where("is_sa AND disabled_at IS NULL AND id <> ?", user).Count(ctx)
+	return int(n), translate(err, "count platform admins")
+}
+
+// SetUserSA makes a user a platform admin or takes it away. Taking it from the
+// last active platform admin is a 409 last_platform_admin.
+func SetUserSA(ctx context.Context, db bun.IDB, user uuid.UUID, isSA bool, by Actor) (*User, error) {
+	u := new(User)
+	err := InTx(ctx, db, func(tx bun.Tx) error {
+		if err := lockPlatform(ctx, tx); err != nil {
+			return err
+		}
+		if !isSA {
+			n, err := otherActiveSAs(ctx, tx, user)
+			if err != nil {
+				return err
+			}
+			if n == 0 {
+				return errLastSA
+			}
+		}
+		err := tx.NewUpdate().Model(u).Set("is_sa = ?", isSA).Where("id = ?", user).Returning("*").Scan(ctx)
+		if err != nil {
+			return translate(err, "set platform admin")
+		}
+		return Audit(ctx, tx, uuid.Nil, by, "user.platform_admin_changed", "user", user.String(), map[string]any{"isSa": isSA, "email": u.Email})
+	})
+	if err != nil {
+		return nil, err
+	}
+	return u, nil
+}
+
+// SetUserDisabled disables or re-enables a user. Disabling bumps the auth
+// epoch and deletes the user's sessions, so their cookies and bearer tokens
+// are refused on the next request. Disabling the last active platform admin
+// is a 409 last_platform_admin. Asking for the current state changes nothing.
+func SetUserDisabled(ctx context.Context, db bun.IDB, user uuid.UUID, disabled bool, by Actor) (*User, error) {
+	u := new(User)
+	err := InTx(ctx, db, func(tx bun.Tx) error {
+		if err := lockPlatform(ctx, tx); err != nil {
+			return err
+		}
+		q := tx.NewUpdate().Model(u).Where("id = ?", user).Returning("*")
+		if disabled {
+			n, err := otherActiveSAs(ctx, tx, user)
+			if err != nil {
+				return err
+			}
+			cur, err := GetUser(ctx, tx, user)
+			if err != nil {
+				return err
+			}
+			if cur.IsSA && n == 0 {
+				return errLastSA
+			}
+			q.Set("disabled_at = now()").Set("auth_epoch = auth_epoch + 1").Where("disabled_at IS NULL")
+		} else {
+			q.Set("disabled_at = NULL").Where("disabled_at IS NOT NULL")
+		}
+		err := q.Scan(ctx)
+		if errors.Is(err, sql.ErrNoRows) {
+			got, err := GetUser(ctx, tx, user)
+			if err == nil {
+				*u = *got
+			}
+			return err
+		}
+		if err != nil {
+			return translate(err, "disable user")
+		}
+		action := "user.enabled"
+		if disabled {
+			action = "user.disabled"
+			if _, err := tx.NewDelete().Model((*Session)(nil)).Where("user_id = ?", user).Exec(ctx); err != nil {
+				return translate(err, "end sessions")
+			}
+		}
+		return Audit(ctx, tx, uuid.Nil, by, action, "user", user.String(), map[string]any{"email": u.Email})
+	})
+	if err != nil {
+		return nil, err
+	}
+	return u, nil
+}
+
+// UpdateOrg renames an org and sets its colour.
+func UpdateOrg(ctx context.Context, db bun.IDB, id uuid.UUID, title, color string, by Actor) (*Organization, error) {
+	title, color = cleanText(title), cleanText(color)
+	var v Validator
+	validText(&v, "title", title, 200)
+	v.Check(colorRE.MatchString(color), "color", "must be a hex colour like #22c55e")
+	if err := v.Err(); err != nil {
+		return nil, err
+	}
+	org := new(Organization)
+	err := InTx(ctx, db, func(tx bun.Tx) error {
+		err := tx.NewUpdate().Model(org).Set("title = ?", title).Set("color = lower(?)", color).
+			Where("id = ?", id).Returning("*").Scan(ctx)
+		if err != nil {
+			return translate(err, "update org")
+		}
+		return Audit(ctx, tx, id, by, "org.updated", "org", id.String(), map[string]any{"title": org.Title, "color": org.Color})
+	})
+	if err != nil {
+		return nil, err
+	}
+	return org, nil
+}

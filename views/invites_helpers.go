@@ -1,0 +1,198 @@
+package views
+
+import (
+	"net/url"
+	"strconv"
+	"strings"
+
+	"github.com/agentroster/agentroster/models"
+)
+
+// InviteRow is one invite in the Invites tab.
+type InviteRow struct {
+	Invite   models.Invite
+	TeamName string
+	State    string
+	Link     string // the invite URL while active and the viewer is an admin
+}
+
+// InviteForm is the New Invite dialog's state.
+type InviteForm struct {
+	AgentName   string
+	TeamID      string
+	AdapterType string
+	MaxUses     string
+	TTL         string // seconds, one of TTLPresets
+	TTLMinutes  string // a custom lifetime; overrides TTL when set
+	Errors      map[string]string
+}
+
+// BulkForm is the bulk-create form's state.
+type BulkForm struct {
+	Names       string
+	TeamID      string
+	AdapterType string
+	MaxUses     string
+	TTL         string
+	Errors      map[string]string
+}
+
+// CreatedInvite is an invite just created, with its link.
+type CreatedInvite struct {
+	AgentName string
+	Link      string
+	Expires   string
+}
+
+// InvitesData is the Invites tab.
+type InvitesData struct {
+	Rows     []InviteRow
+	Teams    []models.Team
+	Form     InviteForm
+	Bulk     BulkForm
+	Created  *CreatedInvite
+	ShowForm bool // a plain form post failed: show the form on the page
+	ShowBulk bool
+	CanWrite bool
+}
+
+// TTLPresets are the New Invite dialog's lifetimes (seconds).
+var TTLPresets = []struct{ Value, Label string }{
+	{"300", "5 minutes"}, {"3600", "1 hour"}, {"21600", "6 hours"}, {"86400", "24 hours"},
+	{"259200", "3 days"}, {"604800", "7 days"},
+}
+
+// DefaultTTL is the preset selected by default (24 hours).
+const DefaultTTL = "86400"
+
+func ttlSelected(current, value string) bool {
+	return current == value || (current == "" && value == DefaultTTL)
+}
+
+func orDefault(s, def string) string {
+	if s == "" {
+		return def
+	}
+	return s
+}
+
+func inviteURL(id, suffix string) string { return "/agents/invites/" + url.PathEscape(id) + suffix }
+
+func joinRequestURL(id, suffix string) string {
+	return "/agents/join-requests/" + url.PathEscape(id) + suffix
+}
+
+// JoinRow is one join request in the Join Requests tab.
+type JoinRow struct {
+	Request  models.JoinRequest
+	TeamName string
+	Decider  string // email of the operator who decided
+}
+
+// JoinRequestsData is the Join Requests tab.
+type JoinRequestsData struct {
+	Rows     []JoinRow
+	Status   string // pending, approved, rejected or all
+	SelfURL  string
+	CanWrite bool
+}
+
+// JoinStatusFilters are the tab's filter choices.
+var JoinStatusFilters = []struct{ Value, Label string }{
+	{"pending", "Pending"}, {"approved", "Approved"}, {"rejected", "Rejected"}, {"all", "All"},
+}
+
+func joinFilterURL(status string) string { return "/agents/join-requests?status=" + status }
+
+// InviteLanding is the public page of an invite link.
+type InviteLanding struct {
+	Token       string
+	AgentName   string
+	OrgTitle    string
+	TeamName    string
+	AdapterType string
+	ExpiresAt   string
+	UsesLeft    int
+	BaseURL     string // PUBLIC_URL without a trailing slash
+	Form        JoinForm
+	Joined      *JoinedView
+}
+
+// JoinForm is the adapter selection form's state.
+type JoinForm struct {
+	AdapterType string
+	Title       string
+	MachineName string
+	// IdempotencyKey is fresh per rendered form, so a double submit replays
+	// the first join instead of using the invite twice.
+	IdempotencyKey string
+	Errors         map[string]string
+}
+
+// JoinedView is what the runtime needs after joining: shown once.
+type JoinedView struct {
+	RequestID   string
+	ClaimSecret string
+	ClaimURL    string
+}
+
+// joinCurl is the command a runtime runs to join.
+func joinCurl(l InviteLanding) string {
+	return "curl -s -X POST " + l.BaseURL + "/api/v1/invites/" + l.Token + "/join \\\n" +
+		"  -H 'Content-Type: application/json' -H \"Idempotency-Key: $(hostname)-1\" \\\n" +
+		"  -d '{\"adapterType\":\"" + l.AdapterType + "\",\"title\":\"My agent\",\"machineName\":\"'\"$(hostname)\"'\"}'"
+}
+
+// claimCurl is the command that exchanges the claim secret for the API key.
+func claimCurl(claimURL, secret string) string {
+	if claimURL == "" {
+		claimURL = "<claimUrl>"
+	}
+	if secret == "" {
+		secret = "<claimSecret>"
+	}
+	return "curl -s -X POST " + claimURL + " \\\n  -H 'Content-Type: application/json' -d '{\"claimSecret\":\"" + secret + "\"}'"
+}
+
+// orgsCurl checks the key once claimed.
+func orgsCurl(base string) string {
+	return "curl -s " + base + "/api/v1/agent/orgs -H \"Authorization: ApiKey $API_KEY\""
+}
+
+func itoaV(n int) string { return strconv.Itoa(n) }
+
+func lower(s string) string { return strings.ToLower(s) }
+
+// bulkLineErrors lists the bulk form's per-line messages in line order.
+func bulkLineErrors(errs map[string]string) []string {
+	var out []string
+	for i := 0; i <= models.InviteBulkMax; i++ {
+		prefix := "invites[" + strconv.Itoa(i) + "]."
+		for _, f := range []string{"agentName", "adapterType", "maxUses", "ttlSeconds"} {
+			if msg, ok := errs[prefix+f]; ok {
+				out = append(out, "Line "+strconv.Itoa(i+1)+": "+f+" "+msg)
+			}
+		}
+	}
+	for _, f := range []string{"adapterType", "maxUses", "ttlSeconds", "teamId", "line"} {
+		if msg, ok := errs[f]; ok {
+			out = append(out, f+": "+msg)
+		}
+	}
+	return out
+}
+
+func joinOS(j models.JoinRequest) string {
+	return osText(models.Agent{OSName: j.OSName, OSVersion: j.OSVersion})
+}
+
+func joinStorage(j models.JoinRequest) string {
+	return storageText(models.Agent{StorageBytes: j.StorageBytes, StorageType: j.StorageType})
+}
+
+func claimState(j models.JoinRequest) string {
+	if j.ClaimedAt != nil {
+		return "claimed " + exact(*j.ClaimedAt)
+	}
+	return "not claimed yet"
+}
