@@ -102,8 +102,8 @@ func (e *env) doWith(client *http.Client, method, path, auth string, body any, h
 	return resp.StatusCode, b
 }
 
-// auditCount counts audit events of action on target in the env's org.
-func (e *env) auditCount(action, targetID string) int {
+// targetEvents counts audit events of action on target in the env's org.
+func (e *env) targetEvents(action, targetID string) int {
 	e.t.Helper()
 	n, err := e.db.NewSelect().Table("audit_events").
 		Where("org_id = ? AND action = ? AND target_id = ?", e.org.ID, action, targetID).Count(e.t.Context())

@@ -1,8 +1,12 @@
 package handlers
 
 import (
+	"encoding/json"
 	"fmt"
+	"io"
 	"net/http"
+	"net/url"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -25,13 +29,13 @@ func together(fns ...func()) {
 	wg.Wait()
 }
 
-// tally counts answers by status, safe for concurrent use.
-type tally struct {
+// answers counts answers by status, safe for concurrent use.
+type answers struct {
 	mu sync.Mutex
 	n  map[int]int
 }
 
-func (c *tally) add(status int) {
+func (c *answers) add(status int) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.n == nil {
@@ -40,14 +44,14 @@ func (c *tally) add(status int) {
 	c.n[status]++
 }
 
-func (c *tally) get(status int) int {
+func (c *answers) get(status int) int {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	return c.n[status]
 }
 
 // only reports the statuses outside allowed, for an error message.
-func (c *tally) only(allowed ...int) string {
+func (c *answers) only(allowed ...int) string {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	bad := ""
@@ -86,7 +90,7 @@ func TestRaceStopVersusOnline(t *testing.T) {
 	for i := range n {
 		id := fmt.Sprintf("so-%d", i)
 		e.agentIn(e.org.ID, id, models.StatusApproved)
-		var stop, online tally
+		var stop, online answers
 		fns := []func(){func() { s, _ := e.do(http.MethodPatch, "/api/v1/agents/"+id+"/stop", admin, "{}"); stop.add(s) }}
 		for range 4 {
 			fns = append(fns, func() { s, _ := e.do(http.MethodPost, "/api/v1/agents/"+id+"/online", key, nil); online.add(s) })
@@ -105,7 +109,7 @@ func TestRaceStopVersusOnline(t *testing.T) {
 			t.Errorf("round %d: after stop %+v", i, a)
 			violations++
 		}
-		if got := e.auditCount("agent.stopped", id); got != 1 {
+		if got := e.targetEvents("agent.stopped", id); got != 1 {
 			t.Errorf("round %d: %d stop events", i, got)
 			violations++
 		}
@@ -121,7 +125,7 @@ func transitionRace(t *testing.T, e *env, admin, key, id string, actions []strin
 	events := map[string]string{"approve": "agent.approved", "stop": "agent.stopped", "resume": "agent.resumed"}
 	base := map[string]int{}
 	for action, event := range events {
-		base[action] = e.auditCount(event, id)
+		base[action] = e.targetEvents(event, id)
 	}
 	var mu sync.Mutex
 	ok = map[string]int{}
@@ -148,7 +152,7 @@ func transitionRace(t *testing.T, e *env, admin, key, id string, actions []strin
 	}
 	together(fns...)
 	for action, event := range events {
-		if got := e.auditCount(event, id) - base[action]; got != ok[action] {
+		if got := e.targetEvents(event, id) - base[action]; got != ok[action] {
 			t.Errorf("%s: %d successful %s, %d %s events", id, ok[action], action, got, event)
 			violations++
 		}
@@ -217,7 +221,7 @@ func TestRaceDeleteVersusRegister(t *testing.T) {
 		id := fmt.Sprintf("dr-%d", i)
 		e.agentIn(e.org.ID, id, models.StatusApproved)
 		_, bound := e.boundKey(e.org.ID, id)
-		var del, reg, use tally
+		var del, reg, use answers
 		together(
 			func() { s, _ := e.do(http.MethodDelete, "/api/v1/agents/"+id, admin, nil); del.add(s) },
 			func() {
@@ -241,7 +245,7 @@ func TestRaceDeleteVersusRegister(t *testing.T) {
 			t.Errorf("round %d: deleted agent's key answered %d", i, s)
 			violations++
 		}
-		if got, want := e.auditCount("agent.registered", id), 1+reg.get(http.StatusOK); got != want {
+		if got, want := e.targetEvents("agent.registered", id), 1+reg.get(http.StatusOK); got != want {
 			t.Errorf("round %d: %d registered events, want %d", i, got, want)
 			violations++
 		}
@@ -294,10 +298,180 @@ func TestRaceKeyRevokeVersusUse(t *testing.T) {
 			t.Errorf("round %d: %d requests with a revoked key succeeded after the revoke answered", i, lateOK.Load())
 			violations++
 		}
-		if got := e.auditCount("api_key.revoked", k.ID.String()); got != 1 {
+		if got := e.targetEvents("api_key.revoked", k.ID.String()); got != 1 {
 			t.Errorf("round %d: %d revoke events", i, got)
 			violations++
 		}
 	}
 	finishRace(t, e, "revoke-vs-use", n, violations)
+}
+
+// inviteRaceEnv is a raceEnv whose invite and claim limits do not get in the way.
+func inviteRaceEnv(t *testing.T) (*env, string) {
+	e, admin, _ := raceEnv(t)
+	e.relaxInviteLimits()
+	return e, admin
+}
+
+// joinOnce joins an invite and returns the join answer (fatal on failure).
+func (e *env) joinOnce(token string) joinOut {
+	e.t.Helper()
+	var j joinOut
+	e.joinInvite(token, map[string]any{"adapterType": "http"}).want(http.StatusCreated).decode(&j)
+	return j
+}
+
+// TestRaceInviteClaims: many runtimes join a three-use invite at once (three
+// win), every request is approved, and each claim secret is redeemed by
+// several callers at once (one key each).
+func TestRaceInviteClaims(t *testing.T) {
+	e, admin := inviteRaceEnv(t)
+	n, violations := rounds(10), 0
+	for i := range n {
+		inv := e.invite(admin, map[string]any{"agentName": fmt.Sprintf("ic-%d", i), "maxUses": 3})
+		var mu sync.Mutex
+		var joins []joinOut
+		var joined answers
+		var fns []func()
+		for range 8 {
+			fns = append(fns, func() {
+				s, b := e.do(http.MethodPost, "/api/v1/invites/"+inv.Token+"/join", "", map[string]string{"adapterType": "http"})
+				joined.add(s)
+				if s == http.StatusCreated {
+					var j joinOut
+					json.Unmarshal(b, &j)
+					mu.Lock()
+					joins = append(joins, j)
+					mu.Unlock()
+				}
+			})
+		}
+		together(fns...)
+		if joined.get(http.StatusCreated) != 3 || joined.only(http.StatusCreated, http.StatusGone) != "" {
+			t.Errorf("round %d: joins %v", i, joined.n)
+			violations++
+		}
+		for _, j := range joins {
+			if s, b := e.do(http.MethodPost, "/api/v1/internal/join-requests/"+j.JoinRequestID+"/approve", admin, struct{}{}); s != http.StatusOK {
+				t.Fatalf("approve: %d %s", s, b)
+			}
+		}
+		fns = nil
+		claimed := map[string]*answers{}
+		for _, j := range joins {
+			claimed[j.JoinRequestID] = &answers{}
+			for range 4 {
+				fns = append(fns, func() {
+					s, _ := e.do(http.MethodPost, "/api/v1/join-requests/"+j.JoinRequestID+"/claim", "", map[string]string{"claimSecret": j.ClaimSecret})
+					claimed[j.JoinRequestID].add(s)
+				})
+			}
+		}
+		together(fns...)
+		for id, c := range claimed {
+			if c.get(http.StatusOK) != 1 || c.only(http.StatusOK, http.StatusConflict) != "" {
+				t.Errorf("round %d: claims of %s: %v", i, id, c.n)
+				violations++
+			}
+		}
+		violations += checkInvariants(t, e.db)
+	}
+	summary(t, "race", "invite-claims", "races", n, "violations", violations)
+}
+
+// TestRaceApproveVersusReject: approvals and rejections of one join request
+// at once: exactly one decision wins, and it is the one in the database.
+func TestRaceApproveVersusReject(t *testing.T) {
+	e, admin := inviteRaceEnv(t)
+	n, violations := rounds(20), 0
+	for i := range n {
+		inv := e.invite(admin, map[string]any{"agentName": fmt.Sprintf("ar-%d", i)})
+		j := e.joinOnce(inv.Token)
+		var approve, reject answers
+		var fns []func()
+		for k := range 4 {
+			action, c := "approve", &approve
+			if k%2 == 1 {
+				action, c = "reject", &reject
+			}
+			fns = append(fns, func() {
+				s, _ := e.do(http.MethodPost, "/api/v1/internal/join-requests/"+j.JoinRequestID+"/"+action, admin, struct{}{})
+				c.add(s)
+			})
+		}
+		together(fns...)
+		wins := approve.get(http.StatusOK) + reject.get(http.StatusOK)
+		if wins != 1 || approve.only(http.StatusOK, http.StatusConflict) != "" || reject.only(http.StatusOK, http.StatusConflict) != "" {
+			t.Errorf("round %d: approve %v reject %v", i, approve.n, reject.n)
+			violations++
+		}
+		want := "REJECTED"
+		if approve.get(http.StatusOK) == 1 {
+			want = "APPROVED"
+		}
+		if e.count("join_requests", "id = ? AND status = ?", j.JoinRequestID, want) != 1 {
+			t.Errorf("round %d: request is not %s", i, want)
+			violations++
+		}
+		agents := e.count("agents", "org_id = ? AND id = ?", e.org.ID, inv.AgentName)
+		if (want == "APPROVED") != (agents == 1) {
+			t.Errorf("round %d: %s with %d agents", i, want, agents)
+			violations++
+		}
+		// The loser of a rejection cannot claim; the winner of an approval once.
+		s, _ := e.do(http.MethodPost, "/api/v1/join-requests/"+j.JoinRequestID+"/claim", "", map[string]string{"claimSecret": j.ClaimSecret})
+		if (want == "APPROVED" && s != http.StatusOK) || (want == "REJECTED" && s != http.StatusForbidden) {
+			t.Errorf("round %d: claim after %s: %d", i, want, s)
+			violations++
+		}
+		violations += checkInvariants(t, e.db)
+	}
+	summary(t, "race", "approve-vs-reject", "races", n, "violations", violations)
+}
+
+// TestRaceBulkInvitesOverlap: two bulk creations whose names overlap (in
+// opposite orders) at once: one wins whole, the other is refused whole, never
+// a deadlock or a 5xx, and no name is reserved twice.
+func TestRaceBulkInvitesOverlap(t *testing.T) {
+	e, _ := inviteRaceEnv(t)
+	c := e.signIn("root@example.com")
+	n, violations := rounds(20), 0
+	for i := range n {
+		a := []string{fmt.Sprintf("bo-%d-a", i), fmt.Sprintf("bo-%d-shared1", i), fmt.Sprintf("bo-%d-shared2", i)}
+		b := []string{fmt.Sprintf("bo-%d-shared2", i), fmt.Sprintf("bo-%d-shared1", i), fmt.Sprintf("bo-%d-b", i)}
+		var res answers
+		bulk := func(names []string) func() {
+			return func() {
+				s, _, _ := e.postNoFatal(c, "/agents/invites/bulk", url.Values{"names": {strings.Join(names, "\n")}, "adapterType": {"http"}, "maxUses": {"1"}})
+				res.add(s)
+			}
+		}
+		together(bulk(a), bulk(b))
+		if res.get(http.StatusOK) != 1 || res.get(http.StatusBadRequest) != 1 {
+			t.Errorf("round %d: bulk answers %v", i, res.n)
+			violations++
+		}
+		if got := e.count("invites", "agent_name LIKE ?", fmt.Sprintf("bo-%d-%%", i)); got != 3 {
+			t.Errorf("round %d: %d invites, want the 3 of the winner", i, got)
+			violations++
+		}
+		violations += checkInvariants(t, e.db)
+	}
+	summary(t, "race", "bulk-invites-overlap", "races", n, "violations", violations)
+}
+
+// postNoFatal posts a same-origin form from any goroutine; status 0 on a
+// transport error.
+func (e *env) postNoFatal(c *http.Client, path string, v url.Values) (int, http.Header, string) {
+	req, _ := http.NewRequest(http.MethodPost, e.srv.URL+path, strings.NewReader(v.Encode()))
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	req.Header.Set("Origin", e.srv.URL)
+	req.Header.Set("Sec-Fetch-Site", "same-origin")
+	resp, err := c.Do(req)
+	if err != nil {
+		return 0, nil, err.Error()
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, resp.Header, string(b)
 }

@@ -32,6 +32,10 @@ var invariantQueries = []struct{ name, sql string }{
 	{"invite uses equal its join requests", `
 		SELECT count(*) FROM invites i
 		WHERE i.uses <> (SELECT count(*) FROM join_requests j WHERE j.invite_id = i.id)`},
+	{"no name reserved by two active invites", `
+		SELECT count(*) FROM (SELECT org_id, agent_name FROM invites
+			WHERE revoked_at IS NULL AND uses < max_uses AND expires_at > now()
+			GROUP BY org_id, agent_name HAVING count(*) > 1) d`},
 	{"invite uses within max uses", `SELECT count(*) FROM invites WHERE uses < 0 OR uses > max_uses`},
 	{"decided iff decided_at set", `
 		SELECT count(*) FROM join_requests WHERE (status = 'PENDING') <> (decided_at IS NULL)`},
