@@ -143,13 +143,13 @@ func FuzzAPIBody(f *testing.F) {
 			f.Add(uint8(i), s)
 		}
 	}
-	values := pathValues(e, "target", target.ID.String(), team)
+	values := pathValues(e, admin, "target", target.ID.String(), team)
 	f.Fuzz(func(t *testing.T, which uint8, body string) {
 		r := routes[int(which)%len(routes)]
 		path := r.Path
 		for _, seg := range strings.Split(r.Path, "/") {
 			if len(seg) > 1 && seg[0] == ':' {
-				v, ok := values[seg[1:]]
+				v, ok := paramValue(values, r.Path, seg[1:])
 				if !ok {
 					v = "00000000-0000-0000-0000-000000000000"
 				}

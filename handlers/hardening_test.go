@@ -39,7 +39,7 @@ func TestAuthHardeningPagesFollowCSP(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	values := pathValues(e, "target", target.ID.String(), team.ID.String())
+	values := pathValues(e, e.token("root@example.com"), "target", target.ID.String(), team.ID.String())
 	c := e.signIn("root@example.com")
 	pages := 0
 	for _, r := range e.h.Routes().(*gin.Engine).Routes() {
@@ -49,7 +49,7 @@ func TestAuthHardeningPagesFollowCSP(t *testing.T) {
 		path := r.Path
 		for _, seg := range strings.Split(r.Path, "/") {
 			if len(seg) > 1 && seg[0] == ':' {
-				v, ok := values[seg[1:]]
+				v, ok := paramValue(values, r.Path, seg[1:])
 				if !ok {
 					t.Fatalf("%s: add a value for %q to pathValues", r.Path, seg)
 				}

@@ -112,13 +112,36 @@ func hostileBodies(api bool) []hostileRequest {
 	return reqs
 }
 
-// pathValue fills a route parameter with a real object of the env's org, so
-// requests reach the handler's body and state logic.
-func pathValues(e *env, agent, keyID, team string) map[string]string {
+// pathValues creates one object of each kind a route parameter can name (in
+// the env's org) and returns the values by parameter name; paramValue picks
+// the one a route means.
+func pathValues(e *env, admin, agent, keyID, team string) map[string]string {
+	e.relaxInviteLimits()
+	inv := e.invite(admin, map[string]any{"agentName": "fixture-invite", "maxUses": 5})
+	var j joinOut
+	e.joinInvite(inv.Token, map[string]any{"adapterType": "http"}).want(http.StatusCreated).decode(&j)
+	hook, _ := e.webhook(admin, e.srv.URL+"/hook", "join_request.created")
+	member := e.user("member@example.com", "viewer")
 	return map[string]string{
 		"agentId": agent, "teamId": team, "orgId": e.org.ID.String(), "id": keyID, "columnId": "col_backlog",
-		"path": "css/app.css",
+		"path": "css/app.css", "inviteId": inv.ID, "token": inv.Token, "joinRequestId": j.JoinRequestID,
+		"endpointId": hook.String(), "userId": member.ID.String(), "setPasswordToken": models.RandomBase62(32),
 	}
+}
+
+// paramValue returns the value of parameter name in route: ":id" names a key,
+// an invite or a join request, ":token" an invite or a set-password link.
+func paramValue(values map[string]string, route, name string) (string, bool) {
+	switch {
+	case name == "id" && strings.Contains(route, "/invites/:id"):
+		name = "inviteId"
+	case name == "id" && strings.Contains(route, "/join-requests/:id"):
+		name = "joinRequestId"
+	case name == "token" && strings.HasPrefix(route, "/set-password/"):
+		name = "setPasswordToken"
+	}
+	v, ok := values[name]
+	return v, ok
 }
 
 // hostilePathValues replace one parameter at a time.
@@ -156,7 +179,7 @@ func TestHostileInputEveryRoute(t *testing.T) {
 		t.Fatal(err)
 	}
 	browser := e.signIn("root@example.com")
-	values := pathValues(e, "target", target.ID.String(), team.ID.String())
+	values := pathValues(e, admin, "target", target.ID.String(), team.ID.String())
 
 	routes := e.h.Routes().(*gin.Engine).Routes()
 	// Destructive routes last, so the objects stay for the others.
@@ -232,7 +255,7 @@ func TestHostileInputEveryRoute(t *testing.T) {
 		for _, seg := range strings.Split(route.Path, "/") {
 			if len(seg) > 1 && (seg[0] == ':' || seg[0] == '*') {
 				name := seg[1:]
-				v, ok := values[name]
+				v, ok := paramValue(values, route.Path, name)
 				if !ok {
 					t.Fatalf("route %s %s: add a value for the parameter %q to pathValues", route.Method, route.Path, name)
 				}
@@ -253,7 +276,7 @@ func TestHostileInputEveryRoute(t *testing.T) {
 			for _, v := range hostilePathValues {
 				hp := route.Path
 				for _, q := range params {
-					val := values[q[1:]]
+					val, _ := paramValue(values, route.Path, q[1:])
 					if q == p {
 						val = v
 					}
