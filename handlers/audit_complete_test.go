@@ -255,7 +255,9 @@ var auditCases = map[string]auditCase{
 		a.users++
 		email := fmt.Sprintf("audit-nomember-%d@example.com", a.users)
 		a.e.user(email, "")
-		return func() (int, string) { return a.form("/settings/members", url.Values{"email": {email}, "role": {"viewer"}}) }
+		return func() (int, string) {
+			return a.form("/settings/members", url.Values{"email": {email}, "role": {"viewer"}})
+		}
 	}},
 	"POST /settings/members/:userId/role": {action: "member.role_changed", run: func(a *auditRun) func() (int, string) {
 		id := a.member()
@@ -330,7 +332,9 @@ var auditCases = map[string]auditCase{
 	}},
 	"PATCH /api/v1/users/:userId": {action: "user.disabled", noOrg: true, run: func(a *auditRun) func() (int, string) {
 		id := a.member()
-		return func() (int, string) { return a.api(http.MethodPatch, "/api/v1/users/"+id, a.admin, map[string]bool{"disabled": true}) }
+		return func() (int, string) {
+			return a.api(http.MethodPatch, "/api/v1/users/"+id, a.admin, map[string]bool{"disabled": true})
+		}
 	}},
 
 	// Notifications.
