@@ -206,3 +206,22 @@ func TestConstantTimeComparisons(t *testing.T) {
 		t.Fatal("no constant-time comparison found at all")
 	}
 }
+
+// TestAuthHardeningInvitePage: the public invite page, which carries its token
+// in the URL, sends no referrer, cannot be framed and is not cached.
+func TestAuthHardeningInvitePage(t *testing.T) {
+	e := newEnv(t)
+	inv := e.invite(e.token("root@example.com"), map[string]any{"agentName": "page"})
+	for _, accept := range []string{"text/html", "application/json"} {
+		res := e.call(http.MethodGet, "/invite/"+inv.Token, "", nil, "Accept", accept)
+		res.want(http.StatusOK)
+		h := res.Header
+		if h.Get("Referrer-Policy") != "no-referrer" || !strings.Contains(h.Get("Content-Security-Policy"), "frame-ancestors 'none'") ||
+			h.Get("X-Content-Type-Options") != "nosniff" || !strings.Contains(h.Get("Cache-Control"), "no-store") {
+			t.Errorf("invite page (%s) headers: %v", accept, h)
+		}
+		if accept == "text/html" && (strings.Contains(string(res.Body), "<script>") || styleAttrRE.MatchString(string(res.Body))) {
+			t.Error("invite page has an inline script or style")
+		}
+	}
+}
