@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/http/httptrace"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -310,12 +311,27 @@ func TestFaultSIGTERMUnderLoad(t *testing.T) {
 	wg := r.runLoad(l, token, key, team, "term", stop)
 	time.Sleep(time.Second)
 	// A slow request is in flight when the signal arrives: it must finish.
+	// It goes on its own connection and the signal waits until it is written.
 	slow := make(chan int, 1)
+	written := make(chan struct{})
 	go func() {
-		s, _, _ := r.call(http.MethodPost, "/api/v1/auth/login", "", map[string]string{"email": faultEmail, "password": faultPassword})
-		slow <- s
+		body, _ := json.Marshal(map[string]string{"email": faultEmail, "password": faultPassword})
+		req, _ := http.NewRequest(http.MethodPost, r.base+"/api/v1/auth/login", bytes.NewReader(body))
+		req.Header.Set("Content-Type", "application/json")
+		req = req.WithContext(httptrace.WithClientTrace(req.Context(), &httptrace.ClientTrace{
+			WroteRequest: func(httptrace.WroteRequestInfo) { close(written) },
+		}))
+		client := &http.Client{Timeout: 30 * time.Second, Transport: &http.Transport{DisableKeepAlives: true}}
+		resp, err := client.Do(req)
+		if err != nil {
+			slow <- 0
+			return
+		}
+		resp.Body.Close()
+		slow <- resp.StatusCode
 	}()
-	time.Sleep(5 * time.Millisecond)
+	<-written
+	time.Sleep(20 * time.Millisecond) // the server has read it and is hashing the password
 	l.cut.Store(time.Now().UnixNano())
 	if err := r.cmd.Process.Signal(syscall.SIGTERM); err != nil {
 		t.Fatal(err)
