@@ -40,6 +40,7 @@ func pathAgentID(c *gin.Context) (string, error) {
 // the caller's org: the one piece of logic behind the JSON routes and the
 // roster buttons. For delete the returned agent is nil.
 func (h *Handler) changeAgent(c *gin.Context, org uuid.UUID, id, action string) (*models.Agent, error) {
+	defer h.forget(org, models.EventAgent, id)
 	if action == "delete" {
 		return nil, models.DeleteAgent(c, h.db, org, id, h.actor(c))
 	}
@@ -131,6 +132,7 @@ func (h *Handler) setPickupAPI(c *gin.Context) {
 	var a *models.Agent
 	if err == nil {
 		a, err = models.SetAgentPickup(c, h.db, s.Org.ID, id, *req.Enabled, h.actor(c))
+		h.forget(s.Org.ID, models.EventAgent, id)
 	}
 	if err != nil {
 		h.fail(c, err)
@@ -439,6 +441,7 @@ func (h *Handler) setPickupHTML(c *gin.Context) {
 	var a *models.Agent
 	if err == nil {
 		a, err = models.SetAgentPickup(c, h.db, s.Org.ID, id, enabled == "true", h.actor(c))
+		h.forget(s.Org.ID, models.EventAgent, id)
 	}
 	if err != nil {
 		h.fail(c, err)

@@ -138,6 +138,7 @@ func (h *Handler) updateKeyAPI(c *gin.Context) {
 	var k *models.APIKey
 	if err == nil {
 		k, err = models.SetAPIKeyActive(c, h.db, org, id, *req.IsActive, h.actor(c))
+		h.forget(org, models.EventAPIKey, id.String())
 	}
 	if err != nil {
 		h.fail(c, err)
@@ -151,6 +152,7 @@ func (h *Handler) revokeKeyAPI(c *gin.Context) {
 	org, id, err := h.keyScope(c)
 	if err == nil {
 		_, err = models.RevokeAPIKey(c, h.db, org, id, h.actor(c))
+		h.forget(org, models.EventAPIKey, id.String())
 	}
 	if err != nil {
 		h.fail(c, err)
@@ -268,6 +270,7 @@ func (h *Handler) keyActionHTML(action string) gin.HandlerFunc {
 			default:
 				k, err = models.SetAPIKeyActive(c, h.db, org, id, action == "enable", h.actor(c))
 			}
+			h.forget(org, models.EventAPIKey, id.String())
 		}
 		if err != nil {
 			h.fail(c, err)

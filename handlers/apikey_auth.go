@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/gin-gonic/gin"
+	"github.com/google/uuid"
 
 	"github.com/agentroster/agentroster/models"
 )
@@ -62,7 +63,7 @@ func (h *Handler) requireKey(c *gin.Context) {
 		h.fail(c, &rateLimited{retry: retry})
 		return
 	}
-	key, err := models.AuthenticateAPIKey(c, h.db, raw)
+	key, err := h.cache.Key(c, h.db, raw)
 	if errors.Is(err, models.ErrUnauthorized) {
 		h.metrics.keyFailed.Inc()
 		if err := limit(h.badKeyIP, ip); err != nil {
@@ -76,6 +77,7 @@ func (h *Handler) requireKey(c *gin.Context) {
 		h.fail(c, err)
 		return
 	}
+	h.writer.KeyUsed(key)
 	c.Set(ctxKey, key)
 	c.Next()
 }
@@ -87,6 +89,12 @@ func (h *Handler) requireKeyOrUser(c *gin.Context) {
 		return
 	}
 	h.requireUser(c)
+}
+
+// forget drops what a change just committed names from this replica's cache
+// at once; other replicas drop it when the change's event reaches them.
+func (h *Handler) forget(org uuid.UUID, kind, id string) {
+	h.cache.Forget(models.Event{Org: org, Kind: kind, ID: id})
 }
 
 var (
@@ -105,7 +113,7 @@ func (h *Handler) keyAgent(c *gin.Context) (*models.Agent, error) {
 	if !models.ValidAgentID(id) {
 		return nil, errNotFound
 	}
-	return models.GetAgent(c, h.db, k.OrgID, id)
+	return h.cache.Agent(c, h.db, k.OrgID, id)
 }
 
 // requireLiveAgentKey refuses a key bound to an agent that is not approved
@@ -117,7 +125,7 @@ func (h *Handler) requireLiveAgentKey(c *gin.Context) {
 		c.Next()
 		return
 	}
-	a, err := models.GetAgent(c, h.db, k.OrgID, *k.AgentID)
+	a, err := h.cache.Agent(c, h.db, k.OrgID, *k.AgentID)
 	if err == nil {
 		err = models.CheckActive(a, c.Request.Method+" "+c.FullPath())
 	}

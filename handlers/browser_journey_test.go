@@ -25,6 +25,13 @@ func signInBrowser(t *testing.T, ctx context.Context, e *env, email string) {
 	)
 }
 
+// waitLive waits until the page's event stream is connected, so that a
+// change made next is pushed to it.
+func waitLive(t *testing.T, ctx context.Context) {
+	t.Helper()
+	do(t, ctx, "event stream connected", chromedp.WaitReady(chromedp.CSS(`body[data-live="open"]`)))
+}
+
 // acceptDialogs answers every JavaScript confirm() of the tab with OK.
 func acceptDialogs(ctx context.Context) {
 	dialogs := chromedp.Events(ctx, page.JavascriptDialogOpening)
@@ -77,6 +84,7 @@ func TestBrowserRosterJourney(t *testing.T) {
 		chromedp.Navigate(e.srv.URL+"/agents"),
 		chromedp.WaitVisible(chromedp.CSS(`[data-testid="empty-state"]`)),
 	)
+	waitLive(t, ctx)
 	shoot(t, ctx, "agents-empty")
 	// Mark the document: a reload would lose the mark.
 	value(t, ctx, chromedp.Evaluate[bool](`window.__noReload = true`))

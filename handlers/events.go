@@ -26,13 +26,14 @@ type broker struct {
 	subs   map[uuid.UUID]map[chan models.Event]struct{}
 	perKey map[string]int // open streams per session
 	ready  chan struct{}  // closed once the first LISTEN succeeded
+	cache  *models.Cache  // live only while LISTEN is connected
 }
 
 // maxStreamsPerSession bounds the SSE streams one session may hold open.
 const maxStreamsPerSession = 8
 
-func newBroker(log *slog.Logger, url string) *broker {
-	return &broker{log: log, url: url, subs: map[uuid.UUID]map[chan models.Event]struct{}{}, perKey: map[string]int{}, ready: make(chan struct{})}
+func newBroker(log *slog.Logger, url string, cache *models.Cache) *broker {
+	return &broker{log: log, url: url, cache: cache, subs: map[uuid.UUID]map[chan models.Event]struct{}{}, perKey: map[string]int{}, ready: make(chan struct{})}
 }
 
 // run listens until ctx ends, reconnecting with capped, jittered backoff.
@@ -66,6 +67,10 @@ func (b *broker) listen(ctx context.Context, connected func()) error {
 	if _, err := conn.Exec(ctx, "LISTEN "+models.EventChannel); err != nil {
 		return err
 	}
+	// Events missed while disconnected are unknown: start the cache afresh,
+	// and keep nothing while the connection is down.
+	b.cache.SetLive(true)
+	defer b.cache.SetLive(false)
 	connected()
 	for {
 		n, err := conn.WaitForNotification(ctx)
@@ -76,6 +81,7 @@ func (b *broker) listen(ctx context.Context, connected func()) error {
 		if err := json.Unmarshal([]byte(n.Payload), &ev); err != nil {
 			continue
 		}
+		b.cache.Apply(ev)
 		b.deliver(ev)
 	}
 }
@@ -129,6 +135,19 @@ func (b *broker) streams() int {
 		n += len(s)
 	}
 	return n
+}
+
+// announceAfter collects the page-refresh events the request's changes
+// publish and announces them once the handler is done, its transactions
+// committed (see models.Publish). One rolled back is announced all the same:
+// pages re-fetch and find nothing new.
+func (h *Handler) announceAfter(c *gin.Context) {
+	d := &models.Deferred{}
+	c.Set(models.DeferredEventsKey, d)
+	c.Next()
+	for _, ev := range d.Events() {
+		h.announcer.Announce(ev)
+	}
 }
 
 // sseHeartbeat keeps idle streams alive through proxies.

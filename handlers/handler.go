@@ -53,11 +53,24 @@ type Handler struct {
 	loginIP, loginEmail, inviteIP, claimIP, badKeyIP, linkIP *limiter
 	broker                                                   *broker
 	metrics                                                  *metrics
+	cache                                                    *models.Cache  // keys and agents for runtime requests
+	writer                                                   *models.Writer // presence batches and contact times
+	announcer                                                *models.Announcer
 
 	ctx      context.Context // cancelled by BeginShutdown
 	shutdown context.CancelFunc
-	wg       sync.WaitGroup
+	// stopWriters ends the presence writer and the announcer (Close, after
+	// the requests have drained).
+	stopWriters context.CancelFunc
+	wg          sync.WaitGroup
 }
+
+// cacheTTL bounds how long a cached key or agent is used without reading it
+// again, for changes made outside the server (events cover the rest).
+const cacheTTL = time.Minute
+
+// cacheMaxEntries bounds each of the cache's maps.
+const cacheMaxEntries = 200_000
 
 // derive returns a purpose-specific key from the server secret.
 func derive(secret []byte, purpose string) []byte {
@@ -105,14 +118,22 @@ func New(d Deps) (*Handler, error) {
 		HttpOnly: true, Secure: h.secure, SameSite: http.SameSiteLaxMode,
 	}
 	h.ctx, h.shutdown = context.WithCancel(context.Background())
-	h.broker = newBroker(d.Log, d.DatabaseURL)
+	h.cache = models.NewCache(cacheTTL, models.RandomBase62(12), cacheMaxEntries)
+	h.broker = newBroker(d.Log, d.DatabaseURL, h.cache)
+	h.writer = models.NewWriter(d.DB, h.cache)
 	h.metrics = newMetrics(h)
 	for name, l := range map[string]*limiter{"login_ip": h.loginIP, "login_email": h.loginEmail, "invite_ip": h.inviteIP,
 		"claim_ip": h.claimIP, "api_key_ip": h.badKeyIP, "link_ip": h.linkIP} {
 		l.rejected = h.metrics.limiterRejected(name)
 	}
-	h.wg.Add(1)
+	h.announcer = models.NewAnnouncer(d.DB)
+	h.wg.Add(3)
 	go h.housekeeping()
+	// The writers outlive BeginShutdown: requests still draining need them.
+	var writers context.Context
+	writers, h.stopWriters = context.WithCancel(context.Background())
+	go func() { defer h.wg.Done(); h.writer.Run(writers) }()
+	go func() { defer h.wg.Done(); h.announcer.Run(writers) }()
 	if d.DatabaseURL != "" {
 		h.wg.Add(1)
 		go func() { defer h.wg.Done(); h.broker.run(h.ctx) }()
@@ -130,6 +151,7 @@ func (h *Handler) BeginShutdown() { h.shutdown() }
 // Close stops background work and waits for it.
 func (h *Handler) Close() {
 	h.shutdown()
+	h.stopWriters()
 	h.wg.Wait()
 }
 

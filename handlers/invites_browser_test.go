@@ -64,6 +64,7 @@ func TestBrowserInviteFlow(t *testing.T) {
 		chromedp.Navigate(e.srv.URL+"/agents/join-requests"),
 		chromedp.WaitVisible(chromedp.CSS(`[data-testid="empty-state"]`)),
 	)
+	waitLive(t, ctx)
 	// A runtime joins: the row and the nav badge arrive without a reload.
 	var joined joinOut
 	e.joinInvite(token, map[string]any{"adapterType": "mcp", "title": "Web one", "machineName": "build-7", "ramBytes": 17179869184},
@@ -89,6 +90,7 @@ func TestBrowserInviteFlow(t *testing.T) {
 	row := `tr[data-agent-id="web-1"]`
 	do(t, ctx, "roster", chromedp.Navigate(e.srv.URL+"/agents"), chromedp.WaitVisible(chromedp.CSS(row+`[data-status="approved"]`)))
 	value(t, ctx, chromedp.Evaluate[bool](`window.__noReload = true`))
+	waitLive(t, ctx)
 	var key claimOut
 	e.claim(joined.JoinRequestID, joined.ClaimSecret).want(http.StatusOK).decode(&key)
 	e.call(http.MethodPost, "/api/v1/agents/web-1/online", key.APIKey, nil).want(http.StatusOK)

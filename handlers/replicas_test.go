@@ -119,6 +119,7 @@ func TestBrowserLiveAcrossReplicas(t *testing.T) {
 		chromedp.Navigate(b.URL+"/agents"),
 		chromedp.WaitVisible(chromedp.CSS(`[data-testid="empty-state"]`)),
 	)
+	waitLive(t, ctx)
 
 	// A runtime talks to A only.
 	ra := &remote{t: t, base: a.URL}
@@ -146,6 +147,7 @@ func TestBrowserLiveAcrossReplicas(t *testing.T) {
 		chromedp.Navigate(b.URL+"/agents/join-requests"),
 		chromedp.WaitVisible(chromedp.CSS(`#pending-badge[data-count="0"]`)),
 	)
+	waitLive(t, ctx)
 	var inv struct{ Token string }
 	ra.json(http.MethodPost, "/api/v1/internal/invites", token,
 		map[string]any{"orgId": orgs[0].ID, "agentName": "joined-via-a", "adapterType": "mcp"}, http.StatusCreated, &inv)

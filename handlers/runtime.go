@@ -4,7 +4,6 @@ import (
 	"errors"
 	"net/http"
 	"net/url"
-	"time"
 
 	"github.com/gin-gonic/gin"
 	"github.com/google/uuid"
@@ -60,19 +59,18 @@ func (h *Handler) registerAgent(c *gin.Context) {
 		h.fail(c, err)
 		return
 	}
+	h.announcer.Announce(models.Event{Org: k.OrgID, Kind: models.EventAgentList, ID: a.ID})
 	c.JSON(http.StatusOK, h.summary(a))
 }
 
 // agentStatus is polled by runtimes, also while pending or stopped.
 func (h *Handler) agentStatus(c *gin.Context) {
 	a, err := h.keyAgent(c)
-	if err == nil {
-		err = models.TouchAgent(c, h.db, a)
-	}
 	if err != nil {
 		h.fail(c, err)
 		return
 	}
+	h.writer.Touch(a)
 	s := h.summary(a)
 	c.JSON(http.StatusOK, statusJSON{Status: s.Status, AgentPickupEnabled: s.AgentPickupEnabled, IsOnline: s.IsOnline, LastSeenAt: s.LastSeenAt})
 }
@@ -92,7 +90,7 @@ func (h *Handler) agentPermissions(c *gin.Context) {
 		err = models.CheckActive(a, "permissions")
 	}
 	if err == nil {
-		err = models.TouchAgent(c, h.db, a)
+		h.writer.Touch(a)
 	}
 	var p models.Permissions
 	if err == nil {
@@ -107,30 +105,25 @@ func (h *Handler) agentPermissions(c *gin.Context) {
 
 // agentOnline flags an approved agent online. When it already is and was heard
 // from recently, nothing is written.
-func (h *Handler) agentOnline(c *gin.Context) {
-	a, err := h.keyAgent(c)
-	if err == nil {
-		err = models.CheckActive(a, "online")
-	}
-	if err != nil {
-		h.fail(c, err)
-		return
-	}
-	if !a.IsOnline || !a.Fresh(time.Now()) {
-		a, err = models.SetAgentOnline(c, h.db, a.OrgID, a.ID, h.actor(c))
-		if err != nil {
-			h.fail(c, err)
-			return
-		}
-	}
-	c.JSON(http.StatusOK, h.summary(a))
-}
+func (h *Handler) agentOnline(c *gin.Context) { h.setPresence(c, true) }
 
 // agentOffline clears the online flag; always allowed, idempotent.
-func (h *Handler) agentOffline(c *gin.Context) {
-	a, err := h.keyAgent(c)
+func (h *Handler) agentOffline(c *gin.Context) { h.setPresence(c, false) }
+
+// setPresence sends the change to the writer, which commits it together with
+// those of concurrent requests; the key must be allowed to act on the agent.
+func (h *Handler) setPresence(c *gin.Context, online bool) {
+	k := currentKey(c)
+	id := c.Param("agentId")
+	var err error
+	if k.AgentID != nil && *k.AgentID != id {
+		err = errKeyBound
+	} else if !models.ValidAgentID(id) {
+		err = errNotFound
+	}
+	var a *models.Agent
 	if err == nil {
-		a, err = models.SetAgentOffline(c, h.db, a.OrgID, a.ID, h.actor(c))
+		a, err = h.writer.SetPresence(c, k.OrgID, id, online, h.actor(c))
 	}
 	if err != nil {
 		h.fail(c, err)

@@ -176,7 +176,9 @@ func (in *RegisterInput) Validate() error {
 }
 
 // RegisterAgent creates a pending agent (pickup off) in a team of org. An id
-// already used in the org is a 409 agent_exists.
+// already used in the org is a 409 agent_exists. The caller announces the
+// new agent (EventAgentList) once this returns: registrations are frequent,
+// and notifying inside the transaction would make them commit one at a time.
 func RegisterAgent(ctx context.Context, db bun.IDB, org, team uuid.UUID, in RegisterInput, by Actor) (*Agent, error) {
 	if err := in.Validate(); err != nil {
 		return nil, err
@@ -198,7 +200,7 @@ func RegisterAgent(ctx context.Context, db bun.IDB, org, team uuid.UUID, in Regi
 			map[string]any{"agentId": a.ID, "title": a.Title, "teamId": team.String(), "path": "/agents/" + a.ID}); err != nil {
 			return err
 		}
-		return Publish(ctx, tx, Event{Org: org, Kind: EventAgentList, ID: a.ID})
+		return nil
 	})
 	if errors.Is(err, ErrConflict) {
 		return nil, Conflict("agent_exists", "an agent with this id already exists in the organization", map[string]any{"id": in.ID})
@@ -309,100 +311,8 @@ func CheckActive(a *Agent, action string) error {
 	return notApproved(a.Status, action)
 }
 
-// SetAgentOnline marks an approved agent online and records the contact. The
-// flag and the approval are checked by the UPDATE itself, so once a stop has
-// committed no /online can succeed. It returns ErrNotFound, 403 agent_stopped
-// or 409 agent_not_approved. An agent.online event is written only when the
-// flag flips.
-func SetAgentOnline(ctx context.Context, db bun.IDB, org uuid.UUID, id string, by Actor) (*Agent, error) {
-	a := new(Agent)
-	err := InTx(ctx, db, func(tx bun.Tx) error {
-		for range 3 {
-			err := tx.NewUpdate().Model(a).Set("is_online = true").Set("last_seen_at = now()").
-				Where("org_id = ? AND id = ? AND status = ? AND NOT is_online", org, id, StatusApproved).
-				Returning("*").Scan(ctx)
-			if err == nil {
-				return auditAgent(ctx, tx, org, by, "agent.online", id, nil)
-			}
-			if !errors.Is(err, sql.ErrNoRows) {
-				return translate(err, "set agent online")
-			}
-			// Already online: only refresh a stale last contact.
-			err = tx.NewUpdate().Model(a).Set("last_seen_at = now()").
-				Where("org_id = ? AND id = ? AND status = ? AND is_online", org, id, StatusApproved).
-				Where("last_seen_at IS NULL OR last_seen_at < now() - ?::interval", touchInterval).
-				Returning("*").Scan(ctx)
-			if err == nil {
-				return nil
-			}
-			if !errors.Is(err, sql.ErrNoRows) {
-				return translate(err, "touch agent")
-			}
-			if err := tx.NewSelect().Model(a).Where("org_id = ? AND id = ?", org, id).Scan(ctx); err != nil {
-				return translate(err, "get agent")
-			}
-			if a.Status != StatusApproved {
-				return notApproved(a.Status, "online")
-			}
-			if a.IsOnline {
-				return nil // online and heard from within touchEvery
-			}
-			// Went offline between the statements: try again.
-		}
-		return Conflict("conflict", "agent presence changed concurrently; retry", nil)
-	})
-	if err != nil {
-		return nil, err
-	}
-	return a, nil
-}
-
 // touchInterval is touchEvery as a PostgreSQL interval.
 const touchInterval = "15 seconds"
-
-// SetAgentOffline clears the online flag. It is allowed in every status and
-// idempotent; an agent.offline event is written only when the flag flips.
-func SetAgentOffline(ctx context.Context, db bun.IDB, org uuid.UUID, id string, by Actor) (*Agent, error) {
-	a := new(Agent)
-	err := InTx(ctx, db, func(tx bun.Tx) error {
-		err := tx.NewUpdate().Model(a).Set("is_online = false").Set("last_seen_at = now()").
-			Where("org_id = ? AND id = ? AND is_online", org, id).Returning("*").Scan(ctx)
-		if errors.Is(err, sql.ErrNoRows) {
-			err := tx.NewSelect().Model(a).Where("org_id = ? AND id = ?", org, id).Scan(ctx)
-			return translate(err, "get agent")
-		}
-		if err != nil {
-			return translate(err, "set agent offline")
-		}
-		return auditAgent(ctx, tx, org, by, "agent.offline", id, nil)
-	})
-	if err != nil {
-		return nil, err
-	}
-	return a, nil
-}
-
-// TouchAgent records contact from the agent. last_seen_at is written at most
-// once per agent per 15 seconds: not at all when a's copy is fresh, and the
-// UPDATE itself refuses a fresh row (another replica may have written it).
-func TouchAgent(ctx context.Context, db bun.IDB, a *Agent) error {
-	if a.Fresh(time.Now()) {
-		return nil
-	}
-	var seen time.Time
-	err := db.NewUpdate().Model((*Agent)(nil)).Set("last_seen_at = now()").
-		Where("org_id = ? AND id = ?", a.OrgID, a.ID).
-		Where("last_seen_at IS NULL OR last_seen_at < now() - ?::interval", touchInterval).
-		Returning("last_seen_at").Scan(ctx, &seen)
-	if errors.Is(err, sql.ErrNoRows) {
-		return nil
-	}
-	if err != nil {
-		return translate(err, "touch agent")
-	}
-	a.LastSeenAt = &seen
-	return nil
-}
 
 // DeleteAgent removes an agent; its bound keys and grants go with it (foreign
 // key cascade) and the audit log keeps its id. It returns ErrNotFound when the

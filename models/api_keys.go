@@ -71,40 +71,16 @@ func revokeInviteKeys(ctx context.Context, db bun.IDB, org uuid.UUID, agent stri
 	if err != nil {
 		return 0, translate(err, "revoke invite keys")
 	}
-	return res.RowsAffected()
+	n, err := res.RowsAffected()
+	if err != nil || n == 0 {
+		return n, err
+	}
+	// Replicas drop the agent's cached keys.
+	return n, Publish(ctx, db, Event{Org: org, Kind: EventAgent, ID: agent})
 }
 
 // lastUsedEvery bounds how often last_used_at is written per key.
 const lastUsedEvery = time.Minute
-
-// AuthenticateAPIKey returns the active key for raw. A malformed, unknown,
-// disabled, revoked or expired key is ErrUnauthorized. last_used_at is
-// written at most once a minute per key.
-func AuthenticateAPIKey(ctx context.Context, db bun.IDB, raw string) (*APIKey, error) {
-	if !ValidAPIKeyFormat(raw) {
-		return nil, ErrUnauthorized
-	}
-	k := new(APIKey)
-	err := db.NewSelect().Model(k).Where("key_hash = ?", Hash(raw)).Scan(ctx)
-	if err != nil {
-		if err = translate(err, "find api key"); errors.Is(err, ErrNotFound) {
-			return nil, ErrUnauthorized
-		}
-		return nil, err
-	}
-	now := time.Now()
-	if k.State(now) != "active" {
-		return nil, ErrUnauthorized
-	}
-	if k.LastUsedAt == nil || now.Sub(*k.LastUsedAt) > lastUsedEvery {
-		_, err := db.NewUpdate().Model((*APIKey)(nil)).Set("last_used_at = now()").
-			Where("id = ? AND (last_used_at IS NULL OR last_used_at < now() - ?::interval)", k.ID, "1 minute").Exec(ctx)
-		if err != nil {
-			return nil, translate(err, "touch api key")
-		}
-	}
-	return k, nil
-}
 
 // KeyInput is what an admin gives when creating a team key.
 type KeyInput struct {
@@ -202,7 +178,10 @@ func SetAPIKeyActive(ctx context.Context, db bun.IDB, org, id uuid.UUID, active 
 		if active {
 			event = "api_key.enabled"
 		}
-		return Audit(ctx, tx, org, by, event, "api_key", id.String(), map[string]any{"prefix": k.Prefix})
+		if err := Audit(ctx, tx, org, by, event, "api_key", id.String(), map[string]any{"prefix": k.Prefix}); err != nil {
+			return err
+		}
+		return Publish(ctx, tx, Event{Org: org, Kind: EventAPIKey, ID: id.String()})
 	})
 	if err != nil {
 		return nil, err
@@ -232,7 +211,10 @@ func RevokeAPIKey(ctx context.Context, db bun.IDB, org, id uuid.UUID, by Actor) 
 			return err
 		}
 		details["keyId"], details["name"], details["path"] = id.String(), k.Name, "/settings/api-keys"
-		return EnqueueNotification(ctx, tx, org, NotifyKeyRevoked, details)
+		if err := EnqueueNotification(ctx, tx, org, NotifyKeyRevoked, details); err != nil {
+			return err
+		}
+		return Publish(ctx, tx, Event{Org: org, Kind: EventAPIKey, ID: id.String()})
 	})
 	if err != nil {
 		return nil, err

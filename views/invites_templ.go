@@ -217,7 +217,7 @@ func InvitesTable(d InvitesData) templ.Component {
 			templ_7745c5c3_Var6 = templ.NopComponent
 		}
 		ctx = templ.ClearChildren(ctx)
-		templ_7745c5c3_Err = templruntime.WriteString(templ_7745c5c3_Buffer, 14, "<div id=\"invites\" hx-get=\"/agents/invites\" hx-trigger=\"sse:invites, invitesChanged from:body\" hx-select=\"#invites\" hx-swap=\"outerHTML\">")
+		templ_7745c5c3_Err = templruntime.WriteString(templ_7745c5c3_Buffer, 14, "<div id=\"invites\" hx-get=\"/agents/invites\" hx-trigger=\"sse:invites, invitesChanged from:body\" hx-select=\"#invites\" hx-swap=\"outerHTML\" hx-sync=\"this:replace\" hx-disinherit=\"*\">")
 		if templ_7745c5c3_Err != nil {
 			return templ_7745c5c3_Err
 		}

@@ -2,14 +2,17 @@
 // private PostgreSQL (or uses -database-url), builds and starts the server,
 // seeds agents with keys, then drives each path for a fixed time at a fixed
 // concurrency after a warm-up, and prints req/s, p50, p99, errors, each path's
-// ratio to the GET /healthz baseline, and the server's memory. Figures are
-// written as JSON too.
+// ratio to the GET /healthz baseline, the server's own p50/p99 (from its
+// request log) and its memory; then it holds 1,000 live-update streams open
+// and reads the server's memory again. Figures are written as JSON too.
 //
 //	go run ./cmd/loadtest -duration 10s -concurrency 64 -agents 10000 -json loadtest.json
+//	go run ./cmd/loadtest -only status -cpuprofile prof && go tool pprof -top prof/status.prof
 package main
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -43,6 +46,9 @@ type options struct {
 	databaseURL string
 	jsonOut     string
 	only        string
+	streams     int
+	profileDir  string
+	memLimit    string
 }
 
 func main() {
@@ -53,7 +59,10 @@ func main() {
 	flag.IntVar(&o.agents, "agents", 10000, "agents (each with a key) to seed")
 	flag.StringVar(&o.databaseURL, "database-url", "", "use this database instead of a private cluster (it must be empty)")
 	flag.StringVar(&o.jsonOut, "json", "loadtest.json", "write the figures here")
-	flag.StringVar(&o.only, "only", "", "comma-separated scenario names to run (default all)")
+	flag.StringVar(&o.only, "only", "", "comma-separated scenario names to run (default all, sse included)")
+	flag.IntVar(&o.streams, "streams", 1000, "SSE streams to hold open in the sse scenario")
+	flag.StringVar(&o.memLimit, "server-gomemlimit", "56MiB", "GOMEMLIMIT for the server process (empty: none)")
+	flag.StringVar(&o.profileDir, "cpuprofile", "", "write a CPU profile of the server per scenario into this directory (go tool pprof)")
 	flag.Parse()
 	if err := run(context.Background(), o); err != nil {
 		fmt.Fprintln(os.Stderr, "loadtest:", err)
@@ -71,6 +80,8 @@ type result struct {
 	P99ms      float64 `json:"p99Ms"`
 	Ratio      float64 `json:"ratioToBaseline"`
 	RSSMiB     float64 `json:"serverRssMiB"`
+	ServerP50  float64 `json:"serverP50Ms,omitempty"` // from the server's request log
+	ServerP99  float64 `json:"serverP99Ms,omitempty"`
 	Unit       string  `json:"unit,omitempty"`
 	FirstError string  `json:"firstError,omitempty"`
 }
@@ -109,10 +120,23 @@ func run(ctx context.Context, o options) error {
 	base := "http://127.0.0.1:" + strconv.Itoa(port)
 	password := models.RandomBase62(20)
 	srv := exec.Command(bin)
-	srv.Env = append(os.Environ(), "DATABASE_URL="+dbURL, "ADDR=127.0.0.1:"+strconv.Itoa(port), "PUBLIC_URL="+base,
+	pprofAddr := ""
+	if o.profileDir != "" {
+		pp, err := freePort()
+		if err != nil {
+			return err
+		}
+		pprofAddr = "127.0.0.1:" + strconv.Itoa(pp)
+		if err := os.MkdirAll(o.profileDir, 0o755); err != nil {
+			return err
+		}
+	}
+	srv.Env = append(os.Environ(), "PPROF_ADDR="+pprofAddr, "DATABASE_URL="+dbURL, "ADDR=127.0.0.1:"+strconv.Itoa(port), "PUBLIC_URL="+base,
 		"DATA_DIR="+filepath.Join(tmp, "data"), "SECRET_KEY="+models.RandomBase62(40),
-		"BOOTSTRAP_SA_EMAIL=load@example.com", "TRUSTED_PROXIES=127.0.0.1/32", "BOOTSTRAP_SA_PASSWORD="+password, "LOG_FORMAT=json")
-	srvLog, _ := os.Create(filepath.Join(tmp, "server.log"))
+		"BOOTSTRAP_SA_EMAIL=load@example.com", "TRUSTED_PROXIES=127.0.0.1/32", "BOOTSTRAP_SA_PASSWORD="+password, "LOG_FORMAT=json",
+		"GOMEMLIMIT="+o.memLimit)
+	logPath := filepath.Join(tmp, "server.log")
+	srvLog, _ := os.Create(logPath)
 	srv.Stdout, srv.Stderr = srvLog, srvLog
 	if err := srv.Start(); err != nil {
 		return err
@@ -145,7 +169,7 @@ func run(ctx context.Context, o options) error {
 		return err
 	}
 	client := &http.Client{Transport: &http.Transport{MaxIdleConns: o.concurrency * 2, MaxIdleConnsPerHost: o.concurrency * 2}, Timeout: 10 * time.Second}
-	env := &loadEnv{base: base, client: client, browser: browser, admin: admin, seed: seed}
+	env := &loadEnv{base: base, client: client, browser: browser, admin: admin, seed: seed, conc: o.concurrency, pprof: pprofAddr, profileDir: o.profileDir}
 
 	var results []result
 	for _, sc := range scenarios(env) {
@@ -154,12 +178,34 @@ func run(ctx context.Context, o options) error {
 		}
 		fmt.Fprintf(os.Stderr, "%-16s warm-up %s, measure %s at concurrency %d…\n", sc.name, o.warmup, o.duration, sc.conc(o.concurrency))
 		measure(sc, o.warmup, sc.conc(o.concurrency))
+		from := fileSize(logPath)
+		var prof sync.WaitGroup
+		if pprofAddr != "" {
+			prof.Add(1)
+			go func() {
+				defer prof.Done()
+				cpuProfile(pprofAddr, o.duration-time.Second, filepath.Join(o.profileDir, sc.name+".prof"))
+			}()
+		}
 		r := measure(sc, o.duration, sc.conc(o.concurrency))
 		r.RSSMiB = rssMiB(srv.Process.Pid)
+		r.ServerP50, r.ServerP99 = serverLatency(logPath, from)
+		prof.Wait()
+		results = append(results, r)
+	}
+	if o.only == "" || strings.Contains(","+o.only+",", ",sse,") {
+		fmt.Fprintf(os.Stderr, "%-16s opening %d streams…\n", "sse", o.streams)
+		r, err := holdStreams(ctx, env, db, o.streams, srv.Process.Pid)
+		if err != nil {
+			return fmt.Errorf("sse: %w", err)
+		}
 		results = append(results, r)
 	}
 	if len(results) > 0 && results[0].RPS > 0 {
 		for i := range results {
+			if results[i].Name == "sse" {
+				continue
+			}
 			results[i].Ratio = results[i].RPS / results[0].RPS
 		}
 	}
@@ -167,7 +213,8 @@ func run(ctx context.Context, o options) error {
 	pg, pgErr := pgbenchUpdate(ctx, dbURL, seed, o)
 
 	printTable(results, peak, pg, pgErr)
-	out := map[string]any{"results": results, "serverPeakRssMiB": peak, "concurrency": o.concurrency, "durationSeconds": o.duration.Seconds(), "agents": o.agents}
+	fmt.Printf("server GOMEMLIMIT: %s\n", cmp.Or(o.memLimit, "none"))
+	out := map[string]any{"serverGomemlimit": o.memLimit, "results": results, "serverPeakRssMiB": peak, "concurrency": o.concurrency, "durationSeconds": o.duration.Seconds(), "agents": o.agents}
 	if pgErr == nil {
 		out["pgbenchUpdateTps"] = pg
 	}
@@ -235,13 +282,21 @@ func measure(sc scenario, d time.Duration, conc int) result {
 }
 
 func printTable(rs []result, peak float64, pg float64, pgErr error) {
-	fmt.Printf("\n%-16s %10s %9s %9s %8s %8s %9s\n", "path", "per sec", "p50 ms", "p99 ms", "errors", "ratio", "RSS MiB")
+	fmt.Printf("\n%-22s %9s %8s %8s %8s %8s %7s %8s %8s\n", "path", "per sec", "p50 ms", "p99 ms", "srv p50", "srv p99", "errors", "ratio", "RSS MiB")
 	for _, r := range rs {
 		name := r.Name
 		if r.Unit != "" {
 			name += " (" + r.Unit + ")"
 		}
-		fmt.Printf("%-16s %10.0f %9.2f %9.2f %8d %7.2fx %9.1f\n", name, r.RPS, r.P50ms, r.P99ms, r.Errors, r.Ratio, r.RSSMiB)
+		if r.Name == "sse" {
+			fmt.Printf("%-22s %9s %8s %8s %8s %8s %7d %8s %8.1f\n", fmt.Sprintf("sse (%d streams)", r.Requests), "", "", "", "", "", r.Errors, "", r.RSSMiB)
+		} else {
+			srv := fmt.Sprintf("%8.2f %8.2f", r.ServerP50, r.ServerP99)
+			if r.ServerP50 == 0 {
+				srv = fmt.Sprintf("%8s %8s", "-", "-") // not logged (healthz is logged at debug level)
+			}
+			fmt.Printf("%-22s %9.0f %8.2f %8.2f %s %7d %7.2fx %8.1f\n", name, r.RPS, r.P50ms, r.P99ms, srv, r.Errors, r.Ratio, r.RSSMiB)
+		}
 		if r.FirstError != "" {
 			fmt.Printf("  first error: %s\n", r.FirstError)
 		}

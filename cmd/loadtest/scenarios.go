@@ -17,6 +17,9 @@ type loadEnv struct {
 	browser *http.Client
 	admin   string // operator bearer token
 	seed    *models.LoadSeed
+	conc    int // API concurrency
+
+	pprof, profileDir string // the server's profile listener, and where profiles go
 }
 
 // call sends a request and fails unless the status is want; it returns the
@@ -61,6 +64,8 @@ func scenarios(e *loadEnv) []scenario {
 	n := int64(len(e.seed.Agents))
 	agent := func(i int64) models.LoadAgent { return e.seed.Agents[i%n] }
 	org := e.seed.OrgID.String()
+	perWorker := max(n/int64(e.conc), 1)
+	flips := make([]int64, e.conc)
 	return []scenario{
 		{name: "healthz", conc: same, do: func(_ int, _ int64) error {
 			_, err := e.call(e.client, http.MethodGet, "/healthz", "", nil, 200)
@@ -71,10 +76,14 @@ func scenarios(e *loadEnv) []scenario {
 			_, err := e.call(e.client, http.MethodGet, "/api/v1/agents/"+a.ID+"/status", a.Key, nil, 200)
 			return err
 		}},
-		{name: "online-offline", conc: same, do: func(_ int, i int64) error {
-			a := agent(i * 104729)
+		{name: "online-offline", conc: same, do: func(w int, _ int64) error {
+			// Each worker owns the agents w, w+conc, … and visits them in turn,
+			// flipping each one on every visit: every request is a real change.
+			j := flips[w]
+			flips[w]++
+			a := agent(int64(w) + int64(e.conc)*(j%perWorker))
 			path := "/online"
-			if i%2 == 1 {
+			if (j/perWorker)%2 == 1 {
 				path = "/offline"
 			}
 			_, err := e.call(e.client, http.MethodPost, "/api/v1/agents/"+a.ID+path, a.Key, struct{}{}, 200)

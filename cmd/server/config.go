@@ -28,6 +28,7 @@ type config struct {
 	ShutdownGrace  time.Duration
 	PresenceWindow time.Duration
 	MetricsToken   string
+	PprofAddr      string // serve net/http/pprof here when set (e.g. 127.0.0.1:6060)
 }
 
 func loadConfig(args []string) (config, error) {
@@ -47,6 +48,7 @@ func loadConfig(args []string) (config, error) {
 		BootstrapPass:  env("BOOTSTRAP_SA_PASSWORD", ""),
 		LogFormat:      env("LOG_FORMAT", "text"),
 		MetricsToken:   env("METRICS_TOKEN", ""),
+		PprofAddr:      env("PPROF_ADDR", ""),
 	}
 	grace, presence := env("SHUTDOWN_GRACE", "20s"), env("PRESENCE_WINDOW", "2m")
 	proxies := env("TRUSTED_PROXIES", "")

@@ -33,21 +33,6 @@ const (
 	faultPassword = "correct horse battery"
 )
 
-// The server is built once per test binary.
-var (
-	buildOnce sync.Once
-	builtBin  string
-	buildErr  error
-)
-
-func TestMain(m *testing.M) {
-	code := m.Run()
-	if builtBin != "" {
-		os.RemoveAll(filepath.Dir(builtBin))
-	}
-	os.Exit(code)
-}
-
 // faultRig is a built server binary, a cluster and a database for it.
 type faultRig struct {
 	t     *testing.T
@@ -78,22 +63,10 @@ func newFaultRig(t *testing.T) *faultRig {
 	if err := cluster.CreateDatabase(t.Context(), "roster"); err != nil {
 		t.Fatal(err)
 	}
-	buildOnce.Do(func() {
-		bin, err := os.MkdirTemp("", "agentroster-faults-")
-		if err != nil {
-			buildErr = err
-			return
-		}
-		builtBin = filepath.Join(bin, "server")
-		out, err := exec.Command("go", "build", "-o", builtBin, ".").CombinedOutput()
-		if err != nil {
-			buildErr = fmt.Errorf("build: %v\n%s", err, out)
-		}
-	})
-	if buildErr != nil {
-		t.Fatal(buildErr)
+	bin := filepath.Join(dir, "server")
+	if out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
+		t.Fatalf("build: %v\n%s", err, out)
 	}
-	bin := builtBin
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)

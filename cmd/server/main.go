@@ -12,6 +12,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/http/pprof"
 	"os"
 	"os/signal"
 	"path/filepath"
@@ -114,6 +115,9 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	}
 	errc := make(chan error, 1)
 	go func() { errc <- srv.ListenAndServe() }()
+	if cfg.PprofAddr != "" {
+		go servePprof(cfg.PprofAddr, log)
+	}
 	log.Info("serving", "addr", cfg.Addr, "url", cfg.PublicURL+"/login")
 
 	select {
@@ -129,6 +133,20 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		log.Warn("drain incomplete", "err", err)
 	}
 	return nil
+}
+
+// servePprof serves the runtime profiles on their own listener (keep it on
+// localhost): go tool pprof http://ADDR/debug/pprof/profile?seconds=10
+func servePprof(addr string, log *slog.Logger) {
+	mux := http.NewServeMux()
+	mux.HandleFunc("/debug/pprof/", pprof.Index)
+	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+	mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
+	mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
+	log.Info("serving profiles", "addr", addr)
+	if err := http.ListenAndServe(addr, mux); err != nil {
+		log.Error("pprof listener", "err", err)
+	}
 }
 
 func newLogger(format string, w io.Writer) *slog.Logger {

@@ -133,6 +133,11 @@
     if (d) openDialog(d, document.activeElement);
   });
 
+  // --- Live updates: body[data-live] is "open" while the event stream is
+  // connected and "reconnecting" while the SSE extension retries.
+  document.addEventListener("htmx:sseOpen", function () { document.body.setAttribute("data-live", "open"); });
+  document.addEventListener("htmx:sseError", function () { document.body.setAttribute("data-live", "reconnecting"); });
+
   document.addEventListener("DOMContentLoaded", function () {
     refreshTimes(document);
     setInterval(function () { refreshTimes(document); }, 30000);

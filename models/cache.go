@@ -1,0 +1,307 @@
+package models
+
+import (
+	"context"
+	"errors"
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/uptrace/bun"
+)
+
+// Cache keeps in memory what a runtime request needs to be verified: API keys
+// by hash, and agents by org and id. It is coherent across replicas only while
+// its process listens for events (SetLive): every change of a key or agent
+// publishes an Event, each replica drops what the event names when it arrives,
+// and the replica that made the change drops it at once (Forget). Without a
+// listener nothing is stored and every read goes to the database.
+//
+// A read that raced with an invalidation is never stored: each read notes the
+// generation before it starts, and Forget records, per key and per agent, the
+// generation at which it was invalidated.
+type Cache struct {
+	ttl    time.Duration
+	origin string
+	max    int
+
+	mu        sync.Mutex
+	live      bool
+	gen       uint64
+	keys      map[[32]byte]cachedKey
+	keyByID   map[uuid.UUID][32]byte
+	boundKeys map[AgentRef][][32]byte // keys bound to an agent (may name keys already dropped)
+	agents    map[AgentRef]cachedAgent
+	forgotten map[string]forgetMark // "k:<key id>" / "a:<org>/<agent id>"
+}
+
+// AgentRef names an agent.
+type AgentRef struct {
+	Org uuid.UUID
+	ID  string
+}
+
+func (r AgentRef) mark() string { return "a:" + r.Org.String() + "/" + r.ID }
+
+type cachedKey struct {
+	key APIKey
+	at  time.Time
+}
+
+type cachedAgent struct {
+	agent Agent
+	at    time.Time
+}
+
+type forgetMark struct {
+	gen uint64
+	at  time.Time
+}
+
+// raceWindow is how long an invalidation is remembered; a database read that
+// takes longer than this is not stored.
+const raceWindow = 10 * time.Second
+
+// NewCache returns an empty cache whose entries live at most ttl. origin names
+// this process in the events it publishes itself.
+func NewCache(ttl time.Duration, origin string, maxEntries int) *Cache {
+	c := &Cache{ttl: ttl, origin: origin, max: maxEntries}
+	c.reset()
+	return c
+}
+
+func (c *Cache) reset() {
+	c.keys = map[[32]byte]cachedKey{}
+	c.keyByID = map[uuid.UUID][32]byte{}
+	c.boundKeys = map[AgentRef][][32]byte{}
+	c.agents = map[AgentRef]cachedAgent{}
+	c.forgotten = map[string]forgetMark{}
+}
+
+// Origin names this process in events (Event.Origin).
+func (c *Cache) Origin() string { return c.origin }
+
+// SetLive turns the cache on (the event listener is connected) or off (it is
+// not: events may be missed). Either way everything cached so far is dropped,
+// since events may have been missed in between.
+func (c *Cache) SetLive(live bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.live = live
+	c.gen++
+	c.reset()
+}
+
+// Len returns how many keys and agents are cached.
+func (c *Cache) Len() (keys, agents int) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return len(c.keys), len(c.agents)
+}
+
+// Apply handles an event received from the listener. Events this process
+// published about its own presence writes are skipped: it updated its copy
+// when the write committed.
+func (c *Cache) Apply(ev Event) {
+	if ev.Origin != "" && ev.Origin == c.origin {
+		return
+	}
+	c.Forget(ev)
+}
+
+// Forget drops what ev names: an api_key event its key (every key when it has
+// no id), an agent or agent_list event the agent and the keys bound to it.
+func (c *Cache) Forget(ev Event) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.gen++
+	now := time.Now()
+	switch ev.Kind {
+	case EventAPIKey:
+		id, err := uuid.Parse(ev.ID)
+		if err != nil {
+			c.dropKeys()
+			return
+		}
+		c.forgotten["k:"+id.String()] = forgetMark{c.gen, now}
+		if h, ok := c.keyByID[id]; ok {
+			delete(c.keys, h)
+			delete(c.keyByID, id)
+		}
+	case EventAgent, EventAgentList:
+		if ev.ID == "" {
+			return
+		}
+		ref := AgentRef{ev.Org, ev.ID}
+		c.forgotten[ref.mark()] = forgetMark{c.gen, now}
+		delete(c.agents, ref)
+		for _, h := range c.boundKeys[ref] {
+			if k, ok := c.keys[h]; ok {
+				delete(c.keys, h)
+				delete(c.keyByID, k.key.ID)
+			}
+		}
+		delete(c.boundKeys, ref)
+	default:
+		return
+	}
+	if len(c.forgotten) > 4096 {
+		for m, f := range c.forgotten {
+			if now.Sub(f.at) > raceWindow {
+				delete(c.forgotten, m)
+			}
+		}
+	}
+}
+
+// dropKeys empties the key maps; call it with c.mu held.
+func (c *Cache) dropKeys() {
+	c.keys, c.keyByID, c.boundKeys = map[[32]byte]cachedKey{}, map[uuid.UUID][32]byte{}, map[AgentRef][][32]byte{}
+}
+
+// begin returns the generation a read starts at.
+func (c *Cache) begin() (uint64, time.Time) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.gen, time.Now()
+}
+
+// storable reports, under c.mu, whether a read that began at gen may be stored.
+func (c *Cache) storable(gen uint64, started time.Time, marks ...string) bool {
+	if !c.live || time.Since(started) > raceWindow {
+		return false
+	}
+	for _, m := range marks {
+		if f, ok := c.forgotten[m]; ok && f.gen > gen {
+			return false
+		}
+	}
+	return true
+}
+
+// full reports whether a map of n entries has reached the bound.
+func (c *Cache) full(n int) bool { return c.max > 0 && n >= c.max }
+
+// Key returns the active key for raw, from memory when it is cached. A
+// malformed, unknown, disabled, revoked or expired key is ErrUnauthorized.
+func (c *Cache) Key(ctx context.Context, db bun.IDB, raw string) (*APIKey, error) {
+	if !ValidAPIKeyFormat(raw) {
+		return nil, ErrUnauthorized
+	}
+	h := [32]byte(Hash(raw))
+	now := time.Now()
+	c.mu.Lock()
+	e, ok := c.keys[h]
+	live := c.live
+	c.mu.Unlock()
+	if ok && now.Sub(e.at) < c.ttl {
+		if e.key.State(now) != "active" {
+			return nil, ErrUnauthorized
+		}
+		k := e.key
+		return &k, nil
+	}
+	gen, started := c.begin()
+	k, err := findAPIKey(ctx, db, h[:])
+	if err != nil {
+		return nil, err
+	}
+	if k.State(now) != "active" {
+		return nil, ErrUnauthorized
+	}
+	if live {
+		marks := []string{"k:" + k.ID.String()}
+		if k.AgentID != nil {
+			marks = append(marks, AgentRef{k.OrgID, *k.AgentID}.mark())
+		}
+		c.mu.Lock()
+		if c.storable(gen, started, marks...) {
+			if c.full(len(c.keys)) {
+				c.dropKeys()
+			}
+			c.keys[h] = cachedKey{*k, now}
+			c.keyByID[k.ID] = h
+			if k.AgentID != nil {
+				ref := AgentRef{k.OrgID, *k.AgentID}
+				if !slices.Contains(c.boundKeys[ref], h) {
+					c.boundKeys[ref] = append(c.boundKeys[ref], h)
+				}
+			}
+		}
+		c.mu.Unlock()
+	}
+	return k, nil
+}
+
+// KeyUsed records in the cached copy that the key was used at t.
+func (c *Cache) KeyUsed(k *APIKey, t time.Time) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if h, ok := c.keyByID[k.ID]; ok {
+		e := c.keys[h]
+		e.key.LastUsedAt = &t
+		c.keys[h] = e
+	}
+}
+
+// Agent returns an agent of org, from memory when it is cached, or ErrNotFound.
+func (c *Cache) Agent(ctx context.Context, db bun.IDB, org uuid.UUID, id string) (*Agent, error) {
+	ref := AgentRef{org, id}
+	c.mu.Lock()
+	e, ok := c.agents[ref]
+	c.mu.Unlock()
+	if ok && time.Since(e.at) < c.ttl {
+		a := e.agent
+		return &a, nil
+	}
+	gen, started := c.begin()
+	a, err := GetAgent(ctx, db, org, id)
+	if err != nil {
+		return nil, err
+	}
+	c.Put(a, gen, started)
+	return a, nil
+}
+
+// Put stores a copy of a, read from the database by a read that began at
+// gen (see Begin), unless the agent was invalidated since.
+func (c *Cache) Put(a *Agent, gen uint64, started time.Time) {
+	ref := AgentRef{a.OrgID, a.ID}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if !c.storable(gen, started, ref.mark()) {
+		return
+	}
+	if c.full(len(c.agents)) {
+		c.agents = map[AgentRef]cachedAgent{}
+	}
+	c.agents[ref] = cachedAgent{*a, time.Now()}
+}
+
+// Begin returns the generation and time to pass to Put for a database read
+// that starts now.
+func (c *Cache) Begin() (uint64, time.Time) { return c.begin() }
+
+// AgentSeen records in the cached copy that the agent was heard from at t.
+func (c *Cache) AgentSeen(ref AgentRef, t time.Time) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if e, ok := c.agents[ref]; ok {
+		e.agent.LastSeenAt = &t
+		c.agents[ref] = e
+	}
+}
+
+// findAPIKey reads the key with hash h; an unknown one is ErrUnauthorized.
+func findAPIKey(ctx context.Context, db bun.IDB, h []byte) (*APIKey, error) {
+	k := new(APIKey)
+	err := db.NewSelect().Model(k).Where("key_hash = ?", h).Scan(ctx)
+	if err != nil {
+		if err = translate(err, "find api key"); errors.Is(err, ErrNotFound) {
+			return nil, ErrUnauthorized
+		}
+		return nil, err
+	}
+	return k, nil
+}
