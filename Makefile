@@ -1,4 +1,4 @@
-.PHONY: run test generate css vendor lint
+.PHONY: run test generate css vendor lint reliability
 
 run:
 	go run ./cmd/server
@@ -28,3 +28,10 @@ vendor: node_modules
 lint:
 	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || (gofmt -l $$(git ls-files '*.go'); exit 1)
 	go vet ./...
+
+# Races, hostile input, audit completeness, auth hardening, faults and every
+# fuzz target, with one summary table (FUZZTIME per target, ROUNDS per race).
+FUZZTIME ?= 10s
+ROUNDS ?= 50
+reliability:
+	go run ./cmd/reliability -fuzztime=$(FUZZTIME) -rounds=$(ROUNDS)

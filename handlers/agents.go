@@ -464,7 +464,7 @@ func (h *Handler) setPermissionsHTML(c *gin.Context) {
 		id, err = pathAgentID(c)
 	}
 	if err == nil {
-		err = c.Request.ParseForm()
+		err = parseForm(c)
 	}
 	if err != nil {
 		h.fail(c, err)

@@ -24,7 +24,7 @@ const testPassword = "correct horse battery"
 
 // env is a real server on a fresh database with a platform admin and an org.
 type env struct {
-	t     *testing.T
+	t     testing.TB
 	db    *bun.DB
 	h     *Handler
 	srv   *httptest.Server
@@ -33,9 +33,15 @@ type env struct {
 	actor models.Actor
 }
 
-func newEnv(t *testing.T) *env {
+func newEnv(t testing.TB) *env {
 	t.Helper()
 	_, dbURL := testdb.Fresh(t)
+	return newEnvOn(t, dbURL)
+}
+
+// newEnvOn is newEnv on the migrated, empty database at dbURL.
+func newEnvOn(t testing.TB, dbURL string) *env {
+	t.Helper()
 	db, err := models.Open(dbURL, 8)
 	if err != nil {
 		t.Fatal(err)
@@ -138,7 +144,7 @@ func (e *env) token(email string) string {
 }
 
 type result struct {
-	t      *testing.T
+	t      testing.TB
 	Status int
 	Header http.Header
 	Body   []byte

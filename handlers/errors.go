@@ -82,6 +82,8 @@ func classify(err error) (status int, code, message string, details map[string]a
 		return http.StatusForbidden, "forbidden", "not allowed", nil
 	case errors.Is(err, models.ErrGone):
 		return http.StatusGone, "gone", "no longer available", nil
+	case models.Unavailable(err):
+		return http.StatusServiceUnavailable, "unavailable", "the service is temporarily unavailable; try again shortly", nil
 	}
 	return http.StatusInternalServerError, "internal_error", "internal error", nil
 }
@@ -107,6 +109,8 @@ func (h *Handler) fail(c *gin.Context, err error) {
 	var rl *rateLimited
 	if errors.As(err, &rl) {
 		c.Header("Retry-After", strconv.Itoa(retrySeconds(rl.retry)))
+	} else if status == http.StatusServiceUnavailable {
+		c.Header("Retry-After", "1")
 	}
 	if isAPI(c) {
 		body := gin.H{"code": code, "message": message}

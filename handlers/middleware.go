@@ -1,6 +1,7 @@
 package handlers
 
 import (
+	"context"
 	"crypto/rand"
 	"encoding/hex"
 	"log/slog"
@@ -22,6 +23,9 @@ const (
 	ctxJSON      = "answerJSON"
 )
 
+// requestTimeout bounds a request's work, database waits included.
+const requestTimeout = 10 * time.Second
+
 var requestIDRE = regexp.MustCompile(`^[A-Za-z0-9._-]{8,64}$`)
 
 // requestContext gives every request an id (kept from X-Request-ID when it is
@@ -37,6 +41,13 @@ func (h *Handler) requestContext(c *gin.Context) {
 	c.Header("X-Request-ID", id)
 	log := h.log.With("request_id", id)
 	c.Set(ctxLogger, log)
+	// Every request but the event stream has a deadline, so no request waits
+	// without bound for a database connection or a query.
+	if c.FullPath() != "/events" {
+		ctx, cancel := context.WithTimeout(c.Request.Context(), requestTimeout)
+		defer cancel()
+		c.Request = c.Request.WithContext(ctx)
+	}
 	start := time.Now()
 	c.Next()
 	h.metrics.observe(c, time.Since(start))
@@ -104,17 +115,18 @@ const maxJSONBody = 64 << 10
 // maxFormBody is the largest form body (bulk invites are the largest form).
 const maxFormBody = 256 << 10
 
-// limitBody caps every request body.
-func limitBody(c *gin.Context) {
+// limitBody caps every request body: a declared length over the limit is
+// refused (413) before any handler runs, whether or not the route reads it.
+func (h *Handler) limitBody(c *gin.Context) {
 	limit := int64(maxFormBody)
 	if isAPI(c) {
 		limit = maxJSONBody
 	}
 	if c.Request.ContentLength > limit {
-		c.Request.Body = http.MaxBytesReader(c.Writer, c.Request.Body, 0)
-	} else {
-		c.Request.Body = http.MaxBytesReader(c.Writer, c.Request.Body, limit)
+		h.fail(c, &http.MaxBytesError{Limit: limit})
+		return
 	}
+	c.Request.Body = http.MaxBytesReader(c.Writer, c.Request.Body, limit)
 	c.Next()
 }
 

@@ -56,7 +56,7 @@ func loadContract(t testing.TB) (*openapi3.T, routers.Router) {
 // describe fails too, unless it is answered as an unknown path (404 or 405
 // with the error body). JSON answers of the invite landing page /invite/{token}
 // are checked as GET /api/v1/invites/{token}.
-func validateAPI(t *testing.T, next http.Handler) http.Handler {
+func validateAPI(t testing.TB, next http.Handler) http.Handler {
 	doc, router := loadContract(t)
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		landing := strings.HasPrefix(r.URL.Path, "/invite/")

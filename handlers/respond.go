@@ -113,6 +113,18 @@ func decodeJSON(c *gin.Context, v any) error {
 	return nil
 }
 
+// parseForm parses a form body; a malformed one is a 400, an oversized one 413.
+func parseForm(c *gin.Context) error {
+	if err := c.Request.ParseForm(); err != nil {
+		var mb *http.MaxBytesError
+		if errors.As(err, &mb) {
+			return err
+		}
+		return newErr(http.StatusBadRequest, "malformed_form", "request body is not a valid form")
+	}
+	return nil
+}
+
 func jsonKind(goKind string) string {
 	switch {
 	case strings.HasPrefix(goKind, "int"), strings.HasPrefix(goKind, "uint"), strings.HasPrefix(goKind, "float"):

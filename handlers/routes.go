@@ -19,11 +19,14 @@ func (h *Handler) Routes() http.Handler {
 	r := gin.New()
 	r.HandleMethodNotAllowed = true
 	r.RedirectTrailingSlash = false
+	// Handlers pass the gin context to the models as their context.Context:
+	// it must carry the request's cancellation and deadline.
+	r.ContextWithFallback = true
 	if err := r.SetTrustedProxies(h.cfg.TrustedProxies); err != nil {
 		h.log.Warn("invalid TRUSTED_PROXIES; trusting none", "err", err)
 		r.SetTrustedProxies(nil)
 	}
-	r.Use(h.requestContext, h.recoverPanics, securityHeaders, limitBody, h.crossOrigin(), h.announceAfter)
+	r.Use(h.requestContext, h.recoverPanics, securityHeaders, h.limitBody, h.crossOrigin(), h.announceAfter)
 	r.NoRoute(func(c *gin.Context) { h.fail(c, errNotFound) })
 	r.NoMethod(func(c *gin.Context) {
 		h.fail(c, newErr(http.StatusMethodNotAllowed, "method_not_allowed", "method not allowed"))

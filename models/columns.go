@@ -114,6 +114,9 @@ type ColumnPatch struct {
 // UpdateColumn renames a column, changes its agent defaults and/or moves it.
 // It returns ErrNotFound when the column is not in org.
 func UpdateColumn(ctx context.Context, db bun.IDB, org uuid.UUID, id string, p ColumnPatch, by Actor) (*BoardColumn, error) {
+	if !ValidColumnID(id) {
+		return nil, fmt.Errorf("update column: %w", ErrNotFound)
+	}
 	var v Validator
 	if p.Name != nil {
 		n := cleanText(*p.Name)
@@ -170,6 +173,9 @@ func UpdateColumn(ctx context.Context, db bun.IDB, org uuid.UUID, id string, p C
 // MoveColumn moves a column one place up (delta -1) or down (+1). Moving past
 // either end changes nothing. It returns ErrNotFound when the column is not in org.
 func MoveColumn(ctx context.Context, db bun.IDB, org uuid.UUID, id string, delta int, by Actor) error {
+	if !ValidColumnID(id) {
+		return fmt.Errorf("move column: %w", ErrNotFound)
+	}
 	return InTx(ctx, db, func(tx bun.Tx) error {
 		if err := lockColumns(ctx, tx, org); err != nil {
 			return err
@@ -222,6 +228,9 @@ func moveColumn(ctx context.Context, tx bun.Tx, org uuid.UUID, id string, to int
 // DeleteColumn removes a column; agent grants on it go with it. It returns
 // ErrNotFound when the column is not in org.
 func DeleteColumn(ctx context.Context, db bun.IDB, org uuid.UUID, id string, by Actor) error {
+	if !ValidColumnID(id) {
+		return fmt.Errorf("delete column: %w", ErrNotFound)
+	}
 	return InTx(ctx, db, func(tx bun.Tx) error {
 		col := new(BoardColumn)
 		err := tx.NewDelete().Model(col).Where("org_id = ? AND id = ?", org, id).Returning("name").Scan(ctx)

@@ -1,9 +1,13 @@
 package models
 
 import (
+	"context"
 	"database/sql"
+	"database/sql/driver"
 	"errors"
 	"fmt"
+	"io"
+	"net"
 	"sort"
 	"strings"
 
@@ -18,6 +22,26 @@ var (
 	ErrForbidden    = errors.New("forbidden")
 	ErrGone         = errors.New("gone")
 )
+
+// Unavailable reports whether err means the database could not be reached or
+// did not answer in time (connection refused or lost, server shutting down or
+// starting up, too many connections, the request's deadline spent waiting):
+// the client may retry; handlers answer 503.
+func Unavailable(err error) bool {
+	if err == nil {
+		return false
+	}
+	var pgErr *pgconn.PgError
+	if errors.As(err, &pgErr) {
+		return strings.HasPrefix(pgErr.Code, "08") || strings.HasPrefix(pgErr.Code, "57P") || pgErr.Code == "53300"
+	}
+	var connErr *pgconn.ConnectError
+	var netErr net.Error
+	return errors.As(err, &connErr) || errors.As(err, &netErr) || pgconn.Timeout(err) ||
+		errors.Is(err, context.DeadlineExceeded) || errors.Is(err, driver.ErrBadConn) ||
+		errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, sql.ErrConnDone) ||
+		strings.Contains(err.Error(), "conn closed")
+}
 
 // StateError is a refused state transition or a conflict a client can act on.
 // It wraps ErrConflict (409), ErrForbidden (403) or ErrGone (410).
@@ -111,6 +135,11 @@ func translate(err error, what string) error {
 			return fmt.Errorf("%s: %w", what, &ValidationError{Fields: map[string]string{"reference": "refers to something that does not exist"}})
 		case "23514":
 			return fmt.Errorf("%s: %w", what, &ValidationError{Fields: map[string]string{"value": "out of range (" + pgErr.ConstraintName + ")"}})
+		}
+		// Class 22, data exceptions: a NUL byte, a value too long or out of
+		// range for its column. Input the validators let through, not a fault.
+		if strings.HasPrefix(pgErr.Code, "22") {
+			return fmt.Errorf("%s: %w", what, &ValidationError{Fields: map[string]string{"value": "is not acceptable text or is out of range"}})
 		}
 	}
 	return fmt.Errorf("%s: %w", what, err)

@@ -4,6 +4,7 @@ import (
 	"context"
 	"database/sql"
 	"errors"
+	"sort"
 	"strconv"
 	"strings"
 	"time"
@@ -176,8 +177,21 @@ func CreateInvites(ctx context.Context, db bun.IDB, s *Sealer, org uuid.UUID, in
 	if err := v.Err(); err != nil {
 		return nil, err
 	}
+	// Serialize creators of the same names so the name check below holds. The
+	// locks are taken in sorted order: two bulk creations whose names overlap
+	// in different orders would otherwise deadlock.
+	names := make([]string, 0, len(ins))
+	for _, in := range ins {
+		names = append(names, in.AgentName)
+	}
+	sort.Strings(names)
 	out := make([]NewInvite, len(ins))
 	err := InTx(ctx, db, func(tx bun.Tx) error {
+		for _, name := range names {
+			if _, err := tx.ExecContext(ctx, "SELECT pg_advisory_xact_lock(hashtextextended(? || '/' || ?, 7))", org.String(), name); err != nil {
+				return translate(err, "lock invite name")
+			}
+		}
 		var def *Team
 		for i, in := range ins {
 			team := in.Team
@@ -195,10 +209,6 @@ func CreateInvites(ctx context.Context, db bun.IDB, s *Sealer, org uuid.UUID, in
 					return Invalid("teamId", "is not a team of this organization")
 				}
 				return err
-			}
-			// Serialize creators of the same name so the check below holds.
-			if _, err := tx.ExecContext(ctx, "SELECT pg_advisory_xact_lock(hashtextextended(? || '/' || ?, 7))", org.String(), in.AgentName); err != nil {
-				return translate(err, "lock invite name")
 			}
 			if err := nameFree(ctx, tx, org, in.AgentName); err != nil {
 				var se *StateError

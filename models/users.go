@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/rand"
 	"crypto/subtle"
+	"database/sql"
 	"encoding/base64"
 	"errors"
 	"fmt"
@@ -11,6 +12,7 @@ import (
 	"strings"
 	"sync"
 	"time"
+	"unicode/utf8"
 
 	"github.com/google/uuid"
 	"github.com/uptrace/bun"
@@ -156,7 +158,10 @@ func GetUser(ctx context.Context, db bun.IDB, id uuid.UUID) (*User, error) {
 func Authenticate(ctx context.Context, db bun.IDB, email, password string, by Actor) (*User, error) {
 	email = strings.ToLower(strings.TrimSpace(email))
 	u := new(User)
-	err := db.NewSelect().Model(u).Where("email = ?", email).Scan(ctx)
+	err := sql.ErrNoRows // an email no row can hold (NUL, invalid UTF-8) is unknown
+	if utf8.ValidString(email) && !strings.ContainsRune(email, 0) {
+		err = db.NewSelect().Model(u).Where("email = ?", email).Scan(ctx)
+	}
 	if err != nil {
 		if err = translate(err, "find user"); !errors.Is(err, ErrNotFound) {
 			return nil, err
