@@ -42,9 +42,9 @@ func pathAgentID(c *gin.Context) (string, error) {
 func (h *Handler) changeAgent(c *gin.Context, org uuid.UUID, id, action string) (*models.Agent, error) {
 	defer h.forget(org, models.EventAgent, id)
 	if action == "delete" {
-		return nil, models.DeleteAgent(c, h.db, org, id, h.actor(c))
+		return nil, models.DeleteAgent(c.Request.Context(), h.db, org, id, h.actor(c))
 	}
-	return models.TransitionAgent(c, h.db, org, id, action, h.actor(c))
+	return models.TransitionAgent(c.Request.Context(), h.db, org, id, action, h.actor(c))
 }
 
 // --- JSON management routes ---
@@ -131,7 +131,7 @@ func (h *Handler) setPickupAPI(c *gin.Context) {
 	}
 	var a *models.Agent
 	if err == nil {
-		a, err = models.SetAgentPickup(c, h.db, s.Org.ID, id, *req.Enabled, h.actor(c))
+		a, err = models.SetAgentPickup(c.Request.Context(), h.db, s.Org.ID, id, *req.Enabled, h.actor(c))
 		h.forget(s.Org.ID, models.EventAgent, id)
 	}
 	if err != nil {
@@ -181,11 +181,11 @@ func (h *Handler) setPermissionsAPI(c *gin.Context) {
 		g, err = grantsFromRequest(req)
 	}
 	if err == nil {
-		g, err = models.SetGrants(c, h.db, s.Org.ID, id, g, h.actor(c))
+		g, err = models.SetGrants(c.Request.Context(), h.db, s.Org.ID, id, g, h.actor(c))
 	}
 	var p models.Permissions
 	if err == nil {
-		p, err = models.AgentPermissions(c, h.db, s.Org.ID, id)
+		p, err = models.AgentPermissions(c.Request.Context(), h.db, s.Org.ID, id)
 	}
 	if err != nil {
 		h.fail(c, err)
@@ -214,7 +214,7 @@ func grantsFromRequest(req permissionsRequest) (models.Grants, error) {
 func (h *Handler) rosterRow(c *gin.Context, a *models.Agent, teams map[uuid.UUID]string) views.RosterRow {
 	name, ok := teams[a.TeamID]
 	if !ok {
-		if t, err := models.GetTeam(c, h.db, a.OrgID, a.TeamID); err == nil {
+		if t, err := models.GetTeam(c.Request.Context(), h.db, a.OrgID, a.TeamID); err == nil {
 			name = t.Name
 		}
 	}
@@ -255,12 +255,12 @@ func (h *Handler) rosterPage(c *gin.Context) {
 		}
 		f.After = &cur
 	}
-	agents, next, err := models.ListAgents(c, h.db, f)
+	agents, next, err := models.ListAgents(c.Request.Context(), h.db, f)
 	if err != nil {
 		h.fail(c, err)
 		return
 	}
-	teams, err := models.ListTeams(c, h.db, s.Org.ID)
+	teams, err := models.ListTeams(c.Request.Context(), h.db, s.Org.ID)
 	if err != nil {
 		h.fail(c, err)
 		return
@@ -303,7 +303,7 @@ func (h *Handler) agentActionHTML(action string) gin.HandlerFunc {
 		var se *models.StateError
 		if errors.As(err, &se) && isHTMX(c) {
 			// Someone else changed the agent first: show the row as it is now.
-			if cur, gerr := models.GetAgent(c, h.db, s.Org.ID, id); gerr == nil {
+			if cur, gerr := models.GetAgent(c.Request.Context(), h.db, s.Org.ID, id); gerr == nil {
 				toast(c, se.Message, "error")
 				h.render(c, views.AgentRow(h.rosterRow(c, cur, nil), true))
 				return
@@ -341,7 +341,7 @@ func (h *Handler) agentRowHTML(c *gin.Context) {
 	}
 	var a *models.Agent
 	if err == nil {
-		a, err = models.GetAgent(c, h.db, s.Org.ID, id)
+		a, err = models.GetAgent(c.Request.Context(), h.db, s.Org.ID, id)
 	}
 	if errors.Is(err, models.ErrNotFound) {
 		c.Data(http.StatusOK, "text/html; charset=utf-8", nil)
@@ -359,7 +359,7 @@ func (h *Handler) pendingBadge(c *gin.Context) {
 	s, err := h.currentScope(c)
 	var n int
 	if err == nil {
-		n, err = models.CountPendingJoinRequests(c, h.db, s.Org.ID)
+		n, err = models.CountPendingJoinRequests(c.Request.Context(), h.db, s.Org.ID)
 	}
 	if err != nil {
 		h.fail(c, err)
@@ -377,7 +377,7 @@ func (h *Handler) agentDetailPage(c *gin.Context) {
 	id, err := pathAgentID(c)
 	var a *models.Agent
 	if err == nil {
-		a, err = models.GetAgent(c, h.db, s.Org.ID, id)
+		a, err = models.GetAgent(c.Request.Context(), h.db, s.Org.ID, id)
 	}
 	var d views.AgentDetailData
 	if err == nil {
@@ -394,14 +394,14 @@ func (h *Handler) agentDetailPage(c *gin.Context) {
 
 func (h *Handler) agentDetailData(c *gin.Context, s scope, a *models.Agent) (views.AgentDetailData, error) {
 	d := views.AgentDetailData{CanWrite: s.admin()}
-	teams, err := models.ListTeams(c, h.db, s.Org.ID)
+	teams, err := models.ListTeams(c.Request.Context(), h.db, s.Org.ID)
 	if err != nil {
 		return d, err
 	}
 	names := teamNames(teams)
 	row := h.rosterRow(c, a, names)
 	d.Agent, d.TeamName, d.Online = *a, row.TeamName, row.Online
-	keys, err := models.ListAPIKeys(c, h.db, models.KeyFilter{Org: s.Org.ID, Agent: a.ID})
+	keys, err := models.ListAPIKeys(c.Request.Context(), h.db, models.KeyFilter{Org: s.Org.ID, Agent: a.ID})
 	if err != nil {
 		return d, err
 	}
@@ -409,17 +409,17 @@ func (h *Handler) agentDetailData(c *gin.Context, s scope, a *models.Agent) (vie
 	if d.Perms, err = h.permissionsData(c, s, a.ID); err != nil {
 		return d, err
 	}
-	d.Audit, err = models.ListAudit(c, h.db, models.AuditFilter{Org: s.Org.ID, TargetType: "agent", TargetID: a.ID, Limit: 20})
+	d.Audit, err = models.ListAudit(c.Request.Context(), h.db, models.AuditFilter{Org: s.Org.ID, TargetType: "agent", TargetID: a.ID, Limit: 20})
 	return d, err
 }
 
 func (h *Handler) permissionsData(c *gin.Context, s scope, agent string) (views.PermissionsData, error) {
 	p := views.PermissionsData{AgentID: agent, CanWrite: s.admin()}
 	var err error
-	if p.Columns, err = models.ListColumns(c, h.db, s.Org.ID); err != nil {
+	if p.Columns, err = models.ListColumns(c.Request.Context(), h.db, s.Org.ID); err != nil {
 		return p, err
 	}
-	if p.Grants, err = models.GetGrants(c, h.db, s.Org.ID, agent); err != nil {
+	if p.Grants, err = models.GetGrants(c.Request.Context(), h.db, s.Org.ID, agent); err != nil {
 		return p, err
 	}
 	p.Resolved = models.Resolve(p.Columns, p.Grants)
@@ -440,7 +440,7 @@ func (h *Handler) setPickupHTML(c *gin.Context) {
 	}
 	var a *models.Agent
 	if err == nil {
-		a, err = models.SetAgentPickup(c, h.db, s.Org.ID, id, enabled == "true", h.actor(c))
+		a, err = models.SetAgentPickup(c.Request.Context(), h.db, s.Org.ID, id, enabled == "true", h.actor(c))
 		h.forget(s.Org.ID, models.EventAgent, id)
 	}
 	if err != nil {
@@ -472,7 +472,7 @@ func (h *Handler) setPermissionsHTML(c *gin.Context) {
 	}
 	g, text, err := grantsFromForm(c.Request.PostForm)
 	if err == nil {
-		_, err = models.SetGrants(c, h.db, s.Org.ID, id, g, h.actor(c))
+		_, err = models.SetGrants(c.Request.Context(), h.db, s.Org.ID, id, g, h.actor(c))
 	}
 	var ve *models.ValidationError
 	if errors.As(err, &ve) {
@@ -486,7 +486,7 @@ func (h *Handler) setPermissionsHTML(c *gin.Context) {
 			h.render(c, views.PermissionsSection(p))
 			return
 		}
-		a, gerr := models.GetAgent(c, h.db, s.Org.ID, id)
+		a, gerr := models.GetAgent(c.Request.Context(), h.db, s.Org.ID, id)
 		var d views.AgentDetailData
 		if gerr == nil {
 			d, gerr = h.agentDetailData(c, s, a)

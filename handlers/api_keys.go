@@ -31,7 +31,7 @@ func (h *Handler) keyScope(c *gin.Context) (uuid.UUID, uuid.UUID, error) {
 	if err != nil {
 		return uuid.Nil, uuid.Nil, err
 	}
-	org, err := models.APIKeyOrg(c, h.db, id)
+	org, err := models.APIKeyOrg(c.Request.Context(), h.db, id)
 	if err != nil {
 		return uuid.Nil, uuid.Nil, err
 	}
@@ -48,7 +48,7 @@ func (h *Handler) listKeysAPI(c *gin.Context) {
 	s, err := h.currentScope(c)
 	var keys []models.APIKey
 	if err == nil {
-		keys, err = models.ListAPIKeys(c, h.db, models.KeyFilter{Org: s.Org.ID, Agent: c.Query("agentId")})
+		keys, err = models.ListAPIKeys(c.Request.Context(), h.db, models.KeyFilter{Org: s.Org.ID, Agent: c.Query("agentId")})
 	}
 	if err != nil {
 		h.fail(c, err)
@@ -98,7 +98,7 @@ func (h *Handler) createKeyAPI(c *gin.Context) {
 	var k *models.APIKey
 	var raw string
 	if err == nil {
-		k, raw, err = models.CreateTeamKey(c, h.db, org, models.KeyInput{Name: req.Name, Team: team, ExpiresAt: req.ExpiresAt}, h.actor(c))
+		k, raw, err = models.CreateTeamKey(c.Request.Context(), h.db, org, models.KeyInput{Name: req.Name, Team: team, ExpiresAt: req.ExpiresAt}, h.actor(c))
 	}
 	if err != nil {
 		h.fail(c, err)
@@ -110,7 +110,7 @@ func (h *Handler) createKeyAPI(c *gin.Context) {
 // keyTeam is the team a new key belongs to: the given one, or the org's default.
 func (h *Handler) keyTeam(c *gin.Context, org uuid.UUID, teamID string) (uuid.UUID, error) {
 	if teamID == "" {
-		t, err := models.DefaultTeam(c, h.db, org)
+		t, err := models.DefaultTeam(c.Request.Context(), h.db, org)
 		if err != nil {
 			return uuid.Nil, err
 		}
@@ -137,7 +137,7 @@ func (h *Handler) updateKeyAPI(c *gin.Context) {
 	}
 	var k *models.APIKey
 	if err == nil {
-		k, err = models.SetAPIKeyActive(c, h.db, org, id, *req.IsActive, h.actor(c))
+		k, err = models.SetAPIKeyActive(c.Request.Context(), h.db, org, id, *req.IsActive, h.actor(c))
 		h.forget(org, models.EventAPIKey, id.String())
 	}
 	if err != nil {
@@ -151,7 +151,7 @@ func (h *Handler) updateKeyAPI(c *gin.Context) {
 func (h *Handler) revokeKeyAPI(c *gin.Context) {
 	org, id, err := h.keyScope(c)
 	if err == nil {
-		_, err = models.RevokeAPIKey(c, h.db, org, id, h.actor(c))
+		_, err = models.RevokeAPIKey(c.Request.Context(), h.db, org, id, h.actor(c))
 		h.forget(org, models.EventAPIKey, id.String())
 	}
 	if err != nil {
@@ -165,11 +165,11 @@ func (h *Handler) revokeKeyAPI(c *gin.Context) {
 
 func (h *Handler) keysData(c *gin.Context, s scope) (views.APIKeysData, error) {
 	d := views.APIKeysData{CanWrite: s.admin()}
-	teams, err := models.ListTeams(c, h.db, s.Org.ID)
+	teams, err := models.ListTeams(c.Request.Context(), h.db, s.Org.ID)
 	if err != nil {
 		return d, err
 	}
-	keys, err := models.ListAPIKeys(c, h.db, models.KeyFilter{Org: s.Org.ID})
+	keys, err := models.ListAPIKeys(c.Request.Context(), h.db, models.KeyFilter{Org: s.Org.ID})
 	if err != nil {
 		return d, err
 	}
@@ -227,7 +227,7 @@ func (h *Handler) keysCreate(c *gin.Context) {
 	var k *models.APIKey
 	var raw string
 	if err == nil {
-		k, raw, err = models.CreateTeamKey(c, h.db, s.Org.ID, models.KeyInput{Name: f.Name, Team: team, ExpiresAt: exp}, h.actor(c))
+		k, raw, err = models.CreateTeamKey(c.Request.Context(), h.db, s.Org.ID, models.KeyInput{Name: f.Name, Team: team, ExpiresAt: exp}, h.actor(c))
 	}
 	var ve *models.ValidationError
 	if err != nil && !errors.As(err, &ve) {
@@ -266,9 +266,9 @@ func (h *Handler) keyActionHTML(action string) gin.HandlerFunc {
 		if err == nil {
 			switch action {
 			case "revoke":
-				k, err = models.RevokeAPIKey(c, h.db, org, id, h.actor(c))
+				k, err = models.RevokeAPIKey(c.Request.Context(), h.db, org, id, h.actor(c))
 			default:
-				k, err = models.SetAPIKeyActive(c, h.db, org, id, action == "enable", h.actor(c))
+				k, err = models.SetAPIKeyActive(c.Request.Context(), h.db, org, id, action == "enable", h.actor(c))
 			}
 			h.forget(org, models.EventAPIKey, id.String())
 		}
@@ -279,7 +279,7 @@ func (h *Handler) keyActionHTML(action string) gin.HandlerFunc {
 		agent, fromAgent := strings.CutPrefix(c.PostForm("from"), "agent:")
 		if isHTMX(c) {
 			name := ""
-			if t, err := models.GetTeam(c, h.db, org, k.TeamID); err == nil {
+			if t, err := models.GetTeam(c.Request.Context(), h.db, org, k.TeamID); err == nil {
 				name = t.Name
 			}
 			row := views.KeyRow{Key: *k, TeamName: name, State: k.State(time.Now())}

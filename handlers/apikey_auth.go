@@ -63,7 +63,7 @@ func (h *Handler) requireKey(c *gin.Context) {
 		h.fail(c, &rateLimited{retry: retry})
 		return
 	}
-	key, err := h.cache.Key(c, h.db, raw)
+	key, err := h.cache.Key(c.Request.Context(), h.db, raw)
 	if errors.Is(err, models.ErrUnauthorized) {
 		h.metrics.keyFailed.Inc()
 		if err := limit(h.badKeyIP, ip); err != nil {
@@ -113,7 +113,7 @@ func (h *Handler) keyAgent(c *gin.Context) (*models.Agent, error) {
 	if !models.ValidAgentID(id) {
 		return nil, errNotFound
 	}
-	return h.cache.Agent(c, h.db, k.OrgID, id)
+	return h.cache.Agent(c.Request.Context(), h.db, k.OrgID, id)
 }
 
 // requireLiveAgentKey refuses a key bound to an agent that is not approved
@@ -125,7 +125,7 @@ func (h *Handler) requireLiveAgentKey(c *gin.Context) {
 		c.Next()
 		return
 	}
-	a, err := h.cache.Agent(c, h.db, k.OrgID, *k.AgentID)
+	a, err := h.cache.Agent(c.Request.Context(), h.db, k.OrgID, *k.AgentID)
 	if err == nil {
 		err = models.CheckActive(a, c.Request.Method+" "+c.FullPath())
 	}

@@ -109,7 +109,7 @@ func (h *Handler) auditPage(c *gin.Context) {
 	d.ExportURL = "/audit/export?" + q.Encode()
 	if ve == nil {
 		f.Limit = 50
-		if d.Events, err = models.ListAudit(c, h.db, f); err != nil {
+		if d.Events, err = models.ListAudit(c.Request.Context(), h.db, f); err != nil {
 			h.fail(c, err)
 			return
 		}
@@ -142,7 +142,7 @@ func (h *Handler) auditAPI(c *gin.Context) {
 	f, _, err := h.auditFilter(c)
 	var evs []models.AuditEvent
 	if err == nil {
-		evs, err = models.ListAudit(c, h.db, f)
+		evs, err = models.ListAudit(c.Request.Context(), h.db, f)
 	}
 	if err != nil {
 		h.fail(c, err)
@@ -188,7 +188,7 @@ func (h *Handler) auditExport(c *gin.Context) {
 	for k, v := range auditQuery(c) {
 		details[k] = v[0]
 	}
-	if err := models.Audit(c, h.db, f.Org, h.actor(c), "audit.exported", "audit", "", details); err != nil {
+	if err := models.Audit(c.Request.Context(), h.db, f.Org, h.actor(c), "audit.exported", "audit", "", details); err != nil {
 		h.fail(c, err)
 		return
 	}
@@ -202,7 +202,7 @@ func (h *Handler) auditExport(c *gin.Context) {
 	w.Write(auditCSVHeader)
 	rec := make([]string, len(auditCSVHeader))
 	n := 0
-	err = models.StreamAudit(c, h.db, f, func(ev *models.AuditEvent) error {
+	err = models.StreamAudit(c.Request.Context(), h.db, f, func(ev *models.AuditEvent) error {
 		org := ""
 		if ev.OrgID != nil {
 			org = ev.OrgID.String()

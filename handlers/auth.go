@@ -50,7 +50,7 @@ func (h *Handler) authenticate(c *gin.Context) (*principal, error) {
 		if err != nil {
 			return nil, errBadCredential
 		}
-		u, err := models.GetUser(c, h.db, id)
+		u, err := models.GetUser(c.Request.Context(), h.db, id)
 		if errors.Is(err, models.ErrNotFound) || (err == nil && (u.DisabledAt != nil || u.AuthEpoch != claims.E)) {
 			return nil, errBadCredential
 		}
@@ -64,7 +64,7 @@ func (h *Handler) authenticate(c *gin.Context) (*principal, error) {
 	if tok == "" {
 		return nil, errUnauthenticated
 	}
-	s, u, err := models.LookupSession(c, h.db, tok, h.sessionTTL())
+	s, u, err := models.LookupSession(c.Request.Context(), h.db, tok, h.sessionTTL())
 	if errors.Is(err, models.ErrUnauthorized) {
 		return nil, errUnauthenticated
 	}
@@ -115,12 +115,12 @@ func (h *Handler) orgRole(c *gin.Context, org uuid.UUID) (string, error) {
 		return "", errUnauthenticated
 	}
 	if p.User.IsSA {
-		if _, err := models.GetOrg(c, h.db, org); err != nil {
+		if _, err := models.GetOrg(c.Request.Context(), h.db, org); err != nil {
 			return "", err
 		}
 		return models.RoleAdmin, nil
 	}
-	role, err := models.UserRole(c, h.db, p.User.ID, org)
+	role, err := models.UserRole(c.Request.Context(), h.db, p.User.ID, org)
 	if err != nil {
 		return "", err
 	}
@@ -173,7 +173,7 @@ func (h *Handler) currentScope(c *gin.Context) (scope, error) {
 	if want != uuid.Nil {
 		role, err := h.orgRole(c, want)
 		if err == nil {
-			org, err := models.GetOrg(c, h.db, want)
+			org, err := models.GetOrg(c.Request.Context(), h.db, want)
 			return scope{Org: org, Role: role}, err
 		}
 		if c.Query("orgId") != "" || !errors.Is(err, models.ErrNotFound) && err != errNotFound {
@@ -196,9 +196,9 @@ func (h *Handler) currentScope(c *gin.Context) (scope, error) {
 
 func (h *Handler) visibleOrgs(c *gin.Context, p *principal) ([]models.Organization, error) {
 	if p.User.IsSA {
-		return models.ListOrgs(c, h.db)
+		return models.ListOrgs(c.Request.Context(), h.db)
 	}
-	return models.ListUserOrgs(c, h.db, p.User.ID)
+	return models.ListUserOrgs(c.Request.Context(), h.db, p.User.ID)
 }
 
 // limit takes a token from l for key, failing with 429 when none is left.
@@ -217,7 +217,7 @@ func (h *Handler) login(c *gin.Context, email, password string) (*models.User, e
 	if err := limit(h.loginEmail, strings.ToLower(strings.TrimSpace(email))); err != nil {
 		return nil, err
 	}
-	u, err := models.Authenticate(c, h.db, email, password, h.actor(c))
+	u, err := models.Authenticate(c.Request.Context(), h.db, email, password, h.actor(c))
 	if errors.Is(err, models.ErrUnauthorized) {
 		h.metrics.loginFailed.Inc()
 		return nil, newErr(http.StatusUnauthorized, "invalid_credentials", "invalid email or password")
@@ -256,9 +256,9 @@ func (h *Handler) loginSubmit(c *gin.Context) {
 	// A fresh session id at every login (no fixation); the old one ends.
 	sess, _ := h.cookie.Get(c.Request, sessionCookie)
 	if old, _ := sess.Values["sid"].(string); old != "" {
-		models.DeleteSession(c, h.db, old)
+		models.DeleteSession(c.Request.Context(), h.db, old)
 	}
-	tok, err := models.CreateSession(c, h.db, u, nil, c.ClientIP(), c.Request.UserAgent(), h.sessionTTL())
+	tok, err := models.CreateSession(c.Request.Context(), h.db, u, nil, c.ClientIP(), c.Request.UserAgent(), h.sessionTTL())
 	if err != nil {
 		h.fail(c, err)
 		return
@@ -278,7 +278,7 @@ func (h *Handler) loginSubmit(c *gin.Context) {
 func (h *Handler) logout(c *gin.Context) {
 	sess, _ := h.cookie.Get(c.Request, sessionCookie)
 	if tok, _ := sess.Values["sid"].(string); tok != "" {
-		if err := models.DeleteSession(c, h.db, tok); err != nil {
+		if err := models.DeleteSession(c.Request.Context(), h.db, tok); err != nil {
 			h.fail(c, err)
 			return
 		}
@@ -331,7 +331,7 @@ func (h *Handler) switchOrg(c *gin.Context) {
 		return
 	}
 	if p.Session != nil {
-		if err := models.SetSessionOrg(c, h.db, p.token, id); err != nil {
+		if err := models.SetSessionOrg(c.Request.Context(), h.db, p.token, id); err != nil {
 			h.fail(c, err)
 			return
 		}

@@ -17,7 +17,7 @@ func (h *Handler) listColumnsAPI(c *gin.Context) {
 	org, _, err := h.orgParam(c)
 	var cols []models.BoardColumn
 	if err == nil {
-		cols, err = models.ListColumns(c, h.db, org)
+		cols, err = models.ListColumns(c.Request.Context(), h.db, org)
 	}
 	if err != nil {
 		h.fail(c, err)
@@ -54,12 +54,12 @@ func (h *Handler) createColumnAPI(c *gin.Context) {
 	}
 	var col *models.BoardColumn
 	if err == nil {
-		col, err = models.CreateColumn(c, h.db, org, models.ColumnInput{
+		col, err = models.CreateColumn(c.Request.Context(), h.db, org, models.ColumnInput{
 			ID: req.ID, Name: deref(req.Name), AgentCanRead: derefBool(req.AgentCanRead), AgentCanModerate: derefBool(req.AgentCanModerate),
 		}, h.actor(c))
 	}
 	if err == nil && req.Position != nil {
-		col, err = models.UpdateColumn(c, h.db, org, col.ID, models.ColumnPatch{Position: req.Position}, h.actor(c))
+		col, err = models.UpdateColumn(c.Request.Context(), h.db, org, col.ID, models.ColumnPatch{Position: req.Position}, h.actor(c))
 	}
 	if err != nil {
 		h.fail(c, err)
@@ -76,7 +76,7 @@ func (h *Handler) updateColumnAPI(c *gin.Context) {
 	}
 	var col *models.BoardColumn
 	if err == nil {
-		col, err = models.UpdateColumn(c, h.db, org, c.Param("columnId"), models.ColumnPatch{
+		col, err = models.UpdateColumn(c.Request.Context(), h.db, org, c.Param("columnId"), models.ColumnPatch{
 			Name: req.Name, AgentCanRead: req.AgentCanRead, AgentCanModerate: req.AgentCanModerate, Position: req.Position,
 		}, h.actor(c))
 	}
@@ -90,7 +90,7 @@ func (h *Handler) updateColumnAPI(c *gin.Context) {
 func (h *Handler) deleteColumnAPI(c *gin.Context) {
 	org, err := h.adminOrgParam(c)
 	if err == nil {
-		err = models.DeleteColumn(c, h.db, org, c.Param("columnId"), h.actor(c))
+		err = models.DeleteColumn(c.Request.Context(), h.db, org, c.Param("columnId"), h.actor(c))
 	}
 	if err != nil {
 		h.fail(c, err)
@@ -104,7 +104,7 @@ func derefBool(b *bool) bool { return b != nil && *b }
 // --- HTML: /settings/columns ---
 
 func (h *Handler) columnsData(c *gin.Context, s scope) (views.ColumnsData, error) {
-	cols, err := models.ListColumns(c, h.db, s.Org.ID)
+	cols, err := models.ListColumns(c.Request.Context(), h.db, s.Org.ID)
 	return views.ColumnsData{Columns: cols, CanWrite: s.admin()}, err
 }
 
@@ -131,7 +131,7 @@ func (h *Handler) columnsCreate(c *gin.Context) {
 		return
 	}
 	f := views.ColumnForm{ID: c.PostForm("id"), Name: c.PostForm("name"), Read: c.PostForm("agentCanRead") == "true", Moderate: c.PostForm("agentCanModerate") == "true"}
-	_, err := models.CreateColumn(c, h.db, s.Org.ID, models.ColumnInput{ID: f.ID, Name: f.Name, AgentCanRead: f.Read, AgentCanModerate: f.Moderate}, h.actor(c))
+	_, err := models.CreateColumn(c.Request.Context(), h.db, s.Org.ID, models.ColumnInput{ID: f.ID, Name: f.Name, AgentCanRead: f.Read, AgentCanModerate: f.Moderate}, h.actor(c))
 	var se *models.StateError
 	if errors.As(err, &se) && se.Code == "column_exists" {
 		err = models.Invalid("id", "a column with this id already exists; choose another id")
@@ -166,13 +166,13 @@ func (h *Handler) columnActionHTML(action string) gin.HandlerFunc {
 			case "save":
 				name := c.PostForm("name")
 				read, moderate := c.PostForm("agentCanRead") == "true", c.PostForm("agentCanModerate") == "true"
-				_, err = models.UpdateColumn(c, h.db, s.Org.ID, id, models.ColumnPatch{Name: &name, AgentCanRead: &read, AgentCanModerate: &moderate}, h.actor(c))
+				_, err = models.UpdateColumn(c.Request.Context(), h.db, s.Org.ID, id, models.ColumnPatch{Name: &name, AgentCanRead: &read, AgentCanModerate: &moderate}, h.actor(c))
 			case "up":
-				err = models.MoveColumn(c, h.db, s.Org.ID, id, -1, h.actor(c))
+				err = models.MoveColumn(c.Request.Context(), h.db, s.Org.ID, id, -1, h.actor(c))
 			case "down":
-				err = models.MoveColumn(c, h.db, s.Org.ID, id, +1, h.actor(c))
+				err = models.MoveColumn(c.Request.Context(), h.db, s.Org.ID, id, +1, h.actor(c))
 			case "delete":
-				err = models.DeleteColumn(c, h.db, s.Org.ID, id, h.actor(c))
+				err = models.DeleteColumn(c.Request.Context(), h.db, s.Org.ID, id, h.actor(c))
 			}
 		}
 		if err != nil {

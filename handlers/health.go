@@ -16,7 +16,7 @@ func (h *Handler) healthz(c *gin.Context) {
 
 // readyz answers 200 only while the database answers within a second.
 func (h *Handler) readyz(c *gin.Context) {
-	if err := models.Ping(c, h.db, time.Second); err != nil {
+	if err := models.Ping(c.Request.Context(), h.db, time.Second); err != nil {
 		logger(c).Warn("database not ready", "err", err)
 		c.JSON(http.StatusServiceUnavailable, gin.H{"status": "unavailable", "database": "unreachable"})
 		return

@@ -132,7 +132,7 @@ func (h *Handler) lookupInvite(c *gin.Context, token string) (*models.InviteInfo
 	if err := limit(h.inviteIP, c.ClientIP()); err != nil {
 		return nil, err
 	}
-	return models.LookupInvite(c, h.db, token)
+	return models.LookupInvite(c.Request.Context(), h.db, token)
 }
 
 // getInviteAPI serves GET /api/v1/invites/{token}. An unknown token is 404
@@ -171,7 +171,7 @@ func (h *Handler) join(c *gin.Context, token string, in models.JoinInput) (*mode
 	if err := limit(h.inviteIP, c.ClientIP()); err != nil {
 		return nil, err
 	}
-	return models.JoinInvite(c, h.db, h.sealer, token, in, h.actor(c))
+	return models.JoinInvite(c.Request.Context(), h.db, h.sealer, token, in, h.actor(c))
 }
 
 // claimURL is where the runtime exchanges its claim secret for the key.
@@ -229,7 +229,7 @@ func (h *Handler) claimAPI(c *gin.Context) {
 		h.fail(c, models.ErrBadClaim)
 		return
 	}
-	cl, err := models.ClaimJoinRequest(c, h.db, id, body.ClaimSecret, h.actor(c))
+	cl, err := models.ClaimJoinRequest(c.Request.Context(), h.db, id, body.ClaimSecret, h.actor(c))
 	if err != nil {
 		h.fail(c, err)
 		return
@@ -274,11 +274,15 @@ func (h *Handler) objectScope(c *gin.Context, orgOf func(*gin.Context, uuid.UUID
 }
 
 func (h *Handler) inviteScope(c *gin.Context) (uuid.UUID, uuid.UUID, error) {
-	return h.objectScope(c, func(c *gin.Context, id uuid.UUID) (uuid.UUID, error) { return models.InviteOrg(c, h.db, id) })
+	return h.objectScope(c, func(c *gin.Context, id uuid.UUID) (uuid.UUID, error) {
+		return models.InviteOrg(c.Request.Context(), h.db, id)
+	})
 }
 
 func (h *Handler) joinRequestScope(c *gin.Context) (uuid.UUID, uuid.UUID, error) {
-	return h.objectScope(c, func(c *gin.Context, id uuid.UUID) (uuid.UUID, error) { return models.JoinRequestOrg(c, h.db, id) })
+	return h.objectScope(c, func(c *gin.Context, id uuid.UUID) (uuid.UUID, error) {
+		return models.JoinRequestOrg(c.Request.Context(), h.db, id)
+	})
 }
 
 // bodyOrgScope is the org of a management request whose body may name it:
@@ -304,7 +308,7 @@ func (h *Handler) listInvitesAPI(c *gin.Context) {
 	s, err := h.adminScope(c)
 	var invs []models.Invite
 	if err == nil {
-		invs, err = models.ListInvites(c, h.db, s.Org.ID)
+		invs, err = models.ListInvites(c.Request.Context(), h.db, s.Org.ID)
 	}
 	if err != nil {
 		h.fail(c, err)
@@ -365,7 +369,7 @@ func (h *Handler) createInviteAPI(c *gin.Context) {
 	}
 	var inv *models.NewInvite
 	if err == nil {
-		inv, err = models.CreateInvite(c, h.db, h.sealer, org, inviteInput(team, req.AgentName, req.AdapterType, req.MaxUses, req.TTLSeconds), h.actor(c))
+		inv, err = models.CreateInvite(c.Request.Context(), h.db, h.sealer, org, inviteInput(team, req.AgentName, req.AdapterType, req.MaxUses, req.TTLSeconds), h.actor(c))
 	}
 	if err != nil {
 		h.fail(c, err)
@@ -381,7 +385,7 @@ func (h *Handler) createInviteAPI(c *gin.Context) {
 func (h *Handler) deleteInviteAPI(c *gin.Context) {
 	org, id, err := h.inviteScope(c)
 	if err == nil {
-		_, err = models.DeleteInvite(c, h.db, org, id, h.actor(c))
+		_, err = models.DeleteInvite(c.Request.Context(), h.db, org, id, h.actor(c))
 	}
 	if err != nil {
 		h.fail(c, err)
@@ -400,7 +404,7 @@ func (h *Handler) listJoinRequestsAPI(c *gin.Context) {
 	}
 	var jrs []models.JoinRequest
 	if err == nil {
-		jrs, err = models.ListJoinRequests(c, h.db, models.JoinFilter{Org: s.Org.ID, Status: status})
+		jrs, err = models.ListJoinRequests(c.Request.Context(), h.db, models.JoinFilter{Org: s.Org.ID, Status: status})
 	}
 	if err != nil {
 		h.fail(c, err)
@@ -418,13 +422,13 @@ func (h *Handler) listJoinRequestsAPI(c *gin.Context) {
 func (h *Handler) decideJoinRequest(c *gin.Context, org, id uuid.UUID, action string) (*models.JoinRequest, *models.Approval, error) {
 	switch action {
 	case "approve":
-		ap, err := models.ApproveJoinRequest(c, h.db, org, id, h.actor(c))
+		ap, err := models.ApproveJoinRequest(c.Request.Context(), h.db, org, id, h.actor(c))
 		if err != nil {
 			return nil, nil, err
 		}
 		return ap.Request, ap, nil
 	case "reject", "reject-revoke":
-		jr, err := models.RejectJoinRequest(c, h.db, org, id, action == "reject-revoke", h.actor(c))
+		jr, err := models.RejectJoinRequest(c.Request.Context(), h.db, org, id, action == "reject-revoke", h.actor(c))
 		return jr, nil, err
 	}
 	return nil, nil, errNotFound

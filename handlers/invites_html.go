@@ -21,11 +21,11 @@ import (
 
 func (h *Handler) invitesData(c *gin.Context, s scope) (views.InvitesData, error) {
 	d := views.InvitesData{CanWrite: s.admin()}
-	teams, err := models.ListTeams(c, h.db, s.Org.ID)
+	teams, err := models.ListTeams(c.Request.Context(), h.db, s.Org.ID)
 	if err != nil {
 		return d, err
 	}
-	invs, err := models.ListInvites(c, h.db, s.Org.ID)
+	invs, err := models.ListInvites(c.Request.Context(), h.db, s.Org.ID)
 	if err != nil {
 		return d, err
 	}
@@ -72,7 +72,7 @@ func (h *Handler) inviteFormHTML(c *gin.Context) {
 	s, err := h.adminScope(c)
 	var teams []models.Team
 	if err == nil {
-		teams, err = models.ListTeams(c, h.db, s.Org.ID)
+		teams, err = models.ListTeams(c.Request.Context(), h.db, s.Org.ID)
 	}
 	if err != nil {
 		h.fail(c, err)
@@ -157,7 +157,7 @@ func (h *Handler) invitesCreate(c *gin.Context) {
 	var inv *models.NewInvite
 	var err error
 	if len(f.Errors) == 0 {
-		inv, err = models.CreateInvite(c, h.db, h.sealer, s.Org.ID, in, h.actor(c))
+		inv, err = models.CreateInvite(c.Request.Context(), h.db, h.sealer, s.Org.ID, in, h.actor(c))
 		if err != nil && !formErrorsOf(err, f.Errors) {
 			h.fail(c, err)
 			return
@@ -165,7 +165,7 @@ func (h *Handler) invitesCreate(c *gin.Context) {
 	}
 	if len(f.Errors) > 0 {
 		if isHTMX(c) {
-			teams, err := models.ListTeams(c, h.db, s.Org.ID)
+			teams, err := models.ListTeams(c.Request.Context(), h.db, s.Org.ID)
 			if err != nil {
 				h.fail(c, err)
 				return
@@ -232,7 +232,7 @@ func (h *Handler) invitesBulk(c *gin.Context) {
 	var created []models.NewInvite
 	if len(f.Errors) == 0 {
 		var err error
-		created, err = models.CreateInvites(c, h.db, h.sealer, s.Org.ID, ins, h.actor(c))
+		created, err = models.CreateInvites(c.Request.Context(), h.db, h.sealer, s.Org.ID, ins, h.actor(c))
 		if err != nil && !formErrorsOf(err, f.Errors) {
 			h.fail(c, err)
 			return
@@ -267,7 +267,7 @@ func (h *Handler) inviteDeleteHTML(c *gin.Context) {
 	org, id, err := h.inviteScope(c)
 	var inv *models.Invite
 	if err == nil {
-		inv, err = models.DeleteInvite(c, h.db, org, id, h.actor(c))
+		inv, err = models.DeleteInvite(c.Request.Context(), h.db, org, id, h.actor(c))
 	}
 	if err != nil {
 		h.fail(c, err)
@@ -275,7 +275,7 @@ func (h *Handler) inviteDeleteHTML(c *gin.Context) {
 	}
 	if isHTMX(c) {
 		name := ""
-		if t, err := models.GetTeam(c, h.db, org, inv.TeamID); err == nil {
+		if t, err := models.GetTeam(c.Request.Context(), h.db, org, inv.TeamID); err == nil {
 			name = t.Name
 		}
 		toast(c, "Invite for "+inv.AgentName+" deleted.", "success")
@@ -334,7 +334,7 @@ func (h *Handler) inviteJoinHTML(c *gin.Context) {
 	j, err := h.join(c, token, in)
 	var ve *models.ValidationError
 	if errors.As(err, &ve) {
-		info, lerr := models.LookupInvite(c, h.db, token)
+		info, lerr := models.LookupInvite(c.Request.Context(), h.db, token)
 		if lerr != nil {
 			h.fail(c, lerr)
 			return
@@ -349,7 +349,7 @@ func (h *Handler) inviteJoinHTML(c *gin.Context) {
 		h.fail(c, err)
 		return
 	}
-	info, err := models.LookupInvite(c, h.db, token)
+	info, err := models.LookupInvite(c.Request.Context(), h.db, token)
 	var l views.InviteLanding
 	if err == nil {
 		l = h.landing(info, token)
@@ -357,10 +357,10 @@ func (h *Handler) inviteJoinHTML(c *gin.Context) {
 		// The join used the last use: show the invite as it was.
 		l = views.InviteLanding{Token: token, AgentName: j.Request.AgentName, AdapterType: j.Request.AdapterType,
 			BaseURL: strings.TrimRight(h.cfg.PublicURL, "/")}
-		if org, err := models.GetOrg(c, h.db, j.Request.OrgID); err == nil {
+		if org, err := models.GetOrg(c.Request.Context(), h.db, j.Request.OrgID); err == nil {
 			l.OrgTitle = org.Title
 		}
-		if t, err := models.GetTeam(c, h.db, j.Request.OrgID, j.Request.TeamID); err == nil {
+		if t, err := models.GetTeam(c.Request.Context(), h.db, j.Request.OrgID, j.Request.TeamID); err == nil {
 			l.TeamName = t.Name
 		}
 	}

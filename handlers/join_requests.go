@@ -15,14 +15,14 @@ import (
 func (h *Handler) joinRow(c *gin.Context, j *models.JoinRequest, teams map[uuid.UUID]string, users map[uuid.UUID]string) views.JoinRow {
 	r := views.JoinRow{Request: *j, TeamName: teams[j.TeamID]}
 	if _, ok := teams[j.TeamID]; !ok {
-		if t, err := models.GetTeam(c, h.db, j.OrgID, j.TeamID); err == nil {
+		if t, err := models.GetTeam(c.Request.Context(), h.db, j.OrgID, j.TeamID); err == nil {
 			r.TeamName = t.Name
 		}
 	}
 	if j.DecidedBy != nil {
 		email, ok := users[*j.DecidedBy]
 		if !ok {
-			if u, err := models.GetUser(c, h.db, *j.DecidedBy); err == nil {
+			if u, err := models.GetUser(c.Request.Context(), h.db, *j.DecidedBy); err == nil {
 				email = u.Email
 			}
 			users[*j.DecidedBy] = email
@@ -49,10 +49,10 @@ func (h *Handler) joinRequestsPage(c *gin.Context) {
 	} else {
 		filter = lowerStatus(status)
 	}
-	jrs, err := models.ListJoinRequests(c, h.db, models.JoinFilter{Org: s.Org.ID, Status: status})
+	jrs, err := models.ListJoinRequests(c.Request.Context(), h.db, models.JoinFilter{Org: s.Org.ID, Status: status})
 	var teams []models.Team
 	if err == nil {
-		teams, err = models.ListTeams(c, h.db, s.Org.ID)
+		teams, err = models.ListTeams(c.Request.Context(), h.db, s.Org.ID)
 	}
 	if err != nil {
 		h.fail(c, err)
@@ -92,7 +92,7 @@ func (h *Handler) joinDecisionHTML(action string) gin.HandlerFunc {
 		}
 		var se *models.StateError
 		if errors.As(err, &se) && isHTMX(c) {
-			if cur, gerr := models.GetJoinRequest(c, h.db, org, id); gerr == nil {
+			if cur, gerr := models.GetJoinRequest(c.Request.Context(), h.db, org, id); gerr == nil {
 				toast(c, se.Message, "error")
 				h.render(c, views.JoinRequestRow(h.joinRow(c, cur, nil, map[uuid.UUID]string{}), true))
 				return

@@ -29,7 +29,7 @@ func (h *Handler) listMembersAPI(c *gin.Context) {
 	org, _, err := h.orgParam(c)
 	var ms []models.Member
 	if err == nil {
-		ms, err = models.ListMembers(c, h.db, org)
+		ms, err = models.ListMembers(c.Request.Context(), h.db, org)
 	}
 	if err != nil {
 		h.fail(c, err)
@@ -58,7 +58,7 @@ func (h *Handler) addMemberAPI(c *gin.Context) {
 	var m *models.Member
 	var token string
 	if err == nil {
-		m, token, err = models.AddMemberByEmail(c, h.db, org, req.Email, req.Role, h.actor(c))
+		m, token, err = models.AddMemberByEmail(c.Request.Context(), h.db, org, req.Email, req.Role, h.actor(c))
 	}
 	if err != nil {
 		h.fail(c, err)
@@ -84,7 +84,7 @@ func (h *Handler) updateMemberAPI(c *gin.Context) {
 	}
 	var m *models.Member
 	if err == nil {
-		m, err = models.ChangeMemberRole(c, h.db, org, user, req.Role, h.actor(c))
+		m, err = models.ChangeMemberRole(c.Request.Context(), h.db, org, user, req.Role, h.actor(c))
 	}
 	if err != nil {
 		h.fail(c, err)
@@ -101,7 +101,7 @@ func (h *Handler) removeMemberAPI(c *gin.Context) {
 		user, err = pathUUID(c, "userId")
 	}
 	if err == nil {
-		err = models.RemoveMember(c, h.db, org, user, h.actor(c))
+		err = models.RemoveMember(c.Request.Context(), h.db, org, user, h.actor(c))
 	}
 	if err != nil {
 		h.fail(c, err)
@@ -118,7 +118,7 @@ var memberNotices = map[string]string{
 }
 
 func (h *Handler) membersData(c *gin.Context, s scope) (views.MembersData, error) {
-	ms, err := models.ListMembers(c, h.db, s.Org.ID)
+	ms, err := models.ListMembers(c.Request.Context(), h.db, s.Org.ID)
 	return views.MembersData{Members: ms, CanWrite: s.admin(), Self: currentPrincipal(c).User.ID,
 		Notice: memberNotices[c.Query("done")], Form: views.MemberForm{Role: models.RoleViewer}}, err
 }
@@ -148,7 +148,7 @@ func (h *Handler) membersAdd(c *gin.Context) {
 		return
 	}
 	f := views.MemberForm{Email: c.PostForm("email"), Role: c.PostForm("role")}
-	m, token, err := models.AddMemberByEmail(c, h.db, s.Org.ID, f.Email, f.Role, h.actor(c))
+	m, token, err := models.AddMemberByEmail(c.Request.Context(), h.db, s.Org.ID, f.Email, f.Role, h.actor(c))
 	var ve *models.ValidationError
 	var se *models.StateError
 	status := http.StatusOK
@@ -186,9 +186,9 @@ func (h *Handler) memberAction(action string) gin.HandlerFunc {
 		}
 		if err == nil {
 			if action == "remove" {
-				err = models.RemoveMember(c, h.db, s.Org.ID, user, h.actor(c))
+				err = models.RemoveMember(c.Request.Context(), h.db, s.Org.ID, user, h.actor(c))
 			} else {
-				_, err = models.ChangeMemberRole(c, h.db, s.Org.ID, user, c.PostForm("role"), h.actor(c))
+				_, err = models.ChangeMemberRole(c.Request.Context(), h.db, s.Org.ID, user, c.PostForm("role"), h.actor(c))
 			}
 		}
 		if err != nil {
@@ -224,7 +224,7 @@ func (h *Handler) changePassword(c *gin.Context, current, password string) (*mod
 	if p.Session != nil {
 		keep = p.Session.ID
 	}
-	return models.ChangePassword(c, h.db, p.User.ID, current, password, keep, h.actor(c))
+	return models.ChangePassword(c.Request.Context(), h.db, p.User.ID, current, password, keep, h.actor(c))
 }
 
 func (h *Handler) accountPassword(c *gin.Context) {
@@ -282,7 +282,7 @@ func (h *Handler) setPasswordPage(c *gin.Context) {
 		return
 	}
 	tok := c.Param("token")
-	email, err := models.PasswordTokenEmail(c, h.db, tok)
+	email, err := models.PasswordTokenEmail(c.Request.Context(), h.db, tok)
 	if err != nil {
 		h.setPasswordError(c, err)
 		return
@@ -308,10 +308,10 @@ func (h *Handler) setPasswordSubmit(c *gin.Context) {
 		return
 	}
 	tok := c.Param("token")
-	_, err := models.SetPasswordWithToken(c, h.db, tok, c.PostForm("password"), h.actor(c))
+	_, err := models.SetPasswordWithToken(c.Request.Context(), h.db, tok, c.PostForm("password"), h.actor(c))
 	var ve *models.ValidationError
 	if errors.As(err, &ve) {
-		email, lerr := models.PasswordTokenEmail(c, h.db, tok)
+		email, lerr := models.PasswordTokenEmail(c.Request.Context(), h.db, tok)
 		if lerr != nil {
 			h.setPasswordError(c, lerr)
 			return
@@ -352,10 +352,10 @@ func (h *Handler) platformRender(c *gin.Context, status int, f views.OrgForm) {
 	if !ok {
 		return
 	}
-	orgs, err := models.ListOrgs(c, h.db)
+	orgs, err := models.ListOrgs(c.Request.Context(), h.db)
 	var users []models.User
 	if err == nil {
-		users, err = models.ListUsers(c, h.db)
+		users, err = models.ListUsers(c.Request.Context(), h.db)
 	}
 	if err != nil {
 		h.fail(c, err)
@@ -374,7 +374,7 @@ func (h *Handler) platformCreateOrg(c *gin.Context) {
 		return
 	}
 	f := views.OrgForm{Title: c.PostForm("title"), Color: c.PostForm("color")}
-	_, err := models.CreateOrg(c, h.db, f.Title, f.Color, &currentPrincipal(c).User.ID, h.actor(c))
+	_, err := models.CreateOrg(c.Request.Context(), h.db, f.Title, f.Color, &currentPrincipal(c).User.ID, h.actor(c))
 	var ve *models.ValidationError
 	if errors.As(err, &ve) {
 		f.Errors = ve.Fields
@@ -395,7 +395,7 @@ func (h *Handler) platformUpdateOrg(c *gin.Context) {
 		org, err = pathUUID(c, "orgId")
 	}
 	if err == nil {
-		_, err = models.UpdateOrg(c, h.db, org, c.PostForm("title"), c.PostForm("color"), h.actor(c))
+		_, err = models.UpdateOrg(c.Request.Context(), h.db, org, c.PostForm("title"), c.PostForm("color"), h.actor(c))
 	}
 	if err != nil {
 		h.fail(c, err)
@@ -435,9 +435,9 @@ func (h *Handler) changeUser(c *gin.Context, user uuid.UUID, action string, valu
 	}
 	var err error
 	if action == "sa" {
-		_, err = models.SetUserSA(c, h.db, user, value, h.actor(c))
+		_, err = models.SetUserSA(c.Request.Context(), h.db, user, value, h.actor(c))
 	} else {
-		_, err = models.SetUserDisabled(c, h.db, user, value, h.actor(c))
+		_, err = models.SetUserDisabled(c.Request.Context(), h.db, user, value, h.actor(c))
 	}
 	return err
 }
@@ -447,7 +447,7 @@ func (h *Handler) listUsersAPI(c *gin.Context) {
 	err := requireSA(c)
 	var users []models.User
 	if err == nil {
-		users, err = models.ListUsers(c, h.db)
+		users, err = models.ListUsers(c.Request.Context(), h.db)
 	}
 	if err != nil {
 		h.fail(c, err)
@@ -481,7 +481,7 @@ func (h *Handler) updateUserAPI(c *gin.Context) {
 	}
 	var u *models.User
 	if err == nil {
-		u, err = models.GetUser(c, h.db, user)
+		u, err = models.GetUser(c.Request.Context(), h.db, user)
 	}
 	if err != nil {
 		h.fail(c, err)
@@ -506,7 +506,7 @@ func (h *Handler) updateOrgAPI(c *gin.Context) {
 	}
 	var org *models.Organization
 	if err == nil {
-		org, err = models.GetOrg(c, h.db, id)
+		org, err = models.GetOrg(c.Request.Context(), h.db, id)
 	}
 	if err == nil {
 		title, color := org.Title, org.Color
@@ -516,7 +516,7 @@ func (h *Handler) updateOrgAPI(c *gin.Context) {
 		if req.Color != nil {
 			color = *req.Color
 		}
-		org, err = models.UpdateOrg(c, h.db, id, title, color, h.actor(c))
+		org, err = models.UpdateOrg(c.Request.Context(), h.db, id, title, color, h.actor(c))
 	}
 	if err != nil {
 		h.fail(c, err)

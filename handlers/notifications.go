@@ -23,7 +23,7 @@ func (h *Handler) listWebhooksAPI(c *gin.Context) {
 	org, _, err := h.orgParam(c)
 	var ws []models.WebhookEndpoint
 	if err == nil {
-		ws, err = models.ListWebhooks(c, h.db, org)
+		ws, err = models.ListWebhooks(c.Request.Context(), h.db, org)
 	}
 	if err != nil {
 		h.fail(c, err)
@@ -49,7 +49,7 @@ func (h *Handler) createWebhookAPI(c *gin.Context) {
 	var w *models.WebhookEndpoint
 	var secret string
 	if err == nil {
-		w, secret, err = models.CreateWebhook(c, h.db, h.sealer, org, models.WebhookInput{URL: req.URL, Events: req.Events}, h.actor(c))
+		w, secret, err = models.CreateWebhook(c.Request.Context(), h.db, h.sealer, org, models.WebhookInput{URL: req.URL, Events: req.Events}, h.actor(c))
 	}
 	if err != nil {
 		h.fail(c, err)
@@ -80,7 +80,7 @@ func (h *Handler) updateWebhookAPI(c *gin.Context) {
 	}
 	var w *models.WebhookEndpoint
 	if err == nil {
-		w, err = models.SetWebhookEnabled(c, h.db, org, id, *req.Enabled, h.actor(c))
+		w, err = models.SetWebhookEnabled(c.Request.Context(), h.db, org, id, *req.Enabled, h.actor(c))
 	}
 	if err != nil {
 		h.fail(c, err)
@@ -92,7 +92,7 @@ func (h *Handler) updateWebhookAPI(c *gin.Context) {
 func (h *Handler) deleteWebhookAPI(c *gin.Context) {
 	org, id, err := h.webhookParam(c)
 	if err == nil {
-		err = models.DeleteWebhook(c, h.db, org, id, h.actor(c))
+		err = models.DeleteWebhook(c.Request.Context(), h.db, org, id, h.actor(c))
 	}
 	if err != nil {
 		h.fail(c, err)
@@ -105,7 +105,7 @@ func (h *Handler) deleteWebhookAPI(c *gin.Context) {
 func (h *Handler) testWebhookAPI(c *gin.Context) {
 	org, id, err := h.webhookParam(c)
 	if err == nil {
-		err = models.EnqueueTest(c, h.db, org, id, h.actor(c))
+		err = models.EnqueueTest(c.Request.Context(), h.db, org, id, h.actor(c))
 	}
 	if err != nil {
 		h.fail(c, err)
@@ -122,11 +122,11 @@ func (h *Handler) webhookDeliveriesAPI(c *gin.Context) {
 		id, err = pathUUID(c, "endpointId")
 	}
 	if err == nil {
-		_, err = models.GetWebhook(c, h.db, org, id)
+		_, err = models.GetWebhook(c.Request.Context(), h.db, org, id)
 	}
 	var as []models.Attempt
 	if err == nil {
-		as, err = models.ListAttempts(c, h.db, org, id)
+		as, err = models.ListAttempts(c.Request.Context(), h.db, org, id)
 	}
 	if err != nil {
 		h.fail(c, err)
@@ -145,7 +145,7 @@ var webhookNotices = map[string]string{
 }
 
 func (h *Handler) notificationsRender(c *gin.Context, s scope, n views.Nav, status int, d views.NotificationsData) {
-	ws, err := models.ListWebhooks(c, h.db, s.Org.ID)
+	ws, err := models.ListWebhooks(c.Request.Context(), h.db, s.Org.ID)
 	if err != nil {
 		h.fail(c, err)
 		return
@@ -180,7 +180,7 @@ func (h *Handler) notificationsCreate(c *gin.Context) {
 	if f.Events == nil {
 		f.Events = []string{}
 	}
-	w, secret, err := models.CreateWebhook(c, h.db, h.sealer, s.Org.ID, models.WebhookInput{URL: f.URL, Events: f.Events}, h.actor(c))
+	w, secret, err := models.CreateWebhook(c.Request.Context(), h.db, h.sealer, s.Org.ID, models.WebhookInput{URL: f.URL, Events: f.Events}, h.actor(c))
 	var ve *models.ValidationError
 	if errors.As(err, &ve) {
 		f.Errors = ve.Fields
@@ -205,11 +205,11 @@ func (h *Handler) webhookActionHTML(action string) gin.HandlerFunc {
 		if err == nil {
 			switch action {
 			case "test":
-				err = models.EnqueueTest(c, h.db, s.Org.ID, id, h.actor(c))
+				err = models.EnqueueTest(c.Request.Context(), h.db, s.Org.ID, id, h.actor(c))
 			case "delete":
-				err = models.DeleteWebhook(c, h.db, s.Org.ID, id, h.actor(c))
+				err = models.DeleteWebhook(c.Request.Context(), h.db, s.Org.ID, id, h.actor(c))
 			default:
-				_, err = models.SetWebhookEnabled(c, h.db, s.Org.ID, id, action == "enable", h.actor(c))
+				_, err = models.SetWebhookEnabled(c.Request.Context(), h.db, s.Org.ID, id, action == "enable", h.actor(c))
 			}
 		}
 		if err != nil {
@@ -229,11 +229,11 @@ func (h *Handler) webhookLogPage(c *gin.Context) {
 	id, err := pathUUID(c, "endpointId")
 	var w *models.WebhookEndpoint
 	if err == nil {
-		w, err = models.GetWebhook(c, h.db, s.Org.ID, id)
+		w, err = models.GetWebhook(c.Request.Context(), h.db, s.Org.ID, id)
 	}
 	var as []models.Attempt
 	if err == nil {
-		as, err = models.ListAttempts(c, h.db, s.Org.ID, id)
+		as, err = models.ListAttempts(c.Request.Context(), h.db, s.Org.ID, id)
 	}
 	if err != nil {
 		h.fail(c, err)

@@ -49,7 +49,7 @@ func (h *Handler) createOrg(c *gin.Context) {
 		h.fail(c, err)
 		return
 	}
-	org, err := models.CreateOrg(c, h.db, req.Title, req.Color, &p.User.ID, h.actor(c))
+	org, err := models.CreateOrg(c.Request.Context(), h.db, req.Title, req.Color, &p.User.ID, h.actor(c))
 	if err != nil {
 		h.fail(c, err)
 		return
@@ -73,7 +73,7 @@ func (h *Handler) listTeams(c *gin.Context) {
 		h.fail(c, err)
 		return
 	}
-	teams, err := models.ListTeams(c, h.db, org)
+	teams, err := models.ListTeams(c.Request.Context(), h.db, org)
 	if err != nil {
 		h.fail(c, err)
 		return
@@ -99,7 +99,7 @@ func (h *Handler) createTeam(c *gin.Context) {
 		h.fail(c, err)
 		return
 	}
-	team, err := models.CreateTeam(c, h.db, org, deref(req.Name), h.actor(c))
+	team, err := models.CreateTeam(c.Request.Context(), h.db, org, deref(req.Name), h.actor(c))
 	if errors.Is(err, models.ErrConflict) {
 		err = models.Conflict("team_exists", "a team with that name already exists", nil)
 	}
@@ -108,7 +108,7 @@ func (h *Handler) createTeam(c *gin.Context) {
 		return
 	}
 	if req.Onboarding != nil && *req.Onboarding != "" {
-		team, err = models.UpdateTeam(c, h.db, org, team.ID, team.Name, *req.Onboarding, h.actor(c))
+		team, err = models.UpdateTeam(c.Request.Context(), h.db, org, team.ID, team.Name, *req.Onboarding, h.actor(c))
 		if err != nil {
 			h.fail(c, err)
 			return
@@ -132,7 +132,7 @@ func (h *Handler) updateTeam(c *gin.Context) {
 	}
 	var team *models.Team
 	if err == nil {
-		team, err = models.GetTeam(c, h.db, org, id)
+		team, err = models.GetTeam(c.Request.Context(), h.db, org, id)
 	}
 	if err != nil {
 		h.fail(c, err)
@@ -145,7 +145,7 @@ func (h *Handler) updateTeam(c *gin.Context) {
 	if req.Onboarding != nil {
 		onboarding = *req.Onboarding
 	}
-	team, err = models.UpdateTeam(c, h.db, org, id, name, onboarding, h.actor(c))
+	team, err = models.UpdateTeam(c.Request.Context(), h.db, org, id, name, onboarding, h.actor(c))
 	if errors.Is(err, models.ErrConflict) {
 		err = models.Conflict("team_exists", "a team with that name already exists", nil)
 	}
@@ -169,7 +169,7 @@ func (h *Handler) nav(c *gin.Context, s scope, title, active string) views.Nav {
 	n := views.Nav{Title: title, Active: active, UserEmail: p.User.Email, IsSA: p.User.IsSA, Org: s.Org, Role: s.Role}
 	n.Orgs, _ = h.visibleOrgs(c, p)
 	if s.Org != nil {
-		n.PendingJoins, _ = models.CountPendingJoinRequests(c, h.db, s.Org.ID)
+		n.PendingJoins, _ = models.CountPendingJoinRequests(c.Request.Context(), h.db, s.Org.ID)
 	}
 	return n
 }
@@ -193,7 +193,7 @@ func (h *Handler) teamsPage(c *gin.Context) {
 }
 
 func (h *Handler) renderTeams(c *gin.Context, s scope, n views.Nav, status int, f views.TeamForm) {
-	teams, err := models.ListTeams(c, h.db, s.Org.ID)
+	teams, err := models.ListTeams(c.Request.Context(), h.db, s.Org.ID)
 	if err != nil {
 		h.fail(c, err)
 		return
@@ -211,7 +211,7 @@ func (h *Handler) teamsCreate(c *gin.Context) {
 		return
 	}
 	name := c.PostForm("name")
-	_, err := models.CreateTeam(c, h.db, s.Org.ID, name, h.actor(c))
+	_, err := models.CreateTeam(c.Request.Context(), h.db, s.Org.ID, name, h.actor(c))
 	if errors.Is(err, models.ErrConflict) {
 		err = models.Invalid("name", "a team with that name already exists")
 	}
@@ -235,7 +235,7 @@ func (h *Handler) teamEditPage(c *gin.Context) {
 	id, err := pathUUID(c, "teamId")
 	var t *models.Team
 	if err == nil {
-		t, err = models.GetTeam(c, h.db, s.Org.ID, id)
+		t, err = models.GetTeam(c.Request.Context(), h.db, s.Org.ID, id)
 	}
 	if err != nil {
 		h.fail(c, err)
@@ -256,14 +256,14 @@ func (h *Handler) teamUpdate(c *gin.Context) {
 	id, err := pathUUID(c, "teamId")
 	var t *models.Team
 	if err == nil {
-		t, err = models.GetTeam(c, h.db, s.Org.ID, id)
+		t, err = models.GetTeam(c.Request.Context(), h.db, s.Org.ID, id)
 	}
 	if err != nil {
 		h.fail(c, err)
 		return
 	}
 	f := views.TeamForm{Name: c.PostForm("name"), Onboarding: c.PostForm("onboarding")}
-	_, err = models.UpdateTeam(c, h.db, s.Org.ID, id, f.Name, f.Onboarding, h.actor(c))
+	_, err = models.UpdateTeam(c.Request.Context(), h.db, s.Org.ID, id, f.Name, f.Onboarding, h.actor(c))
 	if errors.Is(err, models.ErrConflict) {
 		err = models.Invalid("name", "a team with that name already exists")
 	}

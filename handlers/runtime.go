@@ -34,7 +34,7 @@ func (h *Handler) registerAgent(c *gin.Context) {
 		return
 	}
 	if team != k.TeamID {
-		if _, err := models.GetTeam(c, h.db, k.OrgID, team); errors.Is(err, models.ErrNotFound) {
+		if _, err := models.GetTeam(c.Request.Context(), h.db, k.OrgID, team); errors.Is(err, models.ErrNotFound) {
 			h.fail(c, errTeamForbidden)
 			return
 		} else if err != nil {
@@ -51,7 +51,7 @@ func (h *Handler) registerAgent(c *gin.Context) {
 		h.fail(c, errKeyBound)
 		return
 	}
-	a, err := models.RegisterAgent(c, h.db, k.OrgID, team, models.RegisterInput{
+	a, err := models.RegisterAgent(c.Request.Context(), h.db, k.OrgID, team, models.RegisterInput{
 		ID: req.ID, Title: req.Title, MachineIP: req.MachineIP, MachineName: req.MachineName,
 		LLMVersion: req.LLMVersion, Email: req.Email, AdapterType: req.AdapterType, Telemetry: req.Telemetry,
 	}, h.actor(c))
@@ -94,7 +94,7 @@ func (h *Handler) agentPermissions(c *gin.Context) {
 	}
 	var p models.Permissions
 	if err == nil {
-		p, err = models.AgentPermissions(c, h.db, a.OrgID, a.ID)
+		p, err = models.AgentPermissions(c.Request.Context(), h.db, a.OrgID, a.ID)
 	}
 	if err != nil {
 		h.fail(c, err)
@@ -123,7 +123,7 @@ func (h *Handler) setPresence(c *gin.Context, online bool) {
 	}
 	var a *models.Agent
 	if err == nil {
-		a, err = h.writer.SetPresence(c, k.OrgID, id, online, h.actor(c))
+		a, err = h.writer.SetPresence(c.Request.Context(), k.OrgID, id, online, h.actor(c))
 	}
 	if err != nil {
 		h.fail(c, err)
@@ -140,7 +140,7 @@ type orgJSON struct {
 
 // agentOrgs lists the orgs the key can see: its own.
 func (h *Handler) agentOrgs(c *gin.Context) {
-	org, err := models.GetOrg(c, h.db, currentKey(c).OrgID)
+	org, err := models.GetOrg(c.Request.Context(), h.db, currentKey(c).OrgID)
 	if err != nil {
 		h.fail(c, err)
 		return
@@ -194,7 +194,7 @@ func (h *Handler) listAgentsPage(c *gin.Context, org uuid.UUID) ([]models.Agent,
 		}
 		f.After = &cur
 	}
-	return models.ListAgents(c, h.db, f)
+	return models.ListAgents(c.Request.Context(), h.db, f)
 }
 
 // setNextLink points to the next page of a listing in a Link header.
@@ -237,14 +237,14 @@ func (h *Handler) teamOnboarding(c *gin.Context) {
 	if k := currentKey(c); k != nil {
 		org = k.OrgID
 	} else {
-		org, err = models.TeamOrg(c, h.db, id)
+		org, err = models.TeamOrg(c.Request.Context(), h.db, id)
 		if err == nil {
 			_, err = h.orgRole(c, org)
 		}
 	}
 	var team *models.Team
 	if err == nil {
-		team, err = models.GetTeam(c, h.db, org, id)
+		team, err = models.GetTeam(c.Request.Context(), h.db, org, id)
 	}
 	if err != nil {
 		h.fail(c, err)
