@@ -15,13 +15,7 @@ func TestBrowserAdminScreens(t *testing.T) {
 	e := newEnv(t)
 	e.user("viewer@example.com", models.RoleViewer)
 	ctx := newBrowser(t)
-	do(t, ctx, "sign in",
-		chromedp.Navigate(e.srv.URL+"/login"),
-		chromedp.SendKeys(chromedp.CSS("#email"), "root@example.com"),
-		chromedp.SendKeys(chromedp.CSS("#password"), testPassword),
-		chromedp.Click(chromedp.CSS(`[data-testid="login-submit"]`)),
-		chromedp.WaitNotPresent(chromedp.CSS(`[data-testid="login-form"]`)),
-	)
+	signInBrowser(t, ctx, e.srv.URL, "root@example.com")
 	do(t, ctx, "add a member",
 		chromedp.Navigate(e.srv.URL+"/settings/members"),
 		chromedp.SendKeys(chromedp.CSS("#member-email"), "new.person@example.com"),

@@ -14,10 +14,10 @@ import (
 )
 
 // signInBrowser signs the browser in through the login form.
-func signInBrowser(t *testing.T, ctx context.Context, e *env, email string) {
+func signInBrowser(t *testing.T, ctx context.Context, base, email string) {
 	t.Helper()
 	do(t, ctx, "sign in as "+email,
-		chromedp.Navigate(e.srv.URL+"/login"),
+		chromedp.Navigate(base+"/login"),
 		chromedp.SendKeys(chromedp.CSS("#email"), email),
 		chromedp.SendKeys(chromedp.CSS("#password"), testPassword),
 		chromedp.Click(chromedp.CSS(`[data-testid="login-submit"]`)),
@@ -79,7 +79,7 @@ func TestBrowserRosterJourney(t *testing.T) {
 	_, key := e.teamKey(e.org.ID)
 	team := defaultTeamID(t, e)
 
-	signInBrowser(t, ctx, e, "root@example.com")
+	signInBrowser(t, ctx, e.srv.URL, "root@example.com")
 	do(t, ctx, "empty roster names the next action",
 		chromedp.Navigate(e.srv.URL+"/agents"),
 		chromedp.WaitVisible(chromedp.CSS(`[data-testid="empty-state"]`)),
@@ -156,7 +156,7 @@ func TestBrowserViewerSeesNoActions(t *testing.T) {
 	e.agentIn(e.org.ID, "stopped-1", "stopped")
 	e.user("viewer@example.com", "viewer")
 	ctx := newBrowser(t)
-	signInBrowser(t, ctx, e, "viewer@example.com")
+	signInBrowser(t, ctx, e.srv.URL, "viewer@example.com")
 	do(t, ctx, "roster", chromedp.Navigate(e.srv.URL+"/agents"), chromedp.WaitVisible(chromedp.CSS(`[data-testid="agents-table"]`)))
 	if n := count(t, ctx, `[data-testid="agent-row"]`); n != 3 {
 		t.Fatalf("viewer sees %d rows, want 3", n)
@@ -179,7 +179,7 @@ func TestBrowserLoginWithoutJavaScript(t *testing.T) {
 	if _, err := chromedp.Call(ctx, emulation.SetScriptExecutionDisabled, emulation.SetScriptExecutionDisabledParams{Value: true}); err != nil {
 		t.Fatal(err)
 	}
-	signInBrowser(t, ctx, e, "root@example.com")
+	signInBrowser(t, ctx, e.srv.URL, "root@example.com")
 	do(t, ctx, "roster renders", chromedp.WaitVisible(chromedp.CSS(`[data-testid="nav-agents"]`)))
 }
 
@@ -231,7 +231,7 @@ func TestBrowserNewAPIKeyCopy(t *testing.T) {
 	e := newEnv(t)
 	ctx := newBrowser(t)
 	grantClipboard(t, ctx, e.srv.URL)
-	signInBrowser(t, ctx, e, "root@example.com")
+	signInBrowser(t, ctx, e.srv.URL, "root@example.com")
 	do(t, ctx, "create a key",
 		chromedp.Navigate(e.srv.URL+"/settings/api-keys"),
 		chromedp.SendKeys(chromedp.CSS("#key-name"), "ci-runner"),
@@ -254,7 +254,7 @@ func TestBrowserNewAPIKeyCopy(t *testing.T) {
 func TestBrowserDialogKeyboard(t *testing.T) {
 	e := newEnv(t)
 	ctx := newBrowser(t)
-	signInBrowser(t, ctx, e, "root@example.com")
+	signInBrowser(t, ctx, e.srv.URL, "root@example.com")
 	do(t, ctx, "open with Enter",
 		chromedp.Navigate(e.srv.URL+"/agents/invites"),
 		chromedp.Focus(chromedp.CSS(`[data-testid="new-invite"]`)),
@@ -287,7 +287,7 @@ func TestBrowserNewInviteWithoutJavaScript(t *testing.T) {
 	if _, err := chromedp.Call(ctx, emulation.SetScriptExecutionDisabled, emulation.SetScriptExecutionDisabledParams{Value: true}); err != nil {
 		t.Fatal(err)
 	}
-	signInBrowser(t, ctx, e, "root@example.com")
+	signInBrowser(t, ctx, e.srv.URL, "root@example.com")
 	do(t, ctx, "create an invite with plain forms",
 		chromedp.Navigate(e.srv.URL+"/agents/invites"),
 		chromedp.Click(chromedp.CSS(`[data-testid="new-invite"]`)),

@@ -120,12 +120,8 @@ func TestBrowserLogin(t *testing.T) {
 		t.Fatalf("error text %q", msg)
 	}
 	shoot(t, ctx, "login-error")
-	do(t, ctx, "sign in",
-		chromedp.Navigate(e.srv.URL+"/login"),
-		chromedp.SendKeys(chromedp.CSS("#email"), "root@example.com"),
-		chromedp.SendKeys(chromedp.CSS("#password"), testPassword),
-		chromedp.Click(chromedp.CSS(`[data-testid="login-submit"]`)),
-		chromedp.WaitNotPresent(chromedp.CSS(`[data-testid="login-form"]`)),
+	signInBrowser(t, ctx, e.srv.URL, "root@example.com")
+	do(t, ctx, "open the first screen",
 		chromedp.Navigate(e.srv.URL+"/settings/teams"),
 		chromedp.WaitVisible(chromedp.CSS(`[data-testid="teams-table"]`)),
 	)

@@ -19,12 +19,8 @@ func TestBrowserInviteFlow(t *testing.T) {
 	ctx := newBrowser(t)
 	grantClipboard(t, ctx, e.srv.URL)
 	acceptDialogs(ctx)
-	do(t, ctx, "sign in",
-		chromedp.Navigate(e.srv.URL+"/login"),
-		chromedp.SendKeys(chromedp.CSS("#email"), "root@example.com"),
-		chromedp.SendKeys(chromedp.CSS("#password"), testPassword),
-		chromedp.Click(chromedp.CSS(`[data-testid="login-submit"]`)),
-		chromedp.WaitNotPresent(chromedp.CSS(`[data-testid="login-form"]`)),
+	signInBrowser(t, ctx, e.srv.URL, "root@example.com")
+	do(t, ctx, "open the first screen",
 		chromedp.Navigate(e.srv.URL+"/agents/invites"),
 		chromedp.WaitVisible(chromedp.CSS(`[data-testid="empty-state"]`)),
 	)

@@ -110,12 +110,8 @@ func TestBrowserLiveAcrossReplicas(t *testing.T) {
 	b := startReplica(t, dbURL)
 
 	// The browser is signed in on B.
-	do(t, ctx, "sign in on B",
-		chromedp.Navigate(b.URL+"/login"),
-		chromedp.SendKeys(chromedp.CSS("#email"), "root@example.com"),
-		chromedp.SendKeys(chromedp.CSS("#password"), testPassword),
-		chromedp.Click(chromedp.CSS(`[data-testid="login-submit"]`)),
-		chromedp.WaitNotPresent(chromedp.CSS(`[data-testid="login-form"]`)),
+	signInBrowser(t, ctx, b.URL, "root@example.com")
+	do(t, ctx, "open the first screen",
 		chromedp.Navigate(b.URL+"/agents"),
 		chromedp.WaitVisible(chromedp.CSS(`[data-testid="empty-state"]`)),
 	)
