@@ -96,14 +96,7 @@ func (e *env) htmx(c *http.Client, path string, v url.Values) (int, http.Header,
 // post posts a same-origin form with extra headers and returns status, headers and body.
 func (e *env) post(c *http.Client, path string, v url.Values, headers ...string) (int, http.Header, string) {
 	e.t.Helper()
-	req, _ := http.NewRequest(http.MethodPost, e.srv.URL+path, strings.NewReader(v.Encode()))
-	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
-	req.Header.Set("Origin", e.srv.URL)
-	req.Header.Set("Sec-Fetch-Site", "same-origin")
-	for i := 0; i+1 < len(headers); i += 2 {
-		req.Header.Set(headers[i], headers[i+1])
-	}
-	resp, err := c.Do(req)
+	resp, err := c.Do(formRequest(e.srv.URL, path, v, headers...))
 	if err != nil {
 		e.t.Fatal(err)
 	}

@@ -106,11 +106,7 @@ func (e *env) signIn(email string) *http.Client {
 // form posts a same-origin form.
 func (e *env) form(c *http.Client, path string, v url.Values) *http.Response {
 	e.t.Helper()
-	req, _ := http.NewRequest(http.MethodPost, e.srv.URL+path, strings.NewReader(v.Encode()))
-	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
-	req.Header.Set("Origin", e.srv.URL)
-	req.Header.Set("Sec-Fetch-Site", "same-origin")
-	resp, err := c.Do(req)
+	resp, err := c.Do(formRequest(e.srv.URL, path, v))
 	if err != nil {
 		e.t.Fatal(err)
 	}
@@ -150,9 +146,10 @@ type result struct {
 	Body   []byte
 }
 
-// call sends a JSON request with an Authorization header value (may be "").
-func (e *env) call(method, path, auth string, body any, headers ...string) *result {
-	e.t.Helper()
+// jsonRequest builds a request to base+path with a JSON body (a string or
+// []byte is sent as is, nil sends none) and an Authorization value: an API key
+// goes as "ApiKey …", a bare token as "Bearer …", "Scheme value" as given.
+func jsonRequest(method, base, path, auth string, body any, headers ...string) (*http.Request, error) {
 	var r io.Reader
 	switch b := body.(type) {
 	case nil:
@@ -164,27 +161,60 @@ func (e *env) call(method, path, auth string, body any, headers ...string) *resu
 		j, _ := json.Marshal(b)
 		r = bytes.NewReader(j)
 	}
-	req, _ := http.NewRequest(method, e.srv.URL+path, r)
+	req, err := http.NewRequest(method, base+path, r)
+	if err != nil {
+		return nil, err
+	}
 	if body != nil {
 		req.Header.Set("Content-Type", "application/json")
 	}
-	if auth != "" {
-		if strings.HasPrefix(auth, models.APIKeyPrefix) {
-			req.Header.Set("Authorization", "ApiKey "+auth)
-		} else {
-			req.Header.Set("Authorization", "Bearer "+auth)
-		}
+	switch {
+	case auth == "":
+	case strings.HasPrefix(auth, models.APIKeyPrefix):
+		req.Header.Set("Authorization", "ApiKey "+auth)
+	case strings.Contains(auth, " "):
+		req.Header.Set("Authorization", auth)
+	default:
+		req.Header.Set("Authorization", "Bearer "+auth)
 	}
 	for i := 0; i+1 < len(headers); i += 2 {
 		req.Header.Set(headers[i], headers[i+1])
 	}
+	return req, nil
+}
+
+// formRequest builds a same-origin form post to base+path.
+func formRequest(base, path string, v url.Values, headers ...string) *http.Request {
+	req, _ := http.NewRequest(http.MethodPost, base+path, strings.NewReader(v.Encode()))
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	req.Header.Set("Origin", base)
+	req.Header.Set("Sec-Fetch-Site", "same-origin")
+	for i := 0; i+1 < len(headers); i += 2 {
+		req.Header.Set(headers[i], headers[i+1])
+	}
+	return req
+}
+
+// call sends a JSON request with an Authorization header value (may be "").
+func (e *env) call(method, path, auth string, body any, headers ...string) *result {
+	e.t.Helper()
+	return callJSON(e.t, method, e.srv.URL, path, auth, body, headers...)
+}
+
+// callJSON sends a JSON request to the server at base.
+func callJSON(t testing.TB, method, base, path, auth string, body any, headers ...string) *result {
+	t.Helper()
+	req, err := jsonRequest(method, base, path, auth, body, headers...)
+	if err != nil {
+		t.Fatal(err)
+	}
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
-		e.t.Fatal(err)
+		t.Fatal(err)
 	}
 	defer resp.Body.Close()
 	b, _ := io.ReadAll(resp.Body)
-	return &result{t: e.t, Status: resp.StatusCode, Header: resp.Header, Body: b}
+	return &result{t: t, Status: resp.StatusCode, Header: resp.Header, Body: b}
 }
 
 func (r *result) want(status int) *result {

@@ -1,9 +1,7 @@
 package handlers
 
 import (
-	"bytes"
 	"context"
-	"encoding/json"
 	"fmt"
 	"io"
 	"net/http"
@@ -65,33 +63,9 @@ func (e *env) do(method, path, auth string, body any, headers ...string) (int, [
 
 // doWith is do with a given client.
 func (e *env) doWith(client *http.Client, method, path, auth string, body any, headers ...string) (int, []byte) {
-	var r io.Reader
-	switch b := body.(type) {
-	case nil:
-	case string:
-		r = strings.NewReader(b)
-	case []byte:
-		r = bytes.NewReader(b)
-	default:
-		j, _ := json.Marshal(b)
-		r = bytes.NewReader(j)
-	}
-	req, err := http.NewRequest(method, e.srv.URL+path, r)
+	req, err := jsonRequest(method, e.srv.URL, path, auth, body, headers...)
 	if err != nil {
 		return 0, nil
-	}
-	if body != nil {
-		req.Header.Set("Content-Type", "application/json")
-	}
-	if auth != "" {
-		if strings.HasPrefix(auth, "ag_ak_") {
-			req.Header.Set("Authorization", "ApiKey "+auth)
-		} else {
-			req.Header.Set("Authorization", "Bearer "+auth)
-		}
-	}
-	for i := 0; i+1 < len(headers); i += 2 {
-		req.Header.Set(headers[i], headers[i+1])
 	}
 	resp, err := client.Do(req)
 	if err != nil {

@@ -463,11 +463,7 @@ func TestRaceBulkInvitesOverlap(t *testing.T) {
 // postNoFatal posts a same-origin form from any goroutine; status 0 on a
 // transport error.
 func (e *env) postNoFatal(c *http.Client, path string, v url.Values) (int, http.Header, string) {
-	req, _ := http.NewRequest(http.MethodPost, e.srv.URL+path, strings.NewReader(v.Encode()))
-	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
-	req.Header.Set("Origin", e.srv.URL)
-	req.Header.Set("Sec-Fetch-Site", "same-origin")
-	resp, err := c.Do(req)
+	resp, err := c.Do(formRequest(e.srv.URL, path, v))
 	if err != nil {
 		return 0, nil, err.Error()
 	}

@@ -2,9 +2,7 @@ package handlers
 
 import (
 	"bytes"
-	"encoding/json"
 	"fmt"
-	"io"
 	"net"
 	"net/http"
 	"os"
@@ -118,22 +116,23 @@ func TestBrowserLiveAcrossReplicas(t *testing.T) {
 	waitLive(t, ctx)
 
 	// A runtime talks to A only.
-	ra := &remote{t: t, base: a.URL}
-	token := ra.login("root@example.com")
+	var login struct{ Token string }
+	callJSON(t, http.MethodPost, a.URL, "/api/v1/auth/login", "", map[string]string{"email": "root@example.com", "password": testPassword}).
+		want(http.StatusOK).decode(&login)
+	token := login.Token
 	var orgs []struct{ ID string }
-	ra.json(http.MethodGet, "/api/v1/organizations", token, nil, http.StatusOK, &orgs)
+	callJSON(t, http.MethodGet, a.URL, "/api/v1/organizations", token, nil).want(http.StatusOK).decode(&orgs)
 	var teams []struct{ ID string }
-	ra.json(http.MethodGet, "/api/v1/organizations/"+orgs[0].ID+"/teams", token, nil, http.StatusOK, &teams)
+	callJSON(t, http.MethodGet, a.URL, "/api/v1/organizations/"+orgs[0].ID+"/teams", token, nil).want(http.StatusOK).decode(&teams)
 	var key struct{ RawKey string }
-	ra.json(http.MethodPost, "/api/v1/settings/api-keys", token, map[string]any{"name": "replica key", "orgId": orgs[0].ID}, http.StatusCreated, &key)
-	ra.json(http.MethodPost, "/api/v1/teams/"+teams[0].ID+"/agents/register", "ApiKey "+key.RawKey,
-		map[string]any{"id": "via-a", "title": "Registered through A"}, http.StatusOK, nil)
+	callJSON(t, http.MethodPost, a.URL, "/api/v1/settings/api-keys", token, map[string]any{"name": "replica key", "orgId": orgs[0].ID}).want(http.StatusCreated).decode(&key)
+	callJSON(t, http.MethodPost, a.URL, "/api/v1/teams/"+teams[0].ID+"/agents/register", "ApiKey "+key.RawKey, map[string]any{"id": "via-a", "title": "Registered through A"}).want(http.StatusOK)
 
 	start := time.Now()
 	do(t, ctx, "agent registered through A appears on B", chromedp.WaitVisible(chromedp.CSS(`tr[data-agent-id="via-a"]`)))
 	t.Logf("row appeared on B %v after the register on A", time.Since(start).Round(time.Millisecond))
 
-	ra.json(http.MethodPatch, "/api/v1/agents/via-a/approve", token, map[string]any{}, http.StatusOK, nil)
+	callJSON(t, http.MethodPatch, a.URL, "/api/v1/agents/via-a/approve", token, map[string]any{}).want(http.StatusOK)
 	do(t, ctx, "approval through A shows on B",
 		chromedp.WaitVisible(chromedp.CSS(`tr[data-agent-id="via-a"][data-status="approved"]`)))
 
@@ -145,61 +144,12 @@ func TestBrowserLiveAcrossReplicas(t *testing.T) {
 	)
 	waitLive(t, ctx)
 	var inv struct{ Token string }
-	ra.json(http.MethodPost, "/api/v1/internal/invites", token,
-		map[string]any{"orgId": orgs[0].ID, "agentName": "joined-via-a", "adapterType": "mcp"}, http.StatusCreated, &inv)
-	ra.json(http.MethodPost, "/api/v1/invites/"+inv.Token+"/join", "", map[string]any{"adapterType": "mcp"}, http.StatusCreated, nil)
+	callJSON(t, http.MethodPost, a.URL, "/api/v1/internal/invites", token, map[string]any{"orgId": orgs[0].ID, "agentName": "joined-via-a", "adapterType": "mcp"}).want(http.StatusCreated).decode(&inv)
+	callJSON(t, http.MethodPost, a.URL, "/api/v1/invites/"+inv.Token+"/join", "", map[string]any{"adapterType": "mcp"}).want(http.StatusCreated)
 	start = time.Now()
 	do(t, ctx, "join request through A appears on B",
 		chromedp.WaitVisible(chromedp.CSS(`[data-testid="join-request-row"][data-status="PENDING"]`)),
 		chromedp.WaitVisible(chromedp.CSS(`#pending-badge[data-count="1"]`)),
 	)
 	t.Logf("join request appeared on B %v after the join on A", time.Since(start).Round(time.Millisecond))
-}
-
-// remote calls the JSON API of a server process.
-type remote struct {
-	t    *testing.T
-	base string
-}
-
-// json sends body (nil for none) with an Authorization value ("Bearer …",
-// "ApiKey …" or a bare bearer token), wants status and decodes into out.
-func (r *remote) json(method, path, auth string, body any, status int, out any) {
-	r.t.Helper()
-	var rd io.Reader
-	if body != nil {
-		b, _ := json.Marshal(body)
-		rd = bytes.NewReader(b)
-	}
-	req, _ := http.NewRequest(method, r.base+path, rd)
-	if body != nil {
-		req.Header.Set("Content-Type", "application/json")
-	}
-	if auth != "" {
-		if !bytes.Contains([]byte(auth), []byte(" ")) {
-			auth = "Bearer " + auth
-		}
-		req.Header.Set("Authorization", auth)
-	}
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		r.t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	b, _ := io.ReadAll(resp.Body)
-	if resp.StatusCode != status {
-		r.t.Fatalf("%s %s: status %d, want %d: %s", method, path, resp.StatusCode, status, b)
-	}
-	if out != nil {
-		if err := json.Unmarshal(b, out); err != nil {
-			r.t.Fatalf("%s %s: decode %s: %v", method, path, b, err)
-		}
-	}
-}
-
-// login returns a bearer token for email.
-func (r *remote) login(email string) string {
-	var out struct{ Token string }
-	r.json(http.MethodPost, "/api/v1/auth/login", "", map[string]string{"email": email, "password": testPassword}, http.StatusOK, &out)
-	return out.Token
 }
