@@ -143,7 +143,7 @@ func (b *broker) streams() int {
 // pages re-fetch and find nothing new.
 func (h *Handler) announceAfter(c *gin.Context) {
 	d := &models.Deferred{}
-	c.Set(models.DeferredEventsKey, d)
+	c.Request = c.Request.WithContext(models.WithDeferredEvents(c.Request.Context(), d))
 	c.Next()
 	for _, ev := range d.Events() {
 		h.announcer.Announce(ev)

@@ -4,10 +4,12 @@ import (
 	"bufio"
 	"context"
 	"net/http"
+	"net/http/httptest"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/gin-gonic/gin"
 	"github.com/uptrace/bun"
 
 	"github.com/agentroster/agentroster/models"
@@ -111,5 +113,25 @@ func TestStreamsEndOnShutdown(t *testing.T) {
 		}
 	case <-time.After(5 * time.Second):
 		t.Fatal("stream still open 5s after shutdown began")
+	}
+}
+
+// TestPageRefreshEventsWaitForTheRequest: inside a request, an event that
+// only refreshes pages is collected from the request's context (the one the
+// handlers give the models) and announced after the handler, so the
+// transaction that made it does not notify.
+func TestPageRefreshEventsWaitForTheRequest(t *testing.T) {
+	e := newEnv(t)
+	r := gin.New()
+	r.Use(e.h.announceAfter)
+	var deferredErr, direct error
+	r.GET("/x", func(c *gin.Context) {
+		// A nil database: only a collected event can succeed.
+		deferredErr = models.Publish(c.Request.Context(), nil, models.Event{Org: e.org.ID, Kind: models.EventJoinRequest})
+		direct = models.Publish(c.Request.Context(), e.db, models.Event{Org: e.org.ID, Kind: models.EventAgent, ID: "a"})
+	})
+	r.ServeHTTP(httptest.NewRecorder(), httptest.NewRequest(http.MethodGet, "/x", nil))
+	if deferredErr != nil || direct != nil {
+		t.Fatalf("page refresh event: %v; agent event: %v", deferredErr, direct)
 	}
 }

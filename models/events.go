@@ -36,13 +36,13 @@ const (
 // Publish sends ev to every listening server when the caller's transaction
 // commits (NOTIFY is transactional), and never when it rolls back.
 //
-// Within a request that collects events (DeferredEventsKey), an event that
+// Within a context that collects events (WithDeferredEvents), an event that
 // only refreshes pages (invites, join requests, agents added) is collected
 // instead and announced once the request is done: a transaction that
 // notifies holds a database-wide lock while it commits, so such transactions
 // commit one at a time. Events replicas must act on are always sent here.
 func Publish(ctx context.Context, db bun.IDB, ev Event) error {
-	if d, ok := ctx.Value(DeferredEventsKey).(*Deferred); ok && refreshOnly(ev) {
+	if d, ok := ctx.Value(deferredKey{}).(*Deferred); ok && refreshOnly(ev) {
 		d.add(ev)
 		return nil
 	}
@@ -54,9 +54,14 @@ func Publish(ctx context.Context, db bun.IDB, ev Event) error {
 	return translate(err, "publish event")
 }
 
-// DeferredEventsKey is the context key (a string: gin's context looks its
-// values up by string) under which a request keeps a *Deferred.
-const DeferredEventsKey = "agentroster.deferredEvents"
+// deferredKey is the context key of a request's *Deferred.
+type deferredKey struct{}
+
+// WithDeferredEvents returns ctx collecting page-refresh events in d (see
+// Publish).
+func WithDeferredEvents(ctx context.Context, d *Deferred) context.Context {
+	return context.WithValue(ctx, deferredKey{}, d)
+}
 
 // Deferred collects the page-refresh events of one request.
 type Deferred struct {
