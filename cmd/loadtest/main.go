@@ -72,18 +72,21 @@ func main() {
 
 // result is one scenario's figures.
 type result struct {
-	Name       string  `json:"name"`
-	Requests   int64   `json:"requests"`
-	Errors     int64   `json:"errors"`
-	RPS        float64 `json:"rps"`
-	P50ms      float64 `json:"p50Ms"`
-	P99ms      float64 `json:"p99Ms"`
-	Ratio      float64 `json:"ratioToBaseline"`
-	RSSMiB     float64 `json:"serverRssMiB"`
-	ServerP50  float64 `json:"serverP50Ms,omitempty"` // from the server's request log
-	ServerP99  float64 `json:"serverP99Ms,omitempty"`
-	Unit       string  `json:"unit,omitempty"`
-	FirstError string  `json:"firstError,omitempty"`
+	Name      string  `json:"name"`
+	Requests  int64   `json:"requests"`
+	Errors    int64   `json:"errors"`
+	RPS       float64 `json:"rps"`
+	P50ms     float64 `json:"p50Ms"`
+	P99ms     float64 `json:"p99Ms"`
+	Ratio     float64 `json:"ratioToBaseline"`
+	RSSMiB    float64 `json:"serverRssMiB"`
+	ServerP50 float64 `json:"serverP50Ms,omitempty"` // from the server's request log
+	ServerP99 float64 `json:"serverP99Ms,omitempty"`
+	// Routes splits the server's time by route when a unit of work makes
+	// several kinds of request (the join flow).
+	Routes     []routeLatency `json:"serverRoutes,omitempty"`
+	Unit       string         `json:"unit,omitempty"`
+	FirstError string         `json:"firstError,omitempty"`
 }
 
 func run(ctx context.Context, o options) error {
@@ -189,7 +192,7 @@ func run(ctx context.Context, o options) error {
 		}
 		r := measure(sc, o.duration, sc.conc(o.concurrency))
 		r.RSSMiB = rssMiB(srv.Process.Pid)
-		r.ServerP50, r.ServerP99 = serverLatency(logPath, from)
+		r.ServerP50, r.ServerP99, r.Routes = serverLatency(logPath, from)
 		prof.Wait()
 		results = append(results, r)
 	}
@@ -296,6 +299,9 @@ func printTable(rs []result, peak float64, pg float64, pgErr error) {
 				srv = fmt.Sprintf("%8s %8s", "-", "-") // not logged (healthz is logged at debug level)
 			}
 			fmt.Printf("%-22s %9.0f %8.2f %8.2f %s %7d %7.2fx %8.1f\n", name, r.RPS, r.P50ms, r.P99ms, srv, r.Errors, r.Ratio, r.RSSMiB)
+		}
+		for _, rl := range r.Routes {
+			fmt.Printf("  %-52s srv p50 %7.2f  p99 %7.2f\n", rl.Route, rl.P50ms, rl.P99ms)
 		}
 		if r.FirstError != "" {
 			fmt.Printf("  first error: %s\n", r.FirstError)

@@ -141,16 +141,17 @@ func fileSize(path string) int64 {
 
 // serverLatency returns p50 and p99 of the request durations the server
 // logged after offset from (JSON log lines of msg "request").
-func serverLatency(path string, from int64) (p50, p99 float64) {
+func serverLatency(path string, from int64) (p50, p99 float64, routes []routeLatency) {
 	f, err := os.Open(path)
 	if err != nil {
-		return 0, 0
+		return 0, 0, nil
 	}
 	defer f.Close()
 	if _, err := f.Seek(from, io.SeekStart); err != nil {
-		return 0, 0
+		return 0, 0, nil
 	}
 	var ds []float64
+	byRoute := map[string][]float64{}
 	sc := bufio.NewScanner(f)
 	sc.Buffer(make([]byte, 64<<10), 1<<20)
 	for sc.Scan() {
@@ -159,15 +160,41 @@ func serverLatency(path string, from int64) (p50, p99 float64) {
 			continue
 		}
 		var rec struct {
+			Method   string  `json:"method"`
+			Route    string  `json:"route"`
 			Duration float64 `json:"duration_ms"`
 		}
 		if json.Unmarshal(line, &rec) == nil {
 			ds = append(ds, rec.Duration)
+			r := rec.Method + " " + rec.Route
+			byRoute[r] = append(byRoute[r], rec.Duration)
 		}
 	}
 	if len(ds) == 0 {
-		return 0, 0
+		return 0, 0, nil
 	}
+	p50, p99 = percentiles(ds)
+	if len(byRoute) > 1 {
+		for r, ds := range byRoute {
+			rl := routeLatency{Route: r, Requests: len(ds)}
+			rl.P50ms, rl.P99ms = percentiles(ds)
+			routes = append(routes, rl)
+		}
+		sort.Slice(routes, func(i, j int) bool { return routes[i].Route < routes[j].Route })
+	}
+	return p50, p99, routes
+}
+
+// routeLatency is the server's own time for one route within a scenario.
+type routeLatency struct {
+	Route    string  `json:"route"`
+	Requests int     `json:"requests"`
+	P50ms    float64 `json:"p50Ms"`
+	P99ms    float64 `json:"p99Ms"`
+}
+
+// percentiles sorts ds and returns its p50 and p99.
+func percentiles(ds []float64) (p50, p99 float64) {
 	sort.Float64s(ds)
 	return ds[len(ds)/2], ds[len(ds)*99/100]
 }
