@@ -59,7 +59,7 @@ func (h *Handler) registerAgent(c *gin.Context) {
 		h.fail(c, err)
 		return
 	}
-	h.announcer.Announce(models.Event{Org: k.OrgID, Kind: models.EventAgentList, ID: a.ID})
+	h.announcer.Announce(models.Event{Org: k.OrgID, Kind: models.EventAgentList})
 	c.JSON(http.StatusOK, h.summary(a))
 }
 

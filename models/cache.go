@@ -29,11 +29,27 @@ type Cache struct {
 	mu        sync.Mutex
 	live      bool
 	gen       uint64
-	keys      map[[32]byte]cachedKey
+	keys      map[[32]byte]*cachedKey
 	keyByID   map[uuid.UUID][32]byte
 	boundKeys map[AgentRef][][32]byte // keys bound to an agent (may name keys already dropped)
-	agents    map[AgentRef]cachedAgent
-	forgotten map[string]forgetMark // "k:<key id>" / "a:<org>/<agent id>"
+	agents    map[AgentRef]*cachedAgent
+
+	// Invalidations of the last one to two race windows, by the generation
+	// at which they happened: marks holds the current window, older the one
+	// before (see rotate).
+	marks, older forgetMarks
+	rotatedAt    time.Time
+}
+
+// forgetMarks records, per key and per agent, the generation of its latest
+// invalidation.
+type forgetMarks struct {
+	keys   map[uuid.UUID]uint64
+	agents map[AgentRef]uint64
+}
+
+func newForgetMarks() forgetMarks {
+	return forgetMarks{keys: map[uuid.UUID]uint64{}, agents: map[AgentRef]uint64{}}
 }
 
 // AgentRef names an agent.
@@ -41,8 +57,6 @@ type AgentRef struct {
 	Org uuid.UUID
 	ID  string
 }
-
-func (r AgentRef) mark() string { return "a:" + r.Org.String() + "/" + r.ID }
 
 type cachedKey struct {
 	key APIKey
@@ -54,13 +68,8 @@ type cachedAgent struct {
 	at    time.Time
 }
 
-type forgetMark struct {
-	gen uint64
-	at  time.Time
-}
-
-// raceWindow is how long an invalidation is remembered; a database read that
-// takes longer than this is not stored.
+// raceWindow is how long an invalidation is remembered at least; a database
+// read that takes longer than this is not stored.
 const raceWindow = 10 * time.Second
 
 // NewCache returns an empty cache whose entries live at most ttl. origin names
@@ -72,11 +81,22 @@ func NewCache(ttl time.Duration, origin string, maxEntries int) *Cache {
 }
 
 func (c *Cache) reset() {
-	c.keys = map[[32]byte]cachedKey{}
+	c.keys = map[[32]byte]*cachedKey{}
 	c.keyByID = map[uuid.UUID][32]byte{}
 	c.boundKeys = map[AgentRef][][32]byte{}
-	c.agents = map[AgentRef]cachedAgent{}
-	c.forgotten = map[string]forgetMark{}
+	c.agents = map[AgentRef]*cachedAgent{}
+	c.marks, c.older = newForgetMarks(), newForgetMarks()
+	c.rotatedAt = time.Now()
+}
+
+// rotate, under c.mu, starts a new window of marks once the current one is
+// raceWindow old, dropping the window before it: a mark lives at least
+// raceWindow, and memory stays bounded without scanning the marks.
+func (c *Cache) rotate(now time.Time) {
+	if now.Sub(c.rotatedAt) >= raceWindow {
+		c.older, c.marks = c.marks, newForgetMarks()
+		c.rotatedAt = now
+	}
 }
 
 // Origin names this process in events (Event.Origin).
@@ -116,7 +136,7 @@ func (c *Cache) Forget(ev Event) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.gen++
-	now := time.Now()
+	c.rotate(time.Now())
 	switch ev.Kind {
 	case EventAPIKey:
 		id, err := uuid.Parse(ev.ID)
@@ -124,7 +144,7 @@ func (c *Cache) Forget(ev Event) {
 			c.dropKeys()
 			return
 		}
-		c.forgotten["k:"+id.String()] = forgetMark{c.gen, now}
+		c.marks.keys[id] = c.gen
 		if h, ok := c.keyByID[id]; ok {
 			delete(c.keys, h)
 			delete(c.keyByID, id)
@@ -134,7 +154,7 @@ func (c *Cache) Forget(ev Event) {
 			return
 		}
 		ref := AgentRef{ev.Org, ev.ID}
-		c.forgotten[ref.mark()] = forgetMark{c.gen, now}
+		c.marks.agents[ref] = c.gen
 		delete(c.agents, ref)
 		for _, h := range c.boundKeys[ref] {
 			if k, ok := c.keys[h]; ok {
@@ -143,21 +163,12 @@ func (c *Cache) Forget(ev Event) {
 			}
 		}
 		delete(c.boundKeys, ref)
-	default:
-		return
-	}
-	if len(c.forgotten) > 4096 {
-		for m, f := range c.forgotten {
-			if now.Sub(f.at) > raceWindow {
-				delete(c.forgotten, m)
-			}
-		}
 	}
 }
 
 // dropKeys empties the key maps; call it with c.mu held.
 func (c *Cache) dropKeys() {
-	c.keys, c.keyByID, c.boundKeys = map[[32]byte]cachedKey{}, map[uuid.UUID][32]byte{}, map[AgentRef][][32]byte{}
+	c.keys, c.keyByID, c.boundKeys = map[[32]byte]*cachedKey{}, map[uuid.UUID][32]byte{}, map[AgentRef][][32]byte{}
 }
 
 // begin returns the generation a read starts at.
@@ -167,13 +178,18 @@ func (c *Cache) begin() (uint64, time.Time) {
 	return c.gen, time.Now()
 }
 
-// storable reports, under c.mu, whether a read that began at gen may be stored.
-func (c *Cache) storable(gen uint64, started time.Time, marks ...string) bool {
+// storable reports, under c.mu, whether a read of key (uuid.Nil: none) and
+// agent (nil: none) that began at gen may be stored: neither was invalidated
+// since.
+func (c *Cache) storable(gen uint64, started time.Time, key uuid.UUID, agent *AgentRef) bool {
 	if !c.live || time.Since(started) > raceWindow {
 		return false
 	}
-	for _, m := range marks {
-		if f, ok := c.forgotten[m]; ok && f.gen > gen {
+	for _, m := range []forgetMarks{c.marks, c.older} {
+		if key != uuid.Nil && m.keys[key] > gen {
+			return false
+		}
+		if agent != nil && m.agents[*agent] > gen {
 			return false
 		}
 	}
@@ -192,15 +208,18 @@ func (c *Cache) Key(ctx context.Context, db bun.IDB, raw string) (*APIKey, error
 	h := [32]byte(Hash(raw))
 	now := time.Now()
 	c.mu.Lock()
+	var cached APIKey
 	e, ok := c.keys[h]
+	if ok {
+		cached = e.key // copied under the lock: KeyUsed changes it
+	}
 	live := c.live
 	c.mu.Unlock()
 	if ok && now.Sub(e.at) < c.ttl {
-		if e.key.State(now) != "active" {
+		if cached.State(now) != "active" {
 			return nil, ErrUnauthorized
 		}
-		k := e.key
-		return &k, nil
+		return &cached, nil
 	}
 	gen, started := c.begin()
 	k, err := findAPIKey(ctx, db, h[:])
@@ -211,22 +230,19 @@ func (c *Cache) Key(ctx context.Context, db bun.IDB, raw string) (*APIKey, error
 		return nil, ErrUnauthorized
 	}
 	if live {
-		marks := []string{"k:" + k.ID.String()}
+		var bound *AgentRef
 		if k.AgentID != nil {
-			marks = append(marks, AgentRef{k.OrgID, *k.AgentID}.mark())
+			bound = &AgentRef{k.OrgID, *k.AgentID}
 		}
 		c.mu.Lock()
-		if c.storable(gen, started, marks...) {
+		if c.storable(gen, started, k.ID, bound) {
 			if c.full(len(c.keys)) {
 				c.dropKeys()
 			}
-			c.keys[h] = cachedKey{*k, now}
+			c.keys[h] = &cachedKey{*k, now}
 			c.keyByID[k.ID] = h
-			if k.AgentID != nil {
-				ref := AgentRef{k.OrgID, *k.AgentID}
-				if !slices.Contains(c.boundKeys[ref], h) {
-					c.boundKeys[ref] = append(c.boundKeys[ref], h)
-				}
+			if bound != nil && !slices.Contains(c.boundKeys[*bound], h) {
+				c.boundKeys[*bound] = append(c.boundKeys[*bound], h)
 			}
 		}
 		c.mu.Unlock()
@@ -239,9 +255,7 @@ func (c *Cache) KeyUsed(k *APIKey, t time.Time) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if h, ok := c.keyByID[k.ID]; ok {
-		e := c.keys[h]
-		e.key.LastUsedAt = &t
-		c.keys[h] = e
+		c.keys[h].key.LastUsedAt = &t
 	}
 }
 
@@ -249,19 +263,22 @@ func (c *Cache) KeyUsed(k *APIKey, t time.Time) {
 func (c *Cache) Agent(ctx context.Context, db bun.IDB, org uuid.UUID, id string) (*Agent, error) {
 	ref := AgentRef{org, id}
 	c.mu.Lock()
+	var a Agent
 	e, ok := c.agents[ref]
+	if ok {
+		a = e.agent // copied under the lock: AgentSeen changes it
+	}
 	c.mu.Unlock()
 	if ok && time.Since(e.at) < c.ttl {
-		a := e.agent
 		return &a, nil
 	}
 	gen, started := c.begin()
-	a, err := GetAgent(ctx, db, org, id)
+	got, err := GetAgent(ctx, db, org, id)
 	if err != nil {
 		return nil, err
 	}
-	c.Put(a, gen, started)
-	return a, nil
+	c.Put(got, gen, started)
+	return got, nil
 }
 
 // Put stores a copy of a, read from the database by a read that began at
@@ -270,13 +287,13 @@ func (c *Cache) Put(a *Agent, gen uint64, started time.Time) {
 	ref := AgentRef{a.OrgID, a.ID}
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if !c.storable(gen, started, ref.mark()) {
+	if !c.storable(gen, started, uuid.Nil, &ref) {
 		return
 	}
 	if c.full(len(c.agents)) {
-		c.agents = map[AgentRef]cachedAgent{}
+		c.agents = map[AgentRef]*cachedAgent{}
 	}
-	c.agents[ref] = cachedAgent{*a, time.Now()}
+	c.agents[ref] = &cachedAgent{*a, time.Now()}
 }
 
 // Begin returns the generation and time to pass to Put for a database read
@@ -289,7 +306,6 @@ func (c *Cache) AgentSeen(ref AgentRef, t time.Time) {
 	defer c.mu.Unlock()
 	if e, ok := c.agents[ref]; ok {
 		e.agent.LastSeenAt = &t
-		c.agents[ref] = e
 	}
 }
 

@@ -26,6 +26,8 @@ func Open(url string, poolSize int) (*bun.DB, error) {
 		return nil, fmt.Errorf("parse database url: %w", err)
 	}
 	cfg.DefaultQueryExecMode = pgx.QueryExecModeExec
+	// Exec mode uses neither cache; each would still take memory on every connection.
+	cfg.StatementCacheCapacity, cfg.DescriptionCacheCapacity = 0, 0
 	if cfg.RuntimeParams == nil {
 		cfg.RuntimeParams = map[string]string{}
 	}

@@ -62,7 +62,7 @@ func main() {
 	flag.StringVar(&o.only, "only", "", "comma-separated scenario names to run (default all, sse included)")
 	flag.IntVar(&o.streams, "streams", 1000, "SSE streams to hold open in the sse scenario")
 	flag.StringVar(&o.memLimit, "server-gomemlimit", "56MiB", "GOMEMLIMIT for the server process (empty: none)")
-	flag.StringVar(&o.profileDir, "cpuprofile", "", "write a CPU profile of the server per scenario into this directory (go tool pprof)")
+	flag.StringVar(&o.profileDir, "cpuprofile", "", "write CPU and heap profiles of the server per scenario into this directory (go tool pprof)")
 	flag.Parse()
 	if err := run(context.Background(), o); err != nil {
 		fmt.Fprintln(os.Stderr, "loadtest:", err)
@@ -194,6 +194,10 @@ func run(ctx context.Context, o options) error {
 		r.RSSMiB = rssMiB(srv.Process.Pid)
 		r.ServerP50, r.ServerP99, r.Routes = serverLatency(logPath, from)
 		prof.Wait()
+		if pprofAddr != "" {
+			saveProfile(pprofAddr, "heap", filepath.Join(o.profileDir, sc.name+"-heap.prof"))
+			saveProfile(pprofAddr, "heap?debug=1", filepath.Join(o.profileDir, sc.name+"-heap.txt"))
+		}
 		results = append(results, r)
 	}
 	if o.only == "" || strings.Contains(","+o.only+",", ",sse,") {
