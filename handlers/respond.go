@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"net/url"
 	"strings"
+	"sync"
 	"unicode/utf8"
 
 	"github.com/a-h/templ"
@@ -33,14 +34,28 @@ func (h *Handler) render(c *gin.Context, comp templ.Component) {
 // renderStatus renders into a buffer first, so a failing template is a clean
 // 500 rather than half a page.
 func (h *Handler) renderStatus(c *gin.Context, status int, comp templ.Component) {
-	var buf bytes.Buffer
-	if err := comp.Render(c.Request.Context(), &buf); err != nil {
+	buf := renderBuffers.Get().(*bytes.Buffer)
+	defer func() {
+		if buf.Cap() <= maxPooledRender {
+			buf.Reset()
+			renderBuffers.Put(buf)
+		}
+	}()
+	if err := comp.Render(c.Request.Context(), buf); err != nil {
 		logger(c).Error("render", "err", err)
 		c.Data(http.StatusInternalServerError, "text/plain; charset=utf-8", []byte("internal error"))
 		return
 	}
 	c.Data(status, "text/html; charset=utf-8", buf.Bytes())
 }
+
+// renderBuffers keeps page buffers between requests: a roster page is about
+// 100 KB, which a fresh buffer reaches by growing (and copying) a dozen times.
+var renderBuffers = sync.Pool{New: func() any { return new(bytes.Buffer) }}
+
+// maxPooledRender bounds the buffers kept, so one huge page does not pin its
+// memory.
+const maxPooledRender = 1 << 20
 
 // toast asks the page to show a message (see static/js/app.js).
 func toast(c *gin.Context, message, level string) {

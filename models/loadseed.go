@@ -37,9 +37,11 @@ func SeedLoad(ctx context.Context, db bun.IDB, email string, n int) (*LoadSeed, 
 		return nil, err
 	}
 	seed := &LoadSeed{OrgID: org, TeamID: team.ID}
-	_, err = db.ExecContext(ctx, `INSERT INTO agents (org_id, id, team_id, title, status, pickup_enabled, joined_via, llm_version, machine_name)
-		SELECT ?, 'load-' || g, ?, 'Load agent ' || g, 'approved', true, 'register', 'load-1', 'bench-' || (g % 50)
-		FROM generate_series(0, ? - 1) AS g`, org, team.ID, n)
+	// Agents created a second apart, newest last, as a roster that grew.
+	_, err = db.ExecContext(ctx, `INSERT INTO agents (org_id, id, team_id, title, status, pickup_enabled, joined_via, llm_version, machine_name, created_at)
+		SELECT ?, 'load-' || g, ?, 'Load agent ' || g, 'approved', true, 'register', 'load-1', 'bench-' || (g % 50),
+			now() - make_interval(secs => ? - g)
+		FROM generate_series(0, ? - 1) AS g`, org, team.ID, n, n)
 	if err != nil {
 		return nil, translate(err, "seed agents")
 	}
@@ -72,5 +74,10 @@ func SeedLoad(ctx context.Context, db bun.IDB, email string, n int) (*LoadSeed, 
 		return nil, translate(err, "seed team key")
 	}
 	seed.TeamKey = raw
+	// Statistics, as autovacuum would gather them on a live database: without
+	// them the planner sorts every agent of the org for a page of 50.
+	if _, err := db.ExecContext(ctx, "ANALYZE agents, api_keys"); err != nil {
+		return nil, translate(err, "analyze seeded tables")
+	}
 	return seed, nil
 }
