@@ -298,11 +298,10 @@ func GetInvite(ctx context.Context, db bun.IDB, org, id uuid.UUID) (*Invite, err
 	return inv, translate(err, "get invite")
 }
 
-// InviteOrg returns the org of an invite, or ErrNotFound.
-func InviteOrg(ctx context.Context, db bun.IDB, id uuid.UUID) (uuid.UUID, error) {
-	var org uuid.UUID
-	err := db.NewSelect().Model((*Invite)(nil)).Column("org_id").Where("id = ?", id).Scan(ctx, &org)
-	return org, translate(err, "get invite org")
+// InviteOrg returns the org of an invite and user's role there ("" when not
+// a member), or ErrNotFound.
+func InviteOrg(ctx context.Context, db bun.IDB, id, user uuid.UUID) (uuid.UUID, string, error) {
+	return orgAndRole(ctx, db, (*Invite)(nil), id, user, "get invite org")
 }
 
 // findInvite looks an invite up by token. A malformed or unknown token is

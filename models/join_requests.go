@@ -275,11 +275,10 @@ func GetJoinRequest(ctx context.Context, db bun.IDB, org, id uuid.UUID) (*JoinRe
 	return jr, translate(err, "get join request")
 }
 
-// JoinRequestOrg returns the org of a join request, or ErrNotFound.
-func JoinRequestOrg(ctx context.Context, db bun.IDB, id uuid.UUID) (uuid.UUID, error) {
-	var org uuid.UUID
-	err := db.NewSelect().Model((*JoinRequest)(nil)).Column("org_id").Where("id = ?", id).Scan(ctx, &org)
-	return org, translate(err, "get join request org")
+// JoinRequestOrg returns the org of a join request and user's role there (""
+// when not a member), or ErrNotFound.
+func JoinRequestOrg(ctx context.Context, db bun.IDB, id, user uuid.UUID) (uuid.UUID, string, error) {
+	return orgAndRole(ctx, db, (*JoinRequest)(nil), id, user, "get join request org")
 }
 
 // decide moves a PENDING request of org to status in one conditional UPDATE.
