@@ -70,14 +70,14 @@ func TestQueriesPerJoinFlow(t *testing.T) {
 		name     string
 		got, max int
 	}{
-		// user, org; BEGIN, name lock, team and name check, invite, audit, COMMIT
-		{"create invite", create, 8},
-		// BEGIN, use of the invite, join request, both audit events, notification outbox, COMMIT
-		{"join", join, 6},
+		// user, org; BEGIN, name lock, team and name check, invite with its audit event, COMMIT
+		{"create invite", create, 7},
+		// BEGIN, use of the invite, join request with both audit events, notification outbox, COMMIT
+		{"join", join, 5},
 		// user, request's org and caller's role; BEGIN, decision, agent, both audit events, COMMIT
 		{"approve", approve, 7},
-		// request (secret check); BEGIN, claim with the agent's team, key, audit, COMMIT
-		{"claim", claim, 6},
+		// request (secret check); BEGIN, claim with the agent's team, key with its audit event, COMMIT
+		{"claim", claim, 5},
 	} {
 		if c.got > c.max {
 			t.Errorf("%s: %d queries, want at most %d", c.name, c.got, c.max)

@@ -187,7 +187,6 @@ func CreateInvites(ctx context.Context, db bun.IDB, s *Sealer, org uuid.UUID, in
 		if err := lockInviteNames(ctx, tx, org, names); err != nil {
 			return err
 		}
-		audits := NewAudits(org, by)
 		for i, in := range ins {
 			chk, err := checkInvite(ctx, tx, org, in.Team, in.AgentName)
 			if err != nil {
@@ -198,21 +197,19 @@ func CreateInvites(ctx context.Context, db bun.IDB, s *Sealer, org uuid.UUID, in
 			}
 			token := RandomBase62(InviteTokenLen)
 			inv := &Invite{
-				OrgID: org, TeamID: *chk.TeamID, AgentName: in.AgentName, AdapterType: in.AdapterType,
+				ID: uuid.New(), OrgID: org, TeamID: *chk.TeamID, AgentName: in.AgentName, AdapterType: in.AdapterType,
 				TokenHash: Hash(token), TokenEnc: s.Seal(token), MaxUses: in.MaxUses,
 				CreatedBy: by.UserID(), ExpiresAt: time.Now().Add(time.Duration(in.TTLSeconds) * time.Second).Truncate(time.Second),
 			}
-			if _, err := tx.NewInsert().Model(inv).Returning("*").Exec(ctx); err != nil {
-				return translate(err, "create invite")
-			}
-			audits.Add("invite.created", "invite", inv.ID.String(), map[string]any{
+			audit := NewAudits(org, by)
+			audit.Add("invite.created", "invite", inv.ID.String(), map[string]any{
 				"agentName": inv.AgentName, "adapterType": inv.AdapterType, "maxUses": inv.MaxUses,
 				"teamId": inv.TeamID.String(), "expiresAt": inv.ExpiresAt.UTC().Format(time.RFC3339),
 			})
+			if _, err := tx.NewInsert().With("audit", audit.Query(tx)).Model(inv).Returning("*").Exec(ctx); err != nil {
+				return translate(err, "create invite")
+			}
 			out[i] = NewInvite{Invite: inv, Token: token}
-		}
-		if err := audits.Write(ctx, tx); err != nil {
-			return err
 		}
 		return Publish(ctx, tx, Event{Org: org, Kind: EventInvite})
 	})

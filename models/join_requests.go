@@ -181,16 +181,13 @@ func JoinInvite(ctx context.Context, db bun.IDB, s *Sealer, token string, in Joi
 		}
 		secret := claimSecret(s, jr.ID)
 		jr.ClaimSecretHash = Hash(secret)
-		if _, err := tx.NewInsert().Model(jr).Returning("*").Exec(ctx); err != nil {
-			return translate(err, "create join request")
-		}
 		audits := NewAudits(inv.OrgID, by)
 		audits.Add("invite.used", "invite", inv.ID.String(),
 			map[string]any{"agentName": inv.AgentName, "uses": inv.Uses, "maxUses": inv.MaxUses, "joinRequestId": jr.ID.String()})
 		audits.Add("join_request.created", "join_request", jr.ID.String(),
 			map[string]any{"agentName": jr.AgentName, "adapterType": jr.AdapterType, "inviteId": inv.ID.String(), "userAgent": jr.UserAgent})
-		if err := audits.Write(ctx, tx); err != nil {
-			return err
+		if _, err := tx.NewInsert().With("audit", audits.Query(tx)).Model(jr).Returning("*").Exec(ctx); err != nil {
+			return translate(err, "create join request")
 		}
 		err = EnqueueNotification(ctx, tx, inv.OrgID, NotifyJoinRequestCreated, map[string]any{
 			"agentName": jr.AgentName, "adapterType": jr.AdapterType, "joinRequestId": jr.ID.String(), "path": "/agents/join-requests"})
@@ -494,13 +491,7 @@ func ClaimJoinRequest(ctx context.Context, db bun.IDB, id uuid.UUID, secret stri
 		if claimed.AgentTeamID == nil {
 			return Gone("agent_deleted", "the agent of this join request was deleted")
 		}
-		agent := *jr.AgentID
-		out.Key, out.RawKey, err = issueAgentKey(ctx, tx, jr.OrgID, *claimed.AgentTeamID, agent, jr.ID)
-		if err != nil {
-			return err
-		}
-		err = Audit(ctx, tx, jr.OrgID, by, "api_key.claimed", "api_key", out.Key.ID.String(),
-			map[string]any{"agentId": agent, "joinRequestId": jr.ID.String(), "prefix": out.Key.Prefix})
+		out.Key, out.RawKey, err = issueAgentKey(ctx, tx, jr.OrgID, *claimed.AgentTeamID, *jr.AgentID, jr.ID, by)
 		if err != nil {
 			return err
 		}
