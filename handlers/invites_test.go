@@ -556,3 +556,21 @@ func TestInviteClaimAfterAgentDeleted(t *testing.T) {
 		t.Fatalf("%d keys issued for a deleted agent", n)
 	}
 }
+
+// TestInviteJoinQueuesNotification: a join queues join_request.created for
+// each endpoint that subscribes to it, with the request's id, and for no other.
+func TestInviteJoinQueuesNotification(t *testing.T) {
+	e := newEnv(t)
+	tok := e.token("root@example.com")
+	hook, _ := e.webhook(tok, "https://example.com/joins", models.NotifyJoinRequestCreated)
+	e.webhook(tok, "https://example.com/keys", models.NotifyKeyRevoked)
+	inv := e.invite(tok, map[string]any{"agentName": "notified"})
+	var j joinOut
+	e.joinInvite(inv.Token, map[string]any{}).want(http.StatusCreated).decode(&j)
+	if n := e.count("notification_outbox", "event = ?", models.NotifyJoinRequestCreated); n != 1 {
+		t.Fatalf("%d join_request.created notifications queued, want 1", n)
+	}
+	if n := e.count("notification_outbox", "endpoint_id = ? AND payload->>'joinRequestId' = ?", hook, j.JoinRequestID); n != 1 {
+		t.Fatal("the notification is not for the subscribed endpoint or names another request")
+	}
+}

@@ -72,8 +72,8 @@ func TestQueriesPerJoinFlow(t *testing.T) {
 	}{
 		// user, org; BEGIN, name lock, team and name check, invite with its audit event, COMMIT
 		{"create invite", create, 7},
-		// BEGIN, use of the invite, join request with both audit events, notification outbox, COMMIT
-		{"join", join, 5},
+		// BEGIN, use of the invite, join request with both audit events and its notifications, COMMIT
+		{"join", join, 4},
 		// user, request's org and caller's role; BEGIN, decision, agent, both audit events, COMMIT
 		{"approve", approve, 7},
 		// request (secret check); BEGIN, claim with the agent's team, key with its audit event, COMMIT

@@ -186,13 +186,15 @@ func JoinInvite(ctx context.Context, db bun.IDB, s *Sealer, token string, in Joi
 			map[string]any{"agentName": inv.AgentName, "uses": inv.Uses, "maxUses": inv.MaxUses, "joinRequestId": jr.ID.String()})
 		audits.Add("join_request.created", "join_request", jr.ID.String(),
 			map[string]any{"agentName": jr.AgentName, "adapterType": jr.AdapterType, "inviteId": inv.ID.String(), "userAgent": jr.UserAgent})
-		if _, err := tx.NewInsert().With("audit", audits.Query(tx)).Model(jr).Returning("*").Exec(ctx); err != nil {
-			return translate(err, "create join request")
-		}
-		err = EnqueueNotification(ctx, tx, inv.OrgID, NotifyJoinRequestCreated, map[string]any{
+		notify, err := notificationQuery(tx, inv.OrgID, NotifyJoinRequestCreated, map[string]any{
 			"agentName": jr.AgentName, "adapterType": jr.AdapterType, "joinRequestId": jr.ID.String(), "path": "/agents/join-requests"})
 		if err != nil {
 			return err
+		}
+		// One statement writes the request, its audit events and its notifications.
+		_, err = tx.NewInsert().With("audit", audits.Query(tx)).With("notify", notify).Model(jr).Returning("*").Exec(ctx)
+		if err != nil {
+			return translate(err, "create join request")
 		}
 		if err := Publish(ctx, tx, Event{Org: inv.OrgID, Kind: EventJoinRequest, ID: jr.ID.String()}); err != nil {
 			return err
