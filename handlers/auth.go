@@ -144,6 +144,19 @@ func (h *Handler) requireAdminOf(c *gin.Context, org uuid.UUID) error {
 	return nil
 }
 
+// requireAdminRole is requireAdminOf for p's role in an org read with the
+// object a request is about (that org exists): SAs are admins of every org,
+// a non-member ("") gets errNotFound, a viewer errViewer.
+func requireAdminRole(p *principal, role string) error {
+	switch {
+	case p.User.IsSA || role == models.RoleAdmin:
+		return nil
+	case role == "":
+		return errNotFound
+	}
+	return errViewer
+}
+
 // scope is the org a request works in and the caller's role there.
 type scope struct {
 	Org  *models.Organization

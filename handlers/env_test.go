@@ -66,7 +66,8 @@ func newEnvOn(t testing.TB, dbURL string) *env {
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv.Config.Handler = validateAPI(t, h.Routes())
+	// withGinContext: queryCounter finds the request of each query.
+	srv.Config.Handler = withGinContext(validateAPI(t, h.Routes()))
 	t.Cleanup(func() { srv.Close(); h.Close() })
 	return &env{t: t, db: db, h: h, srv: srv, sa: sa, org: &orgs[0], actor: models.System}
 }

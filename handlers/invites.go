@@ -1,6 +1,7 @@
 package handlers
 
 import (
+	"context"
 	"errors"
 	"net/http"
 	"strings"
@@ -248,14 +249,20 @@ func (h *Handler) claimAPI(c *gin.Context) {
 // --- Management: /internal/invites and /internal/join-requests ---
 
 // objectScope finds the org of the object :id and checks that the caller
-// administers it. An object the caller cannot see (unknown, in an org they are
-// not a member of, or not in the ?orgId= given) is a 404 for an admin of the
-// request's org and a 403 for anyone else, so a viewer learns nothing.
-func (h *Handler) objectScope(c *gin.Context, orgOf func(*gin.Context, uuid.UUID) (uuid.UUID, error)) (uuid.UUID, uuid.UUID, error) {
+// administers it; orgOf reads the org and the caller's role there together.
+// An object the caller cannot see (unknown, in an org they are not a member
+// of, or not in the ?orgId= given) is a 404 for an admin of the request's org
+// and a 403 for anyone else, so a viewer learns nothing.
+func (h *Handler) objectScope(c *gin.Context, orgOf func(ctx context.Context, id, user uuid.UUID) (uuid.UUID, string, error)) (uuid.UUID, uuid.UUID, error) {
+	p := currentPrincipal(c)
+	if p == nil {
+		return uuid.Nil, uuid.Nil, errUnauthenticated
+	}
 	id, err := pathUUID(c, "id")
 	var org uuid.UUID
+	var role string
 	if err == nil {
-		org, err = orgOf(c, id)
+		org, role, err = orgOf(c.Request.Context(), id, p.User.ID)
 	}
 	if err == nil {
 		if q := c.Query("orgId"); q != "" && q != org.String() {
@@ -263,7 +270,7 @@ func (h *Handler) objectScope(c *gin.Context, orgOf func(*gin.Context, uuid.UUID
 		}
 	}
 	if err == nil {
-		err = h.requireAdminOf(c, org)
+		err = requireAdminRole(p, role)
 	}
 	if err != nil && (err == errNotFound || errors.Is(err, models.ErrNotFound)) {
 		if _, serr := h.adminScope(c); serr != nil {
@@ -274,14 +281,14 @@ func (h *Handler) objectScope(c *gin.Context, orgOf func(*gin.Context, uuid.UUID
 }
 
 func (h *Handler) inviteScope(c *gin.Context) (uuid.UUID, uuid.UUID, error) {
-	return h.objectScope(c, func(c *gin.Context, id uuid.UUID) (uuid.UUID, error) {
-		return models.InviteOrg(c.Request.Context(), h.db, id)
+	return h.objectScope(c, func(ctx context.Context, id, user uuid.UUID) (uuid.UUID, string, error) {
+		return models.InviteOrg(ctx, h.db, id, user)
 	})
 }
 
 func (h *Handler) joinRequestScope(c *gin.Context) (uuid.UUID, uuid.UUID, error) {
-	return h.objectScope(c, func(c *gin.Context, id uuid.UUID) (uuid.UUID, error) {
-		return models.JoinRequestOrg(c.Request.Context(), h.db, id)
+	return h.objectScope(c, func(ctx context.Context, id, user uuid.UUID) (uuid.UUID, string, error) {
+		return models.JoinRequestOrg(ctx, h.db, id, user)
 	})
 }
 

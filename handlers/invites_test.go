@@ -534,3 +534,43 @@ func TestInviteInternalPermissions(t *testing.T) {
 		t.Fatal("a refused call decided the request")
 	}
 }
+
+// TestInviteClaimAfterAgentDeleted: the agent of an approved request was
+// deleted before the claim. The claim answers 410 agent_deleted, issues no key
+// and leaves the request unclaimed.
+func TestInviteClaimAfterAgentDeleted(t *testing.T) {
+	e := newEnv(t)
+	tok := e.token("root@example.com")
+	inv := e.invite(tok, map[string]any{"agentName": "gone-agent"})
+	var j joinOut
+	e.joinInvite(inv.Token, map[string]any{}).want(http.StatusCreated).decode(&j)
+	e.call(http.MethodPost, "/api/v1/internal/join-requests/"+j.JoinRequestID+"/approve", tok, struct{}{}).want(http.StatusOK)
+	e.call(http.MethodDelete, "/api/v1/agents/gone-agent?orgId="+e.org.ID.String(), tok, nil).want(http.StatusOK)
+	for range 2 {
+		e.claim(j.JoinRequestID, j.ClaimSecret).wantError(http.StatusGone, "agent_deleted")
+	}
+	if n := e.count("join_requests", "id = ? AND claimed_at IS NULL", j.JoinRequestID); n != 1 {
+		t.Fatal("a refused claim marked the request claimed")
+	}
+	if n := e.count("api_keys", "join_request_id = ?", j.JoinRequestID); n != 0 {
+		t.Fatalf("%d keys issued for a deleted agent", n)
+	}
+}
+
+// TestInviteJoinQueuesNotification: a join queues join_request.created for
+// each endpoint that subscribes to it, with the request's id, and for no other.
+func TestInviteJoinQueuesNotification(t *testing.T) {
+	e := newEnv(t)
+	tok := e.token("root@example.com")
+	hook, _ := e.webhook(tok, "https://example.com/joins", models.NotifyJoinRequestCreated)
+	e.webhook(tok, "https://example.com/keys", models.NotifyKeyRevoked)
+	inv := e.invite(tok, map[string]any{"agentName": "notified"})
+	var j joinOut
+	e.joinInvite(inv.Token, map[string]any{}).want(http.StatusCreated).decode(&j)
+	if n := e.count("notification_outbox", "event = ?", models.NotifyJoinRequestCreated); n != 1 {
+		t.Fatalf("%d join_request.created notifications queued, want 1", n)
+	}
+	if n := e.count("notification_outbox", "endpoint_id = ? AND payload->>'joinRequestId' = ?", hook, j.JoinRequestID); n != 1 {
+		t.Fatal("the notification is not for the subscribed endpoint or names another request")
+	}
+}

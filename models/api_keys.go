@@ -52,12 +52,16 @@ func newKeyRow(org, team uuid.UUID, name string) (*APIKey, string) {
 	return &APIKey{OrgID: org, TeamID: team, Name: name, Prefix: raw[:keyPrefixLen], KeyHash: Hash(raw), IsActive: true}, raw
 }
 
-// issueAgentKey creates a key bound to agent (issued through an invite) and
-// returns it with its plaintext, which is never stored.
-func issueAgentKey(ctx context.Context, db bun.IDB, org, team uuid.UUID, agent string, joinRequest uuid.UUID) (*APIKey, string, error) {
+// issueAgentKey creates a key bound to agent, claimed through join request
+// joinRequest, and returns it with its plaintext, which is never stored. Its
+// api_key.claimed audit event is written by the same statement.
+func issueAgentKey(ctx context.Context, db bun.IDB, org, team uuid.UUID, agent string, joinRequest uuid.UUID, by Actor) (*APIKey, string, error) {
 	k, raw := newKeyRow(org, team, "invite: "+agent)
-	k.AgentID, k.JoinRequestID = &agent, &joinRequest
-	if _, err := db.NewInsert().Model(k).Returning("*").Exec(ctx); err != nil {
+	k.ID, k.AgentID, k.JoinRequestID = uuid.New(), &agent, &joinRequest
+	audit := NewAudits(org, by)
+	audit.Add("api_key.claimed", "api_key", k.ID.String(),
+		map[string]any{"agentId": agent, "joinRequestId": joinRequest.String(), "prefix": k.Prefix})
+	if _, err := db.NewInsert().With("audit", audit.Query(db)).Model(k).Returning("*").Exec(ctx); err != nil {
 		return nil, "", translate(err, "issue agent key")
 	}
 	return k, raw, nil

@@ -56,18 +56,56 @@ type AuditEvent struct {
 // Audit appends an event; call it with the transaction that makes the change.
 // org may be uuid.Nil for platform-level events.
 func Audit(ctx context.Context, db bun.IDB, org uuid.UUID, by Actor, action, targetType, targetID string, details map[string]any) error {
-	ev := &AuditEvent{
-		ActorType: by.Type, ActorID: by.ID, ActorLabel: by.Label, IP: by.IP, RequestID: by.RequestID,
+	a := NewAudits(org, by)
+	a.Add(action, targetType, targetID, details)
+	return a.Write(ctx, db)
+}
+
+// Audits collects the events of one change by one actor in one org, to be
+// appended together: one INSERT however many there are.
+type Audits struct {
+	org uuid.UUID
+	by  Actor
+	evs []AuditEvent
+}
+
+// NewAudits starts an empty batch (org may be uuid.Nil, as for Audit).
+func NewAudits(org uuid.UUID, by Actor) *Audits {
+	return &Audits{org: org, by: by}
+}
+
+// Add queues an event; they are written in the order added.
+func (a *Audits) Add(action, targetType, targetID string, details map[string]any) {
+	ev := AuditEvent{
+		ActorType: a.by.Type, ActorID: a.by.ID, ActorLabel: a.by.Label, IP: a.by.IP, RequestID: a.by.RequestID,
 		Action: action, TargetType: targetType, TargetID: targetID, Details: details,
 	}
-	if org != uuid.Nil {
-		ev.OrgID = &org
+	if a.org != uuid.Nil {
+		ev.OrgID = &a.org
 	}
 	if ev.Details == nil {
 		ev.Details = map[string]any{}
 	}
-	_, err := db.NewInsert().Model(ev).Exec(ctx)
-	return translate(err, "write audit event")
+	a.evs = append(a.evs, ev)
+}
+
+// Write appends the queued events in one statement and empties the batch;
+// call it with the transaction that makes the change, before it commits.
+func (a *Audits) Write(ctx context.Context, db bun.IDB) error {
+	if len(a.evs) == 0 {
+		return nil
+	}
+	_, err := a.Query(db).Exec(ctx)
+	a.evs = nil
+	return translate(err, "write audit events")
+}
+
+// Query is the INSERT of the queued events (at least one). Given to the
+// statement that makes the change as a WITH query, it writes them with that
+// statement, saving a round trip: PostgreSQL runs a data-modifying WITH
+// query whether or not the statement reads it.
+func (a *Audits) Query(db bun.IDB) *bun.InsertQuery {
+	return db.NewInsert().Model(&a.evs)
 }
 
 // AuditFilter narrows an audit listing. Zero values match everything.

@@ -4,7 +4,7 @@ import (
 	"context"
 	"database/sql"
 	"errors"
-	"sort"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -12,6 +12,7 @@ import (
 
 	"github.com/google/uuid"
 	"github.com/uptrace/bun"
+	"github.com/uptrace/bun/dialect/pgdialect"
 )
 
 // Invite limits (SPEC §4).
@@ -177,61 +178,36 @@ func CreateInvites(ctx context.Context, db bun.IDB, s *Sealer, org uuid.UUID, in
 	if err := v.Err(); err != nil {
 		return nil, err
 	}
-	// Serialize creators of the same names so the name check below holds. The
-	// locks are taken in sorted order: two bulk creations whose names overlap
-	// in different orders would otherwise deadlock.
 	names := make([]string, 0, len(ins))
 	for _, in := range ins {
 		names = append(names, in.AgentName)
 	}
-	sort.Strings(names)
 	out := make([]NewInvite, len(ins))
 	err := InTx(ctx, db, func(tx bun.Tx) error {
-		for _, name := range names {
-			if _, err := tx.ExecContext(ctx, "SELECT pg_advisory_xact_lock(hashtextextended(? || '/' || ?, 7))", org.String(), name); err != nil {
-				return translate(err, "lock invite name")
-			}
+		if err := lockInviteNames(ctx, tx, org, names); err != nil {
+			return err
 		}
-		var def *Team
 		for i, in := range ins {
-			team := in.Team
-			if team == uuid.Nil {
-				if def == nil {
-					t, err := DefaultTeam(ctx, tx, org)
-					if err != nil {
-						return err
-					}
-					def = t
-				}
-				team = def.ID
-			} else if _, err := GetTeam(ctx, tx, org, team); err != nil {
-				if errors.Is(err, ErrNotFound) {
-					return Invalid("teamId", "is not a team of this organization")
-				}
+			chk, err := checkInvite(ctx, tx, org, in.Team, in.AgentName)
+			if err != nil {
 				return err
 			}
-			if err := nameFree(ctx, tx, org, in.AgentName); err != nil {
-				var se *StateError
-				if errors.As(err, &se) {
-					se.Details["line"] = i + 1
-				}
+			if err := chk.err(in, i+1); err != nil {
 				return err
 			}
 			token := RandomBase62(InviteTokenLen)
 			inv := &Invite{
-				OrgID: org, TeamID: team, AgentName: in.AgentName, AdapterType: in.AdapterType,
+				ID: uuid.New(), OrgID: org, TeamID: *chk.TeamID, AgentName: in.AgentName, AdapterType: in.AdapterType,
 				TokenHash: Hash(token), TokenEnc: s.Seal(token), MaxUses: in.MaxUses,
 				CreatedBy: by.UserID(), ExpiresAt: time.Now().Add(time.Duration(in.TTLSeconds) * time.Second).Truncate(time.Second),
 			}
-			if _, err := tx.NewInsert().Model(inv).Returning("*").Exec(ctx); err != nil {
-				return translate(err, "create invite")
-			}
-			err := Audit(ctx, tx, org, by, "invite.created", "invite", inv.ID.String(), map[string]any{
+			audit := NewAudits(org, by)
+			audit.Add("invite.created", "invite", inv.ID.String(), map[string]any{
 				"agentName": inv.AgentName, "adapterType": inv.AdapterType, "maxUses": inv.MaxUses,
-				"teamId": team.String(), "expiresAt": inv.ExpiresAt.UTC().Format(time.RFC3339),
+				"teamId": inv.TeamID.String(), "expiresAt": inv.ExpiresAt.UTC().Format(time.RFC3339),
 			})
-			if err != nil {
-				return err
+			if _, err := tx.NewInsert().With("audit", audit.Query(tx)).Model(inv).Returning("*").Exec(ctx); err != nil {
+				return translate(err, "create invite")
 			}
 			out[i] = NewInvite{Invite: inv, Token: token}
 		}
@@ -243,23 +219,59 @@ func CreateInvites(ctx context.Context, db bun.IDB, s *Sealer, org uuid.UUID, in
 	return out, nil
 }
 
-// nameFree refuses a name held by an agent of org or reserved by another
-// active invite (409 name_taken).
-func nameFree(ctx context.Context, db bun.IDB, org uuid.UUID, name string) error {
-	agent, err := db.NewSelect().Model((*Agent)(nil)).Where("org_id = ? AND id = ?", org, name).Exists(ctx)
-	if err != nil {
-		return translate(err, "check agent name")
+// lockInviteNames serializes creators of the same names in org until the
+// transaction ends, so that the name check of checkInvite holds. The locks are
+// taken in sorted order, in one statement: two bulk creations whose names
+// overlap in different orders would otherwise deadlock. The check must be a
+// later statement: a statement reads the rows committed when it starts, which
+// is before it waited for the locks.
+func lockInviteNames(ctx context.Context, tx bun.Tx, org uuid.UUID, names []string) error {
+	sorted := slices.Sorted(slices.Values(names))
+	_, err := tx.ExecContext(ctx, "SELECT pg_advisory_xact_lock(hashtextextended(? || '/' || name, 7)) FROM unnest(?::text[]) AS name",
+		org.String(), pgdialect.Array(sorted))
+	return translate(err, "lock invite names")
+}
+
+// inviteCheck is what creating one invite must know, read in one statement.
+type inviteCheck struct {
+	TeamID      *uuid.UUID // the team given or the default team; nil when org has no such team
+	AgentTaken  bool       // an agent of org holds the name
+	InviteTaken bool       // another active invite reserves it
+}
+
+// checkInvite reads the invite's team (uuid.Nil: org's default team) and
+// whether its name is taken.
+func checkInvite(ctx context.Context, db bun.IDB, org, team uuid.UUID, name string) (*inviteCheck, error) {
+	teams := db.NewSelect().Model((*Team)(nil)).Column("id")
+	if team == uuid.Nil {
+		defaultTeam(teams, org)
+	} else {
+		teams.Where("org_id = ? AND id = ?", org, team)
 	}
-	if agent {
-		return Conflict("name_taken", "an agent with this name already exists in the organization", map[string]any{"agentName": name})
-	}
-	invite, err := db.NewSelect().Model((*Invite)(nil)).
-		Where("org_id = ? AND agent_name = ? AND revoked_at IS NULL AND uses < max_uses AND expires_at > now()", org, name).Exists(ctx)
-	if err != nil {
-		return translate(err, "check invite name")
-	}
-	if invite {
-		return Conflict("name_taken", "an active invite already reserves this name", map[string]any{"agentName": name})
+	agent := db.NewSelect().Model((*Agent)(nil)).ColumnExpr("1").Where("org_id = ? AND id = ?", org, name)
+	invite := db.NewSelect().Model((*Invite)(nil)).ColumnExpr("1").
+		Where("org_id = ? AND agent_name = ? AND revoked_at IS NULL AND uses < max_uses AND expires_at > now()", org, name)
+	chk := new(inviteCheck)
+	err := db.NewSelect().ColumnExpr("(?)", teams).ColumnExpr("EXISTS (?)", agent).ColumnExpr("EXISTS (?)", invite).
+		Scan(ctx, &chk.TeamID, &chk.AgentTaken, &chk.InviteTaken)
+	return chk, translate(err, "check invite")
+}
+
+// err is the refusal of invite in (on line `line` of a bulk creation): a
+// teamId error for a team not in the org, a 409 name_taken when an agent holds
+// the name or another active invite reserves it.
+func (chk *inviteCheck) err(in InviteInput, line int) error {
+	switch {
+	case chk.TeamID == nil && in.Team == uuid.Nil:
+		return translate(sql.ErrNoRows, "default team")
+	case chk.TeamID == nil:
+		return Invalid("teamId", "is not a team of this organization")
+	case chk.AgentTaken:
+		return Conflict("name_taken", "an agent with this name already exists in the organization",
+			map[string]any{"agentName": in.AgentName, "line": line})
+	case chk.InviteTaken:
+		return Conflict("name_taken", "an active invite already reserves this name",
+			map[string]any{"agentName": in.AgentName, "line": line})
 	}
 	return nil
 }
@@ -283,11 +295,10 @@ func GetInvite(ctx context.Context, db bun.IDB, org, id uuid.UUID) (*Invite, err
 	return inv, translate(err, "get invite")
 }
 
-// InviteOrg returns the org of an invite, or ErrNotFound.
-func InviteOrg(ctx context.Context, db bun.IDB, id uuid.UUID) (uuid.UUID, error) {
-	var org uuid.UUID
-	err := db.NewSelect().Model((*Invite)(nil)).Column("org_id").Where("id = ?", id).Scan(ctx, &org)
-	return org, translate(err, "get invite org")
+// InviteOrg returns the org of an invite and user's role there ("" when not
+// a member), or ErrNotFound.
+func InviteOrg(ctx context.Context, db bun.IDB, id, user uuid.UUID) (uuid.UUID, string, error) {
+	return orgAndRole(ctx, db, (*Invite)(nil), id, user, "get invite org")
 }
 
 // findInvite looks an invite up by token. A malformed or unknown token is

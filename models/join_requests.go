@@ -181,23 +181,20 @@ func JoinInvite(ctx context.Context, db bun.IDB, s *Sealer, token string, in Joi
 		}
 		secret := claimSecret(s, jr.ID)
 		jr.ClaimSecretHash = Hash(secret)
-		if _, err := tx.NewInsert().Model(jr).Returning("*").Exec(ctx); err != nil {
-			return translate(err, "create join request")
-		}
-		err = Audit(ctx, tx, inv.OrgID, by, "invite.used", "invite", inv.ID.String(),
+		audits := NewAudits(inv.OrgID, by)
+		audits.Add("invite.used", "invite", inv.ID.String(),
 			map[string]any{"agentName": inv.AgentName, "uses": inv.Uses, "maxUses": inv.MaxUses, "joinRequestId": jr.ID.String()})
-		if err != nil {
-			return err
-		}
-		err = Audit(ctx, tx, inv.OrgID, by, "join_request.created", "join_request", jr.ID.String(),
+		audits.Add("join_request.created", "join_request", jr.ID.String(),
 			map[string]any{"agentName": jr.AgentName, "adapterType": jr.AdapterType, "inviteId": inv.ID.String(), "userAgent": jr.UserAgent})
-		if err != nil {
-			return err
-		}
-		err = EnqueueNotification(ctx, tx, inv.OrgID, NotifyJoinRequestCreated, map[string]any{
+		notify, err := notificationQuery(tx, inv.OrgID, NotifyJoinRequestCreated, map[string]any{
 			"agentName": jr.AgentName, "adapterType": jr.AdapterType, "joinRequestId": jr.ID.String(), "path": "/agents/join-requests"})
 		if err != nil {
 			return err
+		}
+		// One statement writes the request, its audit events and its notifications.
+		_, err = tx.NewInsert().With("audit", audits.Query(tx)).With("notify", notify).Model(jr).Returning("*").Exec(ctx)
+		if err != nil {
+			return translate(err, "create join request")
 		}
 		if err := Publish(ctx, tx, Event{Org: inv.OrgID, Kind: EventJoinRequest, ID: jr.ID.String()}); err != nil {
 			return err
@@ -277,11 +274,10 @@ func GetJoinRequest(ctx context.Context, db bun.IDB, org, id uuid.UUID) (*JoinRe
 	return jr, translate(err, "get join request")
 }
 
-// JoinRequestOrg returns the org of a join request, or ErrNotFound.
-func JoinRequestOrg(ctx context.Context, db bun.IDB, id uuid.UUID) (uuid.UUID, error) {
-	var org uuid.UUID
-	err := db.NewSelect().Model((*JoinRequest)(nil)).Column("org_id").Where("id = ?", id).Scan(ctx, &org)
-	return org, translate(err, "get join request org")
+// JoinRequestOrg returns the org of a join request and user's role there (""
+// when not a member), or ErrNotFound.
+func JoinRequestOrg(ctx context.Context, db bun.IDB, id, user uuid.UUID) (uuid.UUID, string, error) {
+	return orgAndRole(ctx, db, (*JoinRequest)(nil), id, user, "get join request org")
 }
 
 // decide moves a PENDING request of org to status in one conditional UPDATE.
@@ -345,21 +341,20 @@ func ApproveJoinRequest(ctx context.Context, db bun.IDB, org, id uuid.UUID, by A
 			return translate(err, "create agent")
 		}
 		out = &Approval{Request: jr, Agent: a}
+		audits := NewAudits(org, by)
 		if n, _ := res.RowsAffected(); n == 1 {
-			err = Audit(ctx, tx, org, by, "agent.created", "agent", a.ID, map[string]any{
+			audits.Add("agent.created", "agent", a.ID, map[string]any{
 				"via": "invite", "joinRequestId": jr.ID.String(), "teamId": a.TeamID.String(), "title": a.Title})
-			if err == nil {
-				err = Publish(ctx, tx, Event{Org: org, Kind: EventAgentList})
-			}
+			err = Publish(ctx, tx, Event{Org: org, Kind: EventAgentList})
 		} else {
-			err = reregister(ctx, tx, out, by)
+			err = reregister(ctx, tx, out, audits)
 		}
 		if err != nil {
 			return err
 		}
-		err = Audit(ctx, tx, org, by, "join_request.approved", "join_request", jr.ID.String(),
+		audits.Add("join_request.approved", "join_request", jr.ID.String(),
 			map[string]any{"agentName": jr.AgentName, "inviteId": jr.InviteID.String(), "reregistered": out.Reregistered})
-		if err != nil {
+		if err := audits.Write(ctx, tx); err != nil {
 			return err
 		}
 		return Publish(ctx, tx, Event{Org: org, Kind: EventJoinRequest, ID: jr.ID.String()})
@@ -372,7 +367,8 @@ func ApproveJoinRequest(ctx context.Context, db bun.IDB, org, id uuid.UUID, by A
 
 // reregister keeps the existing agent of an approval when an earlier approved
 // request of the same invite produced it, and revokes its invite-issued keys.
-func reregister(ctx context.Context, tx bun.Tx, ap *Approval, by Actor) error {
+// Its audit event joins audits.
+func reregister(ctx context.Context, tx bun.Tx, ap *Approval, audits *Audits) error {
 	jr := ap.Request
 	same, err := tx.NewSelect().Model((*JoinRequest)(nil)).
 		Where("invite_id = ? AND agent_id = ? AND status = ? AND id <> ?", jr.InviteID, jr.AgentName, JoinApproved, jr.ID).Exists(ctx)
@@ -392,11 +388,7 @@ func reregister(ctx context.Context, tx bun.Tx, ap *Approval, by Actor) error {
 		return err
 	}
 	ap.Agent, ap.Reregistered, ap.RevokedKeys = a, true, n
-	err = Audit(ctx, tx, jr.OrgID, by, "agent.reregistered", "agent", a.ID,
-		map[string]any{"joinRequestId": jr.ID.String(), "revokedKeys": n})
-	if err != nil {
-		return err
-	}
+	audits.Add("agent.reregistered", "agent", a.ID, map[string]any{"joinRequestId": jr.ID.String(), "revokedKeys": n})
 	return Publish(ctx, tx, Event{Org: jr.OrgID, Kind: EventAgent, ID: a.ID})
 }
 
@@ -412,11 +404,9 @@ func RejectJoinRequest(ctx context.Context, db bun.IDB, org, id uuid.UUID, revok
 			return err
 		}
 		out = jr
-		err = Audit(ctx, tx, org, by, "join_request.rejected", "join_request", jr.ID.String(),
+		audits := NewAudits(org, by)
+		audits.Add("join_request.rejected", "join_request", jr.ID.String(),
 			map[string]any{"agentName": jr.AgentName, "inviteId": jr.InviteID.String(), "revokeInvite": revokeInvite})
-		if err != nil {
-			return err
-		}
 		if revokeInvite {
 			res, err := tx.NewUpdate().Model((*Invite)(nil)).Set("revoked_at = now()").
 				Where("org_id = ? AND id = ? AND revoked_at IS NULL", org, jr.InviteID).Exec(ctx)
@@ -424,15 +414,15 @@ func RejectJoinRequest(ctx context.Context, db bun.IDB, org, id uuid.UUID, revok
 				return translate(err, "revoke invite")
 			}
 			if n, _ := res.RowsAffected(); n == 1 {
-				err := Audit(ctx, tx, org, by, "invite.deleted", "invite", jr.InviteID.String(),
+				audits.Add("invite.deleted", "invite", jr.InviteID.String(),
 					map[string]any{"agentName": jr.AgentName, "joinRequestId": jr.ID.String()})
-				if err != nil {
-					return err
-				}
 			}
 			if err := Publish(ctx, tx, Event{Org: org, Kind: EventInvite, ID: jr.InviteID.String()}); err != nil {
 				return err
 			}
+		}
+		if err := audits.Write(ctx, tx); err != nil {
+			return err
 		}
 		return Publish(ctx, tx, Event{Org: org, Kind: EventJoinRequest, ID: jr.ID.String()})
 	})
@@ -486,28 +476,24 @@ func ClaimJoinRequest(ctx context.Context, db bun.IDB, id uuid.UUID, secret stri
 	}
 	out := &Claimed{Request: jr}
 	err = InTx(ctx, db, func(tx bun.Tx) error {
-		err := tx.NewUpdate().Model(jr).Set("claimed_at = now()").
+		// The claim also reads its agent's team: an agent deleted since
+		// approval has none, and returning the error rolls the claim back.
+		claimed := new(claimedRequest)
+		err := tx.NewUpdate().Model(claimed).Set("claimed_at = now()").
 			Where("id = ? AND status = ? AND claimed_at IS NULL AND claim_expires_at > now()", id, JoinApproved).
-			Returning("*").Scan(ctx)
+			Returning("*, (SELECT a.team_id FROM agents AS a WHERE a.org_id = ?TableAlias.org_id AND a.id = ?TableAlias.agent_id) AS agent_team_id").
+			Scan(ctx)
 		if errors.Is(err, sql.ErrNoRows) {
 			return Conflict("already_claimed", "the API key of this join request was already claimed", nil)
 		}
 		if err != nil {
 			return translate(err, "claim join request")
 		}
-		a, err := GetAgent(ctx, tx, jr.OrgID, *jr.AgentID)
-		if errors.Is(err, ErrNotFound) {
+		*jr = claimed.JoinRequest
+		if claimed.AgentTeamID == nil {
 			return Gone("agent_deleted", "the agent of this join request was deleted")
 		}
-		if err != nil {
-			return err
-		}
-		out.Key, out.RawKey, err = issueAgentKey(ctx, tx, jr.OrgID, a.TeamID, a.ID, jr.ID)
-		if err != nil {
-			return err
-		}
-		err = Audit(ctx, tx, jr.OrgID, by, "api_key.claimed", "api_key", out.Key.ID.String(),
-			map[string]any{"agentId": a.ID, "joinRequestId": jr.ID.String(), "prefix": out.Key.Prefix})
+		out.Key, out.RawKey, err = issueAgentKey(ctx, tx, jr.OrgID, *claimed.AgentTeamID, *jr.AgentID, jr.ID, by)
 		if err != nil {
 			return err
 		}
@@ -517,4 +503,11 @@ func ClaimJoinRequest(ctx context.Context, db bun.IDB, id uuid.UUID, secret stri
 		return nil, err
 	}
 	return out, nil
+}
+
+// claimedRequest is a join request as its claim returns it, with the team of
+// its agent (nil when the agent is gone).
+type claimedRequest struct {
+	JoinRequest `bun:",extend"`
+	AgentTeamID *uuid.UUID `bun:"agent_team_id,scanonly"`
 }

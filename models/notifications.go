@@ -219,19 +219,30 @@ func DeleteWebhook(ctx context.Context, db bun.IDB, org, id uuid.UUID, by Actor)
 // Call sites: agent registration (agent.pending), API key revocation
 // (key.revoked), the stale-agent sweep (agent.stale) and join request
 // creation (join_request.created, with agentName, joinRequestId and path
-// "/agents/join-requests").
+// "/agents/join-requests"; queued by the join request's INSERT).
 func EnqueueNotification(ctx context.Context, tx bun.IDB, orgID uuid.UUID, event string, payload map[string]any) error {
+	q, err := notificationQuery(tx, orgID, event, payload)
+	if err != nil {
+		return err
+	}
+	_, err = q.Exec(ctx)
+	return translate(err, "enqueue notification")
+}
+
+// notificationQuery is the INSERT of EnqueueNotification. Given to the
+// statement that makes the change as a WITH query, it queues the
+// notifications with that statement (see Audits.Query).
+func notificationQuery(db bun.IDB, orgID uuid.UUID, event string, payload map[string]any) (*bun.RawQuery, error) {
 	if payload == nil {
 		payload = map[string]any{}
 	}
 	b, err := json.Marshal(payload)
 	if err != nil {
-		return fmt.Errorf("notification payload: %w", err)
+		return nil, fmt.Errorf("notification payload: %w", err)
 	}
-	_, err = tx.ExecContext(ctx, `INSERT INTO notification_outbox (org_id, endpoint_id, event, payload)
+	return db.NewRaw(`INSERT INTO notification_outbox (org_id, endpoint_id, event, payload)
 		SELECT org_id, id, ?, ? FROM webhook_endpoints WHERE org_id = ? AND enabled AND ? = ANY(events)`,
-		event, string(b), orgID, event)
-	return translate(err, "enqueue notification")
+		event, string(b), orgID, event), nil
 }
 
 // EnqueueTest queues a test notification for one endpoint, whatever its

@@ -194,7 +194,11 @@ func ListTeams(ctx context.Context, db bun.IDB, org uuid.UUID) ([]Team, error) {
 // DefaultTeam returns the org's `default` team (or its oldest team).
 func DefaultTeam(ctx context.Context, db bun.IDB, org uuid.UUID) (*Team, error) {
 	team := new(Team)
-	err := db.NewSelect().Model(team).Where("org_id = ?", org).
-		OrderExpr("name = 'default' DESC, created_at").Limit(1).Scan(ctx)
+	err := defaultTeam(db.NewSelect().Model(team), org).Scan(ctx)
 	return team, translate(err, "default team")
+}
+
+// defaultTeam narrows a select of teams to org's default team.
+func defaultTeam(q *bun.SelectQuery, org uuid.UUID) *bun.SelectQuery {
+	return q.Where("org_id = ?", org).OrderExpr("name = 'default' DESC, created_at").Limit(1)
 }

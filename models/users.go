@@ -199,6 +199,18 @@ func UserRole(ctx context.Context, db bun.IDB, user, org uuid.UUID) (string, err
 	return role, err
 }
 
+// orgAndRole returns the org of the row id of model's table and user's role
+// in that org ("" when not a member), in one statement; ErrNotFound when
+// there is no such row.
+func orgAndRole(ctx context.Context, db bun.IDB, model any, id, user uuid.UUID, what string) (uuid.UUID, string, error) {
+	var org uuid.UUID
+	var role sql.NullString
+	err := db.NewSelect().Model(model).Column("org_id").
+		ColumnExpr("(SELECT role FROM memberships AS m WHERE m.org_id = ?TableAlias.org_id AND m.user_id = ?)", user).
+		Where("?TableAlias.id = ?", id).Scan(ctx, &org, &role)
+	return org, role.String, translate(err, what)
+}
+
 // AddMember makes user a member of org with role.
 func AddMember(ctx context.Context, db bun.IDB, org, user uuid.UUID, role string, by Actor) error {
 	if role != RoleAdmin && role != RoleViewer {
