@@ -318,8 +318,11 @@ func printTable(rs []result, peak float64, pg float64, pgErr error) {
 	}
 	fmt.Printf("pgbench single-row UPDATE: %.0f tps\n", pg)
 	for _, r := range rs {
-		if r.Name == "online-offline" {
+		switch r.Name {
+		case "online-offline":
 			fmt.Printf("online/offline vs pgbench UPDATE: %.2fx\n", r.RPS/pg)
+		case "join-flow":
+			fmt.Printf("join flows per 1,000 pgbench UPDATEs: %.1f\n", 1000*r.RPS/pg)
 		}
 	}
 }
