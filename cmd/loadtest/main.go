@@ -61,7 +61,7 @@ func main() {
 	flag.StringVar(&o.jsonOut, "json", "loadtest.json", "write the figures here")
 	flag.StringVar(&o.only, "only", "", "comma-separated scenario names to run (default all, sse included)")
 	flag.IntVar(&o.streams, "streams", 1000, "SSE streams to hold open in the sse scenario")
-	flag.StringVar(&o.memLimit, "server-gomemlimit", "40MiB", "GOMEMLIMIT for the server process (empty: none)")
+	flag.StringVar(&o.memLimit, "server-gomemlimit", "36MiB", "GOMEMLIMIT for the server process (empty: none)")
 	flag.StringVar(&o.profileDir, "cpuprofile", "", "write CPU and heap profiles of the server per scenario into this directory (go tool pprof)")
 	flag.Parse()
 	if err := run(context.Background(), o); err != nil {
