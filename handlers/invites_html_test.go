@@ -216,9 +216,7 @@ func TestInviteHTMLViewerAndUnknownToken(t *testing.T) {
 	e := newEnv(t)
 	e.user("viewer@example.com", models.RoleViewer)
 	tok := e.token("root@example.com")
-	inv := e.invite(tok, map[string]any{"agentName": "seen"})
-	var j joinOut
-	e.joinInvite(inv.Token, map[string]any{}).want(http.StatusCreated).decode(&j)
+	inv, j := e.joinNew(tok, "seen")
 	viewer := e.signIn("viewer@example.com")
 
 	status, body := e.get(viewer, "/agents/invites")

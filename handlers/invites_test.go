@@ -50,6 +50,15 @@ func (e *env) joinInvite(token string, body any, headers ...string) *result {
 	return e.call(http.MethodPost, "/api/v1/invites/"+token+"/join", "", body, headers...)
 }
 
+// joinNew creates an invite for agent name and joins it once: a pending request.
+func (e *env) joinNew(tok, name string) (inviteOut, joinOut) {
+	e.t.Helper()
+	inv := e.invite(tok, map[string]any{"agentName": name})
+	var j joinOut
+	e.joinInvite(inv.Token, map[string]any{}).want(http.StatusCreated).decode(&j)
+	return inv, j
+}
+
 func (e *env) claim(id, secret string) *result {
 	e.t.Helper()
 	return e.call(http.MethodPost, "/api/v1/join-requests/"+id+"/claim", "", map[string]string{"claimSecret": secret})
@@ -240,9 +249,7 @@ func TestInviteConcurrentJoins(t *testing.T) {
 func TestInviteConcurrentDecisions(t *testing.T) {
 	e := newEnv(t)
 	tok := e.token("root@example.com")
-	inv := e.invite(tok, map[string]any{"agentName": "decided"})
-	var j joinOut
-	e.joinInvite(inv.Token, map[string]any{}).want(http.StatusCreated).decode(&j)
+	_, j := e.joinNew(tok, "decided")
 	statuses := parallel(20, func(i int) int {
 		action := "approve"
 		if i%2 == 1 {
@@ -268,9 +275,7 @@ func TestInviteConcurrentClaims(t *testing.T) {
 	e := newEnv(t)
 	e.relaxInviteLimits()
 	tok := e.token("root@example.com")
-	inv := e.invite(tok, map[string]any{"agentName": "claimer"})
-	var j joinOut
-	e.joinInvite(inv.Token, map[string]any{}).want(http.StatusCreated).decode(&j)
+	_, j := e.joinNew(tok, "claimer")
 	e.call(http.MethodPost, "/api/v1/internal/join-requests/"+j.JoinRequestID+"/approve", tok, struct{}{}).want(http.StatusOK)
 	keys := make([]string, 20)
 	statuses := parallel(20, func(i int) int {
@@ -511,9 +516,7 @@ func TestInviteInternalPermissions(t *testing.T) {
 	root := e.token("root@example.com")
 	viewer := e.token("viewer@example.com")
 	boss := e.token("boss@example.com")
-	inv := e.invite(root, map[string]any{"agentName": "perm"})
-	var j joinOut
-	e.joinInvite(inv.Token, map[string]any{}).want(http.StatusCreated).decode(&j)
+	inv, j := e.joinNew(root, "perm")
 
 	e.call(http.MethodPost, "/api/v1/internal/invites", viewer, map[string]any{"orgId": e.org.ID.String(), "agentName": "v"}).wantError(http.StatusForbidden, "forbidden")
 	e.call(http.MethodGet, "/api/v1/internal/invites?orgId="+e.org.ID.String(), viewer, nil).wantError(http.StatusForbidden, "forbidden")
@@ -541,9 +544,7 @@ func TestInviteInternalPermissions(t *testing.T) {
 func TestInviteClaimAfterAgentDeleted(t *testing.T) {
 	e := newEnv(t)
 	tok := e.token("root@example.com")
-	inv := e.invite(tok, map[string]any{"agentName": "gone-agent"})
-	var j joinOut
-	e.joinInvite(inv.Token, map[string]any{}).want(http.StatusCreated).decode(&j)
+	_, j := e.joinNew(tok, "gone-agent")
 	e.call(http.MethodPost, "/api/v1/internal/join-requests/"+j.JoinRequestID+"/approve", tok, struct{}{}).want(http.StatusOK)
 	e.call(http.MethodDelete, "/api/v1/agents/gone-agent?orgId="+e.org.ID.String(), tok, nil).want(http.StatusOK)
 	for range 2 {
@@ -564,9 +565,7 @@ func TestInviteJoinQueuesNotification(t *testing.T) {
 	tok := e.token("root@example.com")
 	hook, _ := e.webhook(tok, "https://example.com/joins", models.NotifyJoinRequestCreated)
 	e.webhook(tok, "https://example.com/keys", models.NotifyKeyRevoked)
-	inv := e.invite(tok, map[string]any{"agentName": "notified"})
-	var j joinOut
-	e.joinInvite(inv.Token, map[string]any{}).want(http.StatusCreated).decode(&j)
+	_, j := e.joinNew(tok, "notified")
 	if n := e.count("notification_outbox", "event = ?", models.NotifyJoinRequestCreated); n != 1 {
 		t.Fatalf("%d join_request.created notifications queued, want 1", n)
 	}
