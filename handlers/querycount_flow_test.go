@@ -79,8 +79,10 @@ func TestQueriesPerJoinFlow(t *testing.T) {
 		// request (secret check); BEGIN, claim with the agent's team, key with its audit event, COMMIT
 		{"claim", claim, 5},
 	} {
-		if c.got > c.max {
-			t.Errorf("%s: %d queries, want at most %d", c.name, c.got, c.max)
+		// At least one: a count of 0 means the hook no longer sees the
+		// request's queries, not that it made none.
+		if c.got < 1 || c.got > c.max {
+			t.Errorf("%s: %d queries, want 1 to %d", c.name, c.got, c.max)
 		}
 	}
 }

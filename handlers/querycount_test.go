@@ -63,8 +63,8 @@ func TestQueriesPerRequest(t *testing.T) {
 	seedAgents(t, e.db, e.org.ID, 120) // more than a page
 	full := roster()
 	t.Logf("roster page: %d queries with no agents, %d with a full page", empty, full)
-	if full != empty || full > 8 {
-		t.Fatalf("roster page: %d queries with no agents, %d with 120: want the same, at most 8", empty, full)
+	if full != empty || full < 1 || full > 8 {
+		t.Fatalf("roster page: %d queries with no agents, %d with 120: want the same, 1 to 8", empty, full)
 	}
 
 	_, key := e.boundKey(e.org.ID, "agent-2") // approved
@@ -75,8 +75,8 @@ func TestQueriesPerRequest(t *testing.T) {
 	}
 	cold, warm := poll(), poll()
 	t.Logf("status: %d queries cold, %d cached", cold, warm)
-	if cold > 2 || warm != 0 {
-		t.Fatalf("status: %d queries cold (want at most 2: key and agent), %d cached (want 0)", cold, warm)
+	if cold < 1 || cold > 2 || warm != 0 {
+		t.Fatalf("status: %d queries cold (want 1 or 2: key and agent), %d cached (want 0)", cold, warm)
 	}
 }
 
@@ -118,10 +118,10 @@ func TestQueriesPerRequestInvitesAndJoinRequests(t *testing.T) {
 	fullInv, fullJR := page("/agents/invites"), page("/agents/join-requests")
 	t.Logf("invites page: %d queries empty, %d with 300; join requests page: %d empty, %d with 300 (one approver)",
 		emptyInv, fullInv, emptyJR, fullJR)
-	if fullInv != emptyInv {
+	if fullInv != emptyInv || fullInv < 1 {
 		t.Fatalf("invites page: %d queries with none, %d with 300", emptyInv, fullInv)
 	}
-	if fullJR > emptyJR+1 {
+	if emptyJR < 1 || fullJR > emptyJR+1 {
 		t.Fatalf("join requests page: %d queries with none, %d with 300 rows and one approver", emptyJR, fullJR)
 	}
 }

@@ -29,6 +29,7 @@ type Cache struct {
 	mu        sync.Mutex
 	live      bool
 	gen       uint64
+	floor     uint64 // reads that began before this generation are never stored
 	keys      map[[32]byte]*cachedKey
 	keyByID   map[uuid.UUID][32]byte
 	boundKeys map[AgentRef][][32]byte // keys bound to an agent (may name keys already dropped)
@@ -110,6 +111,7 @@ func (c *Cache) SetLive(live bool) {
 	defer c.mu.Unlock()
 	c.live = live
 	c.gen++
+	c.floor = c.gen // a read in flight may have missed an event while the listener was down
 	c.reset()
 }
 
@@ -182,7 +184,7 @@ func (c *Cache) begin() (uint64, time.Time) {
 // agent (nil: none) that began at gen may be stored: neither was invalidated
 // since.
 func (c *Cache) storable(gen uint64, started time.Time, key uuid.UUID, agent *AgentRef) bool {
-	if !c.live || time.Since(started) > raceWindow {
+	if !c.live || gen < c.floor || time.Since(started) >= raceWindow {
 		return false
 	}
 	for _, m := range []forgetMarks{c.marks, c.older} {
@@ -255,7 +257,9 @@ func (c *Cache) KeyUsed(k *APIKey, t time.Time) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if h, ok := c.keyByID[k.ID]; ok {
-		c.keys[h].key.LastUsedAt = &t
+		if e := c.keys[h]; e != nil {
+			e.key.LastUsedAt = &t
+		}
 	}
 }
 

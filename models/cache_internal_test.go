@@ -48,3 +48,24 @@ func TestCacheMarksLiveOneToTwoWindows(t *testing.T) {
 		t.Fatalf("after two rotations: x kept (%v, %v), y in the older window %v; want x dropped, y kept", inCur, inOld, yOld)
 	}
 }
+
+// TestCacheReconnectRefusesEarlierReads checks that a read which began
+// before the listener reconnected is not stored: an event sent while the
+// listener was down may concern it, and no mark records that event.
+func TestCacheReconnectRefusesEarlierReads(t *testing.T) {
+	c := NewCache(time.Minute, "test", 100)
+	c.SetLive(true)
+	ref := AgentRef{uuid.New(), "x"}
+	gen, started := c.begin()
+	c.SetLive(false)
+	c.SetLive(true)
+	c.Put(&Agent{OrgID: ref.Org, ID: ref.ID}, gen, started)
+	if _, n := c.Len(); n != 0 {
+		t.Fatal("a read that began before the listener reconnected was stored")
+	}
+	gen, started = c.begin()
+	c.Put(&Agent{OrgID: ref.Org, ID: ref.ID}, gen, started)
+	if _, n := c.Len(); n != 1 {
+		t.Fatal("a read that began after the reconnect was not stored")
+	}
+}

@@ -490,10 +490,15 @@ func ClaimJoinRequest(ctx context.Context, db bun.IDB, id uuid.UUID, secret stri
 			return translate(err, "claim join request")
 		}
 		*jr = claimed.JoinRequest
+		agentDeleted := Gone("agent_deleted", "the agent of this join request was deleted")
 		if claimed.AgentTeamID == nil {
-			return Gone("agent_deleted", "the agent of this join request was deleted")
+			return agentDeleted
 		}
 		out.Key, out.RawKey, err = issueAgentKey(ctx, tx, jr.OrgID, *claimed.AgentTeamID, *jr.AgentID, jr.ID, by)
+		var ve *ValidationError
+		if errors.As(err, &ve) && ve.Fields["reference"] != "" {
+			return agentDeleted // deleted after the UPDATE read it: the key's reference to it fails
+		}
 		if err != nil {
 			return err
 		}

@@ -341,7 +341,7 @@ func ChangePassword(ctx context.Context, db bun.IDB, user uuid.UUID, current, pa
 	if err != nil {
 		return nil, err
 	}
-	if u.PasswordHash == "" || !CheckPassword(u.PasswordHash, current) {
+	if u.PasswordHash == "" || !CheckPassword(ctx, u.PasswordHash, current) {
 		return nil, Invalid("currentPassword", "is not your current password")
 	}
 	if err := ValidatePassword(password); err != nil {

@@ -64,11 +64,16 @@ const (
 // instead of growing the server's memory by 12 MiB per request.
 var hashSlots = make(chan struct{}, runtime.GOMAXPROCS(0))
 
-// argonKey computes an argon2id key in one of the hashSlots.
-func argonKey(password, salt []byte, t, m uint32, p uint8, n uint32) []byte {
-	hashSlots <- struct{}{}
+// argonKey computes an argon2id key in one of the hashSlots, or gives up
+// waiting for one when ctx ends (the client left, or its deadline passed).
+func argonKey(ctx context.Context, password, salt []byte, t, m uint32, p uint8, n uint32) ([]byte, error) {
+	select {
+	case hashSlots <- struct{}{}:
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
 	defer func() { <-hashSlots }()
-	return argon2.IDKey(password, salt, t, m, p, n)
+	return argon2.IDKey(password, salt, t, m, p, n), nil
 }
 
 // MinPasswordLen is the shortest password accepted.
@@ -80,7 +85,7 @@ func HashPassword(password string) string {
 	if _, err := rand.Read(salt); err != nil {
 		panic("crypto/rand failed: " + err.Error())
 	}
-	key := argonKey([]byte(password), salt, argonTime, argonMemory, argonThreads, argonKeyLen)
+	key, _ := argonKey(context.Background(), []byte(password), salt, argonTime, argonMemory, argonThreads, argonKeyLen)
 	b64 := base64.RawStdEncoding
 	return fmt.Sprintf("$argon2id$v=%d$m=%d,t=%d,p=%d$%s$%s", argon2.Version, argonMemory, argonTime, argonThreads,
 		b64.EncodeToString(salt), b64.EncodeToString(key))
@@ -90,8 +95,9 @@ func HashPassword(password string) string {
 // long for an unknown email as for a wrong password. Made on first use.
 var dummyHash = sync.OnceValue(func() string { return HashPassword("not a password of anyone") })
 
-// CheckPassword reports whether password matches an argon2id PHC hash, in constant time.
-func CheckPassword(hash, password string) bool {
+// CheckPassword reports whether password matches an argon2id PHC hash, in
+// constant time. It is false when ctx ends before a hash slot frees.
+func CheckPassword(ctx context.Context, hash, password string) bool {
 	parts := strings.Split(hash, "$")
 	if len(parts) != 6 || parts[1] != "argon2id" {
 		return false
@@ -107,8 +113,18 @@ func CheckPassword(hash, password string) bool {
 	if err1 != nil || err2 != nil || len(want) == 0 {
 		return false
 	}
-	got := argonKey([]byte(password), salt, t, m, p, uint32(len(want)))
-	return subtle.ConstantTimeCompare(got, want) == 1
+	got, err := argonKey(ctx, []byte(password), salt, t, m, p, uint32(len(want)))
+	return err == nil && subtle.ConstantTimeCompare(got, want) == 1
+}
+
+// refused is the answer to a failed sign-in: ErrUnauthorized, unless the
+// request's deadline passed while it waited for a hash slot (503, not a
+// wrong password).
+func refused(ctx context.Context) error {
+	if errors.Is(ctx.Err(), context.DeadlineExceeded) {
+		return ctx.Err()
+	}
+	return ErrUnauthorized
 }
 
 // NormalizeEmail lowercases and trims an email address and checks its form.
@@ -179,14 +195,14 @@ func Authenticate(ctx context.Context, db bun.IDB, email, password string, by Ac
 		if err = translate(err, "find user"); !errors.Is(err, ErrNotFound) {
 			return nil, err
 		}
-		CheckPassword(dummyHash(), password)
-		return nil, ErrUnauthorized
+		CheckPassword(ctx, dummyHash(), password)
+		return nil, refused(ctx)
 	}
-	if u.PasswordHash == "" || !CheckPassword(u.PasswordHash, password) || u.DisabledAt != nil {
+	if u.PasswordHash == "" || !CheckPassword(ctx, u.PasswordHash, password) || u.DisabledAt != nil {
 		if u.PasswordHash == "" {
-			CheckPassword(dummyHash(), password)
+			CheckPassword(ctx, dummyHash(), password)
 		}
-		return nil, ErrUnauthorized
+		return nil, refused(ctx)
 	}
 	by.Type, by.ID, by.Label = "user", u.ID.String(), u.Email
 	err = db.RunInTx(ctx, nil, func(ctx context.Context, tx bun.Tx) error {
