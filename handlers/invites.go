@@ -433,6 +433,11 @@ func (h *Handler) decideJoinRequest(c *gin.Context, org, id uuid.UUID, action st
 		if err != nil {
 			return nil, nil, err
 		}
+		if ap.RevokedKeys > 0 {
+			// A re-registration revoked the agent's earlier keys: refuse them
+			// here at once, not when this replica's own event comes back.
+			h.forget(org, models.EventAgent, ap.Agent.ID)
+		}
 		return ap.Request, ap, nil
 	case "reject", "reject-revoke":
 		jr, err := models.RejectJoinRequest(c.Request.Context(), h.db, org, id, action == "reject-revoke", h.actor(c))
