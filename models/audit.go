@@ -76,17 +76,22 @@ func NewAudits(org uuid.UUID, by Actor) *Audits {
 
 // Add queues an event; they are written in the order added.
 func (a *Audits) Add(action, targetType, targetID string, details map[string]any) {
+	a.evs = append(a.evs, auditEvent(a.org, a.by, action, targetType, targetID, details))
+}
+
+// auditEvent is the row of one event by by in org (uuid.Nil: platform-level).
+func auditEvent(org uuid.UUID, by Actor, action, targetType, targetID string, details map[string]any) AuditEvent {
 	ev := AuditEvent{
-		ActorType: a.by.Type, ActorID: a.by.ID, ActorLabel: a.by.Label, IP: a.by.IP, RequestID: a.by.RequestID,
+		ActorType: by.Type, ActorID: by.ID, ActorLabel: by.Label, IP: by.IP, RequestID: by.RequestID,
 		Action: action, TargetType: targetType, TargetID: targetID, Details: details,
 	}
-	if a.org != uuid.Nil {
-		ev.OrgID = &a.org
+	if org != uuid.Nil {
+		ev.OrgID = &org
 	}
 	if ev.Details == nil {
 		ev.Details = map[string]any{}
 	}
-	a.evs = append(a.evs, ev)
+	return ev
 }
 
 // Write appends the queued events in one statement and empties the batch;

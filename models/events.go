@@ -148,7 +148,12 @@ func (a *Announcer) Run(ctx context.Context) {
 				break drain
 			}
 		}
-		// Failures are not retried: the events are hints.
-		a.db.ExecContext(ctx, "SELECT pg_notify(?, n) FROM unnest(?::text[]) AS n", EventChannel, pgdialect.Array(notes))
+		notifyAll(ctx, a.db, notes) // failures are not retried: the events are hints
 	}
+}
+
+// notifyAll sends each of notes (JSON events) on EventChannel, in one statement.
+func notifyAll(ctx context.Context, db bun.IDB, notes []string) error {
+	_, err := db.ExecContext(ctx, "SELECT pg_notify(?, n) FROM unnest(?::text[]) AS n", EventChannel, pgdialect.Array(notes))
+	return translate(err, "publish events")
 }

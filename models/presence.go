@@ -303,17 +303,14 @@ func (w *Writer) commit(ctx context.Context, batch []*presenceReq) {
 			if r.online {
 				action = "agent.online"
 			}
-			org := r.ref.Org
-			events = append(events, AuditEvent{OrgID: &org, ActorType: r.by.Type, ActorID: r.by.ID, ActorLabel: r.by.Label,
-				IP: r.by.IP, RequestID: r.by.RequestID, Action: action, TargetType: "agent", TargetID: r.ref.ID, Details: map[string]any{}})
-			b, _ := json.Marshal(Event{Org: org, Kind: EventAgent, ID: r.ref.ID, Origin: w.cache.Origin()})
+			events = append(events, auditEvent(r.ref.Org, r.by, action, "agent", r.ref.ID, nil))
+			b, _ := json.Marshal(Event{Org: r.ref.Org, Kind: EventAgent, ID: r.ref.ID, Origin: w.cache.Origin()})
 			notes = append(notes, string(b))
 		}
 		if _, err := tx.NewInsert().Model(&events).Exec(ctx); err != nil {
 			return translate(err, "write audit events")
 		}
-		_, err = tx.ExecContext(ctx, "SELECT pg_notify(?, n) FROM unnest(?::text[]) AS n", EventChannel, pgdialect.Array(notes))
-		return translate(err, "publish events")
+		return notifyAll(ctx, tx, notes)
 	})
 	for i, r := range batch {
 		res := results[i]
