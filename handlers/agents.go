@@ -14,19 +14,6 @@ import (
 	"github.com/agentroster/agentroster/views"
 )
 
-// adminScope is the org of a management request (?orgId=, the session's or
-// the first org) for a caller who must be its admin: viewers get 403.
-func (h *Handler) adminScope(c *gin.Context) (scope, error) {
-	s, err := h.currentScope(c)
-	if err != nil {
-		return s, err
-	}
-	if !s.admin() {
-		return s, errViewer
-	}
-	return s, nil
-}
-
 // pathAgentID is :agentId; an impossible id is a 404 like an unknown one.
 func pathAgentID(c *gin.Context) (string, error) {
 	id := c.Param("agentId")
@@ -52,18 +39,15 @@ func (h *Handler) changeAgent(c *gin.Context, org uuid.UUID, id, action string) 
 // agentActionAPI serves PATCH /agents/{id}/approve|stop|resume (body {}).
 func (h *Handler) agentActionAPI(action string) gin.HandlerFunc {
 	return func(c *gin.Context) {
-		s, err := h.adminScope(c)
-		var id string
-		if err == nil {
-			id, err = pathAgentID(c)
-		}
+		s := scopeOf(c)
+		id, err := pathAgentID(c)
 		if err == nil {
 			var body struct{}
 			err = decodeJSON(c, &body)
 		}
 		var a *models.Agent
 		if err == nil {
-			a, err = h.changeAgent(c, s.Org.ID, id, action)
+			a, err = h.changeAgent(c, s.OrgID, id, action)
 		}
 		if err != nil {
 			h.fail(c, err)
@@ -75,13 +59,10 @@ func (h *Handler) agentActionAPI(action string) gin.HandlerFunc {
 
 // deleteAgentAPI serves DELETE /agents/{id}.
 func (h *Handler) deleteAgentAPI(c *gin.Context) {
-	s, err := h.adminScope(c)
-	var id string
+	s := scopeOf(c)
+	id, err := pathAgentID(c)
 	if err == nil {
-		id, err = pathAgentID(c)
-	}
-	if err == nil {
-		_, err = h.changeAgent(c, s.Org.ID, id, "delete")
+		_, err = h.changeAgent(c, s.OrgID, id, "delete")
 	}
 	if err != nil {
 		h.fail(c, err)
@@ -92,15 +73,8 @@ func (h *Handler) deleteAgentAPI(c *gin.Context) {
 
 // listOrgAgents serves GET /organizations/{orgId}/agents with private fields.
 func (h *Handler) listOrgAgents(c *gin.Context) {
-	org, role, err := h.orgParam(c)
-	if err == nil && role != models.RoleAdmin {
-		err = errViewer
-	}
-	var agents []models.Agent
-	var next *models.AgentCursor
-	if err == nil {
-		agents, next, err = h.listAgentsPage(c, org)
-	}
+	org := scopeOf(c).OrgID
+	agents, next, err := h.listAgentsPage(c, org)
 	if err != nil {
 		h.fail(c, err)
 		return
@@ -115,11 +89,8 @@ func (h *Handler) listOrgAgents(c *gin.Context) {
 
 // setPickupAPI serves PATCH /agents/{id}/pickup {enabled}.
 func (h *Handler) setPickupAPI(c *gin.Context) {
-	s, err := h.adminScope(c)
-	var id string
-	if err == nil {
-		id, err = pathAgentID(c)
-	}
+	s := scopeOf(c)
+	id, err := pathAgentID(c)
 	var req struct {
 		Enabled *bool `json:"enabled"`
 	}
@@ -131,8 +102,8 @@ func (h *Handler) setPickupAPI(c *gin.Context) {
 	}
 	var a *models.Agent
 	if err == nil {
-		a, err = models.SetAgentPickup(c.Request.Context(), h.db, s.Org.ID, id, *req.Enabled, h.actor(c))
-		h.forget(s.Org.ID, models.EventAgent, id)
+		a, err = models.SetAgentPickup(c.Request.Context(), h.db, s.OrgID, id, *req.Enabled, h.actor(c))
+		h.forget(s.OrgID, models.EventAgent, id)
 	}
 	if err != nil {
 		h.fail(c, err)
@@ -167,11 +138,8 @@ func permissionsAnswer(g models.Grants, p models.Permissions) gin.H {
 
 // setPermissionsAPI serves PUT /agents/{id}/permissions: it replaces the grants.
 func (h *Handler) setPermissionsAPI(c *gin.Context) {
-	s, err := h.adminScope(c)
-	var id string
-	if err == nil {
-		id, err = pathAgentID(c)
-	}
+	s := scopeOf(c)
+	id, err := pathAgentID(c)
 	var req permissionsRequest
 	if err == nil {
 		err = decodeJSON(c, &req)
@@ -181,11 +149,11 @@ func (h *Handler) setPermissionsAPI(c *gin.Context) {
 		g, err = grantsFromRequest(req)
 	}
 	if err == nil {
-		g, err = models.SetGrants(c.Request.Context(), h.db, s.Org.ID, id, g, h.actor(c))
+		g, err = models.SetGrants(c.Request.Context(), h.db, s.OrgID, id, g, h.actor(c))
 	}
 	var p models.Permissions
 	if err == nil {
-		p, err = models.AgentPermissions(c.Request.Context(), h.db, s.Org.ID, id)
+		p, err = models.AgentPermissions(c.Request.Context(), h.db, s.OrgID, id)
 	}
 	if err != nil {
 		h.fail(c, err)
@@ -234,12 +202,9 @@ const rosterPageSize = 50
 
 // rosterPage serves GET /agents: filters, search and keyset pages of 50.
 func (h *Handler) rosterPage(c *gin.Context) {
-	s, n, ok := h.page(c, "Agents", "agents")
-	if !ok {
-		return
-	}
+	s, n := h.page(c, "Agents", "agents")
 	fv := views.RosterFilter{Status: c.Query("status"), Presence: c.Query("presence"), Team: c.Query("team"), Q: strings.TrimSpace(c.Query("q"))}
-	f := models.AgentFilter{Org: s.Org.ID, Status: fv.Status, Presence: fv.Presence, Query: fv.Q, Limit: rosterPageSize, Window: h.cfg.PresenceWindow}
+	f := models.AgentFilter{Org: s.OrgID, Status: fv.Status, Presence: fv.Presence, Query: fv.Q, Limit: rosterPageSize, Window: h.cfg.PresenceWindow}
 	var err error
 	if fv.Team != "" {
 		if f.Team, err = uuid.Parse(fv.Team); err != nil {
@@ -260,7 +225,7 @@ func (h *Handler) rosterPage(c *gin.Context) {
 		h.fail(c, err)
 		return
 	}
-	teams, err := models.ListTeams(c.Request.Context(), h.db, s.Org.ID)
+	teams, err := models.ListTeams(c.Request.Context(), h.db, s.OrgID)
 	if err != nil {
 		h.fail(c, err)
 		return
@@ -291,19 +256,16 @@ func (h *Handler) rosterPage(c *gin.Context) {
 // removes the row); a plain form post is sent back with 303.
 func (h *Handler) agentActionHTML(action string) gin.HandlerFunc {
 	return func(c *gin.Context) {
-		s, err := h.adminScope(c)
-		var id string
-		if err == nil {
-			id, err = pathAgentID(c)
-		}
+		s := scopeOf(c)
+		id, err := pathAgentID(c)
 		var a *models.Agent
 		if err == nil {
-			a, err = h.changeAgent(c, s.Org.ID, id, action)
+			a, err = h.changeAgent(c, s.OrgID, id, action)
 		}
 		var se *models.StateError
 		if errors.As(err, &se) && isHTMX(c) {
 			// Someone else changed the agent first: show the row as it is now.
-			if cur, gerr := models.GetAgent(c.Request.Context(), h.db, s.Org.ID, id); gerr == nil {
+			if cur, gerr := models.GetAgent(c.Request.Context(), h.db, s.OrgID, id); gerr == nil {
 				toast(c, se.Message, "error")
 				h.render(c, views.AgentRow(h.rosterRow(c, cur, nil), true))
 				return
@@ -334,14 +296,11 @@ func (h *Handler) agentActionHTML(action string) gin.HandlerFunc {
 // the page fetches when a live update names the agent. A deleted agent's row
 // is empty, so the swap removes it.
 func (h *Handler) agentRowHTML(c *gin.Context) {
-	s, err := h.currentScope(c)
-	var id string
-	if err == nil {
-		id, err = pathAgentID(c)
-	}
+	s := scopeOf(c)
+	id, err := pathAgentID(c)
 	var a *models.Agent
 	if err == nil {
-		a, err = models.GetAgent(c.Request.Context(), h.db, s.Org.ID, id)
+		a, err = models.GetAgent(c.Request.Context(), h.db, s.OrgID, id)
 	}
 	if errors.Is(err, models.ErrNotFound) {
 		c.Data(http.StatusOK, "text/html; charset=utf-8", nil)
@@ -356,11 +315,8 @@ func (h *Handler) agentRowHTML(c *gin.Context) {
 
 // pendingBadge serves the nav's pending join request count.
 func (h *Handler) pendingBadge(c *gin.Context) {
-	s, err := h.currentScope(c)
-	var n int
-	if err == nil {
-		n, err = models.CountPendingJoinRequests(c.Request.Context(), h.db, s.Org.ID)
-	}
+	s := scopeOf(c)
+	n, err := models.CountPendingJoinRequests(c.Request.Context(), h.db, s.OrgID)
 	if err != nil {
 		h.fail(c, err)
 		return
@@ -370,38 +326,40 @@ func (h *Handler) pendingBadge(c *gin.Context) {
 
 // agentDetailPage serves GET /agents/{id}.
 func (h *Handler) agentDetailPage(c *gin.Context) {
-	s, n, ok := h.page(c, "Agent", "agents")
-	if !ok {
+	s := scopeOf(c)
+	// A link (a webhook message, another tab) may name an agent of another of
+	// the caller's orgs: the page switches the session to that org.
+	if p := currentPrincipal(c); p.Session != nil && (p.Session.OrgID == nil || *p.Session.OrgID != s.OrgID) {
+		if err := models.SetSessionOrg(c.Request.Context(), h.db, p.token, s.OrgID); err != nil {
+			h.fail(c, err)
+			return
+		}
+		p.Session.OrgID = &s.OrgID
+	}
+	a, err := models.GetAgent(c.Request.Context(), h.db, s.OrgID, c.Param("agentId"))
+	if err != nil {
+		h.fail(c, err)
 		return
 	}
-	id, err := pathAgentID(c)
-	var a *models.Agent
-	if err == nil {
-		a, err = models.GetAgent(c.Request.Context(), h.db, s.Org.ID, id)
-	}
-	var d views.AgentDetailData
-	if err == nil {
-		n.Title = a.ID
-		d, err = h.agentDetailData(c, s, a)
-	}
+	d, err := h.agentDetailData(c, s, a)
 	if err != nil {
 		h.fail(c, err)
 		return
 	}
 	d.Perms.Saved = c.Query("saved") == "permissions"
-	h.render(c, views.AgentDetailPage(n, d))
+	h.render(c, views.AgentDetailPage(h.nav(c, a.ID, "agents"), d))
 }
 
 func (h *Handler) agentDetailData(c *gin.Context, s scope, a *models.Agent) (views.AgentDetailData, error) {
 	d := views.AgentDetailData{CanWrite: s.admin()}
-	teams, err := models.ListTeams(c.Request.Context(), h.db, s.Org.ID)
+	teams, err := models.ListTeams(c.Request.Context(), h.db, s.OrgID)
 	if err != nil {
 		return d, err
 	}
 	names := teamNames(teams)
 	row := h.rosterRow(c, a, names)
 	d.Agent, d.TeamName, d.Online = *a, row.TeamName, row.Online
-	keys, err := models.ListAPIKeys(c.Request.Context(), h.db, models.KeyFilter{Org: s.Org.ID, Agent: a.ID})
+	keys, err := models.ListAPIKeys(c.Request.Context(), h.db, models.KeyFilter{Org: s.OrgID, Agent: a.ID})
 	if err != nil {
 		return d, err
 	}
@@ -409,17 +367,17 @@ func (h *Handler) agentDetailData(c *gin.Context, s scope, a *models.Agent) (vie
 	if d.Perms, err = h.permissionsData(c, s, a.ID); err != nil {
 		return d, err
 	}
-	d.Audit, err = models.ListAudit(c.Request.Context(), h.db, models.AuditFilter{Org: s.Org.ID, TargetType: "agent", TargetID: a.ID, Limit: 20})
+	d.Audit, err = models.ListAudit(c.Request.Context(), h.db, models.AuditFilter{Org: s.OrgID, TargetType: "agent", TargetID: a.ID, Limit: 20})
 	return d, err
 }
 
 func (h *Handler) permissionsData(c *gin.Context, s scope, agent string) (views.PermissionsData, error) {
 	p := views.PermissionsData{AgentID: agent, CanWrite: s.admin()}
 	var err error
-	if p.Columns, err = models.ListColumns(c.Request.Context(), h.db, s.Org.ID); err != nil {
+	if p.Columns, err = models.ListColumns(c.Request.Context(), h.db, s.OrgID); err != nil {
 		return p, err
 	}
-	if p.Grants, err = models.GetGrants(c.Request.Context(), h.db, s.Org.ID, agent); err != nil {
+	if p.Grants, err = models.GetGrants(c.Request.Context(), h.db, s.OrgID, agent); err != nil {
 		return p, err
 	}
 	p.Resolved = models.Resolve(p.Columns, p.Grants)
@@ -429,19 +387,16 @@ func (h *Handler) permissionsData(c *gin.Context, s scope, agent string) (views.
 
 // setPickupHTML serves the pickup toggle POST /agents/{id}/pickup (enabled=true|false).
 func (h *Handler) setPickupHTML(c *gin.Context) {
-	s, err := h.adminScope(c)
-	var id string
-	if err == nil {
-		id, err = pathAgentID(c)
-	}
+	s := scopeOf(c)
+	id, err := pathAgentID(c)
 	enabled := c.PostForm("enabled")
 	if err == nil && enabled != "true" && enabled != "false" {
 		err = models.Invalid("enabled", "must be true or false")
 	}
 	var a *models.Agent
 	if err == nil {
-		a, err = models.SetAgentPickup(c.Request.Context(), h.db, s.Org.ID, id, enabled == "true", h.actor(c))
-		h.forget(s.Org.ID, models.EventAgent, id)
+		a, err = models.SetAgentPickup(c.Request.Context(), h.db, s.OrgID, id, enabled == "true", h.actor(c))
+		h.forget(s.OrgID, models.EventAgent, id)
 	}
 	if err != nil {
 		h.fail(c, err)
@@ -458,11 +413,8 @@ func (h *Handler) setPickupHTML(c *gin.Context) {
 // read=<col>… moderate=<col>… transitions=<lines>. A validation error shows in
 // the section (htmx: 200 so it is swapped in; plain: 400 with the whole page).
 func (h *Handler) setPermissionsHTML(c *gin.Context) {
-	s, err := h.adminScope(c)
-	var id string
-	if err == nil {
-		id, err = pathAgentID(c)
-	}
+	s := scopeOf(c)
+	id, err := pathAgentID(c)
 	if err == nil {
 		err = parseForm(c)
 	}
@@ -472,7 +424,7 @@ func (h *Handler) setPermissionsHTML(c *gin.Context) {
 	}
 	g, text, err := grantsFromForm(c.Request.PostForm)
 	if err == nil {
-		_, err = models.SetGrants(c.Request.Context(), h.db, s.Org.ID, id, g, h.actor(c))
+		_, err = models.SetGrants(c.Request.Context(), h.db, s.OrgID, id, g, h.actor(c))
 	}
 	var ve *models.ValidationError
 	if errors.As(err, &ve) {
@@ -486,7 +438,7 @@ func (h *Handler) setPermissionsHTML(c *gin.Context) {
 			h.render(c, views.PermissionsSection(p))
 			return
 		}
-		a, gerr := models.GetAgent(c.Request.Context(), h.db, s.Org.ID, id)
+		a, gerr := models.GetAgent(c.Request.Context(), h.db, s.OrgID, id)
 		var d views.AgentDetailData
 		if gerr == nil {
 			d, gerr = h.agentDetailData(c, s, a)
@@ -496,7 +448,7 @@ func (h *Handler) setPermissionsHTML(c *gin.Context) {
 			return
 		}
 		d.Perms = p
-		h.renderStatus(c, http.StatusBadRequest, views.AgentDetailPage(h.nav(c, s, a.ID, "agents"), d))
+		h.renderStatus(c, http.StatusBadRequest, views.AgentDetailPage(h.nav(c, a.ID, "agents"), d))
 		return
 	}
 	if err != nil {

@@ -24,32 +24,12 @@ func keyRows(keys []models.APIKey, teams map[uuid.UUID]string) []views.KeyRow {
 	return rows
 }
 
-// keyScope finds the org of :id and checks that the caller administers it.
-// A key in an org the caller cannot see is a 404.
-func (h *Handler) keyScope(c *gin.Context) (uuid.UUID, uuid.UUID, error) {
-	id, err := pathUUID(c, "id")
-	if err != nil {
-		return uuid.Nil, uuid.Nil, err
-	}
-	org, err := models.APIKeyOrg(c.Request.Context(), h.db, id)
-	if err != nil {
-		return uuid.Nil, uuid.Nil, err
-	}
-	if q := c.Query("orgId"); q != "" && q != org.String() {
-		return uuid.Nil, uuid.Nil, errNotFound
-	}
-	return org, id, h.requireAdminOf(c, org)
-}
-
 // --- JSON ---
 
 // listKeysAPI serves GET /settings/api-keys?orgId=.
 func (h *Handler) listKeysAPI(c *gin.Context) {
-	s, err := h.currentScope(c)
-	var keys []models.APIKey
-	if err == nil {
-		keys, err = models.ListAPIKeys(c.Request.Context(), h.db, models.KeyFilter{Org: s.Org.ID, Agent: c.Query("agentId")})
-	}
+	s := scopeOf(c)
+	keys, err := models.ListAPIKeys(c.Request.Context(), h.db, models.KeyFilter{Org: s.OrgID, Agent: c.Query("agentId")})
 	if err != nil {
 		h.fail(c, err)
 		return
@@ -76,25 +56,8 @@ func (h *Handler) createKeyAPI(c *gin.Context) {
 		h.fail(c, err)
 		return
 	}
-	var org uuid.UUID
-	var err error
-	if req.OrgID != "" {
-		if org, err = uuid.Parse(req.OrgID); err != nil {
-			h.fail(c, models.Invalid("orgId", "must be a UUID"))
-			return
-		}
-		err = h.requireAdminOf(c, org)
-	} else {
-		var s scope
-		s, err = h.adminScope(c)
-		if err == nil {
-			org = s.Org.ID
-		}
-	}
-	var team uuid.UUID
-	if err == nil {
-		team, err = h.keyTeam(c, org, req.TeamID)
-	}
+	org := scopeOf(c).OrgID
+	team, err := h.keyTeam(c, org, req.TeamID)
 	var k *models.APIKey
 	var raw string
 	if err == nil {
@@ -125,7 +88,8 @@ func (h *Handler) keyTeam(c *gin.Context, org uuid.UUID, teamID string) (uuid.UU
 
 // updateKeyAPI serves PATCH /settings/api-keys/{id} {isActive}.
 func (h *Handler) updateKeyAPI(c *gin.Context) {
-	org, id, err := h.keyScope(c)
+	org := scopeOf(c).OrgID
+	id, err := pathUUID(c, "id")
 	var req struct {
 		IsActive *bool `json:"isActive"`
 	}
@@ -149,7 +113,8 @@ func (h *Handler) updateKeyAPI(c *gin.Context) {
 
 // revokeKeyAPI serves DELETE /settings/api-keys/{id}: revoke, idempotent.
 func (h *Handler) revokeKeyAPI(c *gin.Context) {
-	org, id, err := h.keyScope(c)
+	org := scopeOf(c).OrgID
+	id, err := pathUUID(c, "id")
 	if err == nil {
 		_, err = models.RevokeAPIKey(c.Request.Context(), h.db, org, id, h.actor(c))
 		h.forget(org, models.EventAPIKey, id.String())
@@ -165,11 +130,11 @@ func (h *Handler) revokeKeyAPI(c *gin.Context) {
 
 func (h *Handler) keysData(c *gin.Context, s scope) (views.APIKeysData, error) {
 	d := views.APIKeysData{CanWrite: s.admin()}
-	teams, err := models.ListTeams(c.Request.Context(), h.db, s.Org.ID)
+	teams, err := models.ListTeams(c.Request.Context(), h.db, s.OrgID)
 	if err != nil {
 		return d, err
 	}
-	keys, err := models.ListAPIKeys(c.Request.Context(), h.db, models.KeyFilter{Org: s.Org.ID})
+	keys, err := models.ListAPIKeys(c.Request.Context(), h.db, models.KeyFilter{Org: s.OrgID})
 	if err != nil {
 		return d, err
 	}
@@ -179,10 +144,7 @@ func (h *Handler) keysData(c *gin.Context, s scope) (views.APIKeysData, error) {
 
 // keysPage serves GET /settings/api-keys.
 func (h *Handler) keysPage(c *gin.Context) {
-	s, n, ok := h.page(c, "API keys", "settings")
-	if !ok {
-		return
-	}
+	s, n := h.page(c, "API keys", "settings")
 	d, err := h.keysData(c, s)
 	if err != nil {
 		h.fail(c, err)
@@ -210,24 +172,17 @@ func expiryFromPreset(p string) (*time.Time, error) {
 // key once: htmx gets the section, a plain post the whole page (no redirect,
 // so the key is never in a URL and a reload shows the list without it).
 func (h *Handler) keysCreate(c *gin.Context) {
-	s, n, ok := h.page(c, "API keys", "settings")
-	if !ok {
-		return
-	}
-	if !s.admin() {
-		h.fail(c, errViewer)
-		return
-	}
+	s, n := h.page(c, "API keys", "settings")
 	f := views.KeyForm{Name: c.PostForm("name"), TeamID: c.PostForm("teamId"), Expiry: c.PostForm("expiry")}
 	exp, err := expiryFromPreset(f.Expiry)
 	var team uuid.UUID
 	if err == nil {
-		team, err = h.keyTeam(c, s.Org.ID, f.TeamID)
+		team, err = h.keyTeam(c, s.OrgID, f.TeamID)
 	}
 	var k *models.APIKey
 	var raw string
 	if err == nil {
-		k, raw, err = models.CreateTeamKey(c.Request.Context(), h.db, s.Org.ID, models.KeyInput{Name: f.Name, Team: team, ExpiresAt: exp}, h.actor(c))
+		k, raw, err = models.CreateTeamKey(c.Request.Context(), h.db, s.OrgID, models.KeyInput{Name: f.Name, Team: team, ExpiresAt: exp}, h.actor(c))
 	}
 	var ve *models.ValidationError
 	if err != nil && !errors.As(err, &ve) {
@@ -261,7 +216,8 @@ func (h *Handler) keysCreate(c *gin.Context) {
 // agent page when the button was there).
 func (h *Handler) keyActionHTML(action string) gin.HandlerFunc {
 	return func(c *gin.Context) {
-		org, id, err := h.keyScope(c)
+		org := scopeOf(c).OrgID
+		id, err := pathUUID(c, "id")
 		var k *models.APIKey
 		if err == nil {
 			switch action {

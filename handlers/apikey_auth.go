@@ -43,53 +43,42 @@ func (l *limiter) exhausted(key string) (bool, time.Duration) {
 	return false, 0
 }
 
-// requireKey lets only requests with a live API key through and stores the key
-// for currentKey. A missing key is 401 unauthorized; an unknown, disabled,
-// revoked or expired one is 401 invalid_credential. Failures are counted per
+// checkKey returns the live API key of the request. A missing key is 401
+// unauthorized; an unknown, disabled, revoked or expired one is 401
+// invalid_credential; both carry WWW-Authenticate. Failures are counted per
 // client IP (h.badKeyIP): once that budget is spent the IP gets 429 with
 // Retry-After, even with a good key, until it refills.
-func (h *Handler) requireKey(c *gin.Context) {
+func (h *Handler) checkKey(c *gin.Context) (*models.APIKey, error) {
 	raw, ok := apiKeyFrom(c)
 	if !ok {
-		c.Header("WWW-Authenticate", `ApiKey realm="agentroster"`)
-		h.fail(c, errUnauthenticated)
-		return
+		c.Header("WWW-Authenticate", keyChallenge)
+		return nil, errUnauthenticated
 	}
 	ip := c.ClientIP()
 	if spent, retry := h.badKeyIP.exhausted(ip); spent {
 		if h.badKeyIP.rejected != nil {
 			h.badKeyIP.rejected()
 		}
-		h.fail(c, &rateLimited{retry: retry})
-		return
+		return nil, &rateLimited{retry: retry}
 	}
 	key, err := h.cache.Key(c.Request.Context(), h.db, raw)
 	if errors.Is(err, models.ErrUnauthorized) {
 		h.metrics.keyFailed.Inc()
 		if err := limit(h.badKeyIP, ip); err != nil {
-			h.fail(c, err)
-			return
+			return nil, err
 		}
-		h.fail(c, errBadCredential)
-		return
+		c.Header("WWW-Authenticate", keyChallenge+`, error="invalid_token"`)
+		return nil, errBadCredential
 	}
 	if err != nil {
-		h.fail(c, err)
-		return
+		return nil, err
 	}
 	h.writer.KeyUsed(key)
-	c.Set(ctxKey, key)
-	c.Next()
+	return key, nil
 }
 
-// requireKeyOrUser accepts an API key or an operator (bearer token or session).
-func (h *Handler) requireKeyOrUser(c *gin.Context) {
-	if _, ok := apiKeyFrom(c); ok {
-		h.requireKey(c)
-		return
-	}
-	h.requireUser(c)
-}
+// keyChallenge is the WWW-Authenticate challenge of the runtime routes.
+const keyChallenge = `ApiKey realm="agentroster"`
 
 // forget drops what a change just committed names from this replica's cache
 // at once; other replicas drop it when the change's event reaches them.
@@ -114,24 +103,4 @@ func (h *Handler) keyAgent(c *gin.Context) (*models.Agent, error) {
 		return nil, errNotFound
 	}
 	return h.cache.Agent(c.Request.Context(), h.db, k.OrgID, id)
-}
-
-// requireLiveAgentKey refuses a key bound to an agent that is not approved
-// (403 agent_stopped, 409 agent_not_approved) on runtime routes that do not
-// name an agent: a stopped agent keeps only /status and /offline.
-func (h *Handler) requireLiveAgentKey(c *gin.Context) {
-	k := currentKey(c)
-	if k == nil || k.AgentID == nil {
-		c.Next()
-		return
-	}
-	a, err := h.cache.Agent(c.Request.Context(), h.db, k.OrgID, *k.AgentID)
-	if err == nil {
-		err = models.CheckActive(a, c.Request.Method+" "+c.FullPath())
-	}
-	if err != nil {
-		h.fail(c, err)
-		return
-	}
-	c.Next()
 }

@@ -65,17 +65,14 @@ func (h *Handler) auditFilter(c *gin.Context) (models.AuditFilter, views.AuditFi
 		return f, form, err
 	}
 	if form.All {
-		if err := requireSA(c); err != nil {
-			return f, form, err
+		if !currentPrincipal(c).User.IsSA {
+			return f, form, errNotPlatformAdmin
 		}
 		f.AllOrgs = true
 		return f, form, nil
 	}
-	s, err := h.currentScope(c)
-	if err != nil {
-		return f, form, err
-	}
-	f.Org = s.Org.ID
+	s := scopeOf(c)
+	f.Org = s.OrgID
 	return f, form, nil
 }
 
@@ -92,10 +89,7 @@ func auditQuery(c *gin.Context) url.Values {
 
 // auditPage serves GET /audit.
 func (h *Handler) auditPage(c *gin.Context) {
-	_, n, ok := h.page(c, "Audit", "audit")
-	if !ok {
-		return
-	}
+	_, n := h.page(c, "Audit", "audit")
 	f, form, err := h.auditFilter(c)
 	var ve *models.ValidationError
 	if errors.As(err, &ve) {

@@ -74,17 +74,6 @@ func (h *Handler) authenticate(c *gin.Context) (*principal, error) {
 	return &principal{User: u, Session: s, token: tok}, nil
 }
 
-// requireUser lets only signed-in operators through.
-func (h *Handler) requireUser(c *gin.Context) {
-	p, err := h.authenticate(c)
-	if err != nil {
-		h.fail(c, err)
-		return
-	}
-	c.Set(ctxPrincipal, p)
-	c.Next()
-}
-
 func currentPrincipal(c *gin.Context) *principal {
 	p, _ := c.Get(ctxPrincipal)
 	pr, _ := p.(*principal)
@@ -105,106 +94,6 @@ func (h *Handler) actor(c *gin.Context) models.Actor {
 		a.Type, a.ID, a.Label = "runtime", "anonymous", "anonymous"
 	}
 	return a
-}
-
-// orgRole returns the caller's role in org: SAs are admins everywhere; a
-// non-member gets ErrNotFound, as if the org did not exist.
-func (h *Handler) orgRole(c *gin.Context, org uuid.UUID) (string, error) {
-	p := currentPrincipal(c)
-	if p == nil {
-		return "", errUnauthenticated
-	}
-	if p.User.IsSA {
-		if _, err := models.GetOrg(c.Request.Context(), h.db, org); err != nil {
-			return "", err
-		}
-		return models.RoleAdmin, nil
-	}
-	role, err := models.UserRole(c.Request.Context(), h.db, p.User.ID, org)
-	if err != nil {
-		return "", err
-	}
-	if role == "" {
-		return "", errNotFound
-	}
-	return role, nil
-}
-
-var errViewer = newErr(http.StatusForbidden, "forbidden", "this needs the admin role in the organization")
-
-// requireAdminOf fails unless the caller is an admin of org (or an SA).
-func (h *Handler) requireAdminOf(c *gin.Context, org uuid.UUID) error {
-	role, err := h.orgRole(c, org)
-	if err != nil {
-		return err
-	}
-	if role != models.RoleAdmin {
-		return errViewer
-	}
-	return nil
-}
-
-// requireAdminRole is requireAdminOf for p's role in an org read with the
-// object a request is about (that org exists): SAs are admins of every org,
-// a non-member ("") gets errNotFound, a viewer errViewer.
-func requireAdminRole(p *principal, role string) error {
-	switch {
-	case p.User.IsSA || role == models.RoleAdmin:
-		return nil
-	case role == "":
-		return errNotFound
-	}
-	return errViewer
-}
-
-// scope is the org a request works in and the caller's role there.
-type scope struct {
-	Org  *models.Organization
-	Role string
-}
-
-func (s scope) admin() bool { return s.Role == models.RoleAdmin }
-
-// currentScope picks the org for this request: ?orgId= when given, else the
-// session's current org, else the caller's first org. It fails with 404 when
-// the caller may not see that org.
-func (h *Handler) currentScope(c *gin.Context) (scope, error) {
-	p := currentPrincipal(c)
-	if p == nil {
-		return scope{}, errUnauthenticated
-	}
-	var want uuid.UUID
-	if q := c.Query("orgId"); q != "" {
-		id, err := uuid.Parse(q)
-		if err != nil {
-			return scope{}, models.Invalid("orgId", "must be a UUID")
-		}
-		want = id
-	} else if p.Session != nil && p.Session.OrgID != nil {
-		want = *p.Session.OrgID
-	}
-	if want != uuid.Nil {
-		role, err := h.orgRole(c, want)
-		if err == nil {
-			org, err := models.GetOrg(c.Request.Context(), h.db, want)
-			return scope{Org: org, Role: role}, err
-		}
-		if c.Query("orgId") != "" || !errors.Is(err, models.ErrNotFound) && err != errNotFound {
-			return scope{}, err
-		}
-	}
-	orgs, err := h.visibleOrgs(c, p)
-	if err != nil {
-		return scope{}, err
-	}
-	if len(orgs) == 0 {
-		return scope{}, newErr(http.StatusNotFound, "no_organization", "you are not a member of any organization")
-	}
-	role, err := h.orgRole(c, orgs[0].ID)
-	if err != nil {
-		return scope{}, err
-	}
-	return scope{Org: &orgs[0], Role: role}, nil
 }
 
 func (h *Handler) visibleOrgs(c *gin.Context, p *principal) ([]models.Organization, error) {
@@ -331,20 +220,12 @@ func (h *Handler) apiLogin(c *gin.Context) {
 	})
 }
 
-// switchOrg changes the session's current org.
+// switchOrg changes the session's current org to the form's orgId (which
+// authorize checked the caller may see).
 func (h *Handler) switchOrg(c *gin.Context) {
 	p := currentPrincipal(c)
-	id, err := uuid.Parse(c.PostForm("orgId"))
-	if err != nil {
-		h.fail(c, models.Invalid("orgId", "must be a UUID"))
-		return
-	}
-	if _, err := h.orgRole(c, id); err != nil {
-		h.fail(c, err)
-		return
-	}
 	if p.Session != nil {
-		if err := models.SetSessionOrg(c.Request.Context(), h.db, p.token, id); err != nil {
+		if err := models.SetSessionOrg(c.Request.Context(), h.db, p.token, scopeOf(c).OrgID); err != nil {
 			h.fail(c, err)
 			return
 		}

@@ -5,7 +5,6 @@ import (
 	"net/http"
 
 	"github.com/gin-gonic/gin"
-	"github.com/google/uuid"
 
 	"github.com/agentroster/agentroster/models"
 	"github.com/agentroster/agentroster/views"
@@ -14,11 +13,8 @@ import (
 // --- JSON: /organizations/{orgId}/columns ---
 
 func (h *Handler) listColumnsAPI(c *gin.Context) {
-	org, _, err := h.orgParam(c)
-	var cols []models.BoardColumn
-	if err == nil {
-		cols, err = models.ListColumns(c.Request.Context(), h.db, org)
-	}
+	org := scopeOf(c).OrgID
+	cols, err := models.ListColumns(c.Request.Context(), h.db, org)
 	if err != nil {
 		h.fail(c, err)
 		return
@@ -27,15 +23,6 @@ func (h *Handler) listColumnsAPI(c *gin.Context) {
 		cols = []models.BoardColumn{}
 	}
 	c.JSON(http.StatusOK, cols)
-}
-
-// adminOrgParam is :orgId for a caller who must administer it.
-func (h *Handler) adminOrgParam(c *gin.Context) (uuid.UUID, error) {
-	org, role, err := h.orgParam(c)
-	if err == nil && role != models.RoleAdmin {
-		err = errViewer
-	}
-	return org, err
 }
 
 type columnRequest struct {
@@ -47,11 +34,9 @@ type columnRequest struct {
 }
 
 func (h *Handler) createColumnAPI(c *gin.Context) {
-	org, err := h.adminOrgParam(c)
+	org := scopeOf(c).OrgID
 	var req columnRequest
-	if err == nil {
-		err = decodeJSON(c, &req)
-	}
+	err := decodeJSON(c, &req)
 	var col *models.BoardColumn
 	if err == nil {
 		col, err = models.CreateColumn(c.Request.Context(), h.db, org, models.ColumnInput{
@@ -69,11 +54,9 @@ func (h *Handler) createColumnAPI(c *gin.Context) {
 }
 
 func (h *Handler) updateColumnAPI(c *gin.Context) {
-	org, err := h.adminOrgParam(c)
+	org := scopeOf(c).OrgID
 	var req columnRequest
-	if err == nil {
-		err = decodeJSON(c, &req)
-	}
+	err := decodeJSON(c, &req)
 	var col *models.BoardColumn
 	if err == nil {
 		col, err = models.UpdateColumn(c.Request.Context(), h.db, org, c.Param("columnId"), models.ColumnPatch{
@@ -88,10 +71,8 @@ func (h *Handler) updateColumnAPI(c *gin.Context) {
 }
 
 func (h *Handler) deleteColumnAPI(c *gin.Context) {
-	org, err := h.adminOrgParam(c)
-	if err == nil {
-		err = models.DeleteColumn(c.Request.Context(), h.db, org, c.Param("columnId"), h.actor(c))
-	}
+	org := scopeOf(c).OrgID
+	err := models.DeleteColumn(c.Request.Context(), h.db, org, c.Param("columnId"), h.actor(c))
 	if err != nil {
 		h.fail(c, err)
 		return
@@ -104,15 +85,12 @@ func derefBool(b *bool) bool { return b != nil && *b }
 // --- HTML: /settings/columns ---
 
 func (h *Handler) columnsData(c *gin.Context, s scope) (views.ColumnsData, error) {
-	cols, err := models.ListColumns(c.Request.Context(), h.db, s.Org.ID)
+	cols, err := models.ListColumns(c.Request.Context(), h.db, s.OrgID)
 	return views.ColumnsData{Columns: cols, CanWrite: s.admin()}, err
 }
 
 func (h *Handler) columnsPage(c *gin.Context) {
-	s, n, ok := h.page(c, "Board columns", "settings")
-	if !ok {
-		return
-	}
+	s, n := h.page(c, "Board columns", "settings")
 	d, err := h.columnsData(c, s)
 	if err != nil {
 		h.fail(c, err)
@@ -122,16 +100,9 @@ func (h *Handler) columnsPage(c *gin.Context) {
 }
 
 func (h *Handler) columnsCreate(c *gin.Context) {
-	s, n, ok := h.page(c, "Board columns", "settings")
-	if !ok {
-		return
-	}
-	if !s.admin() {
-		h.fail(c, errViewer)
-		return
-	}
+	s, n := h.page(c, "Board columns", "settings")
 	f := views.ColumnForm{ID: c.PostForm("id"), Name: c.PostForm("name"), Read: c.PostForm("agentCanRead") == "true", Moderate: c.PostForm("agentCanModerate") == "true"}
-	_, err := models.CreateColumn(c.Request.Context(), h.db, s.Org.ID, models.ColumnInput{ID: f.ID, Name: f.Name, AgentCanRead: f.Read, AgentCanModerate: f.Moderate}, h.actor(c))
+	_, err := models.CreateColumn(c.Request.Context(), h.db, s.OrgID, models.ColumnInput{ID: f.ID, Name: f.Name, AgentCanRead: f.Read, AgentCanModerate: f.Moderate}, h.actor(c))
 	var se *models.StateError
 	if errors.As(err, &se) && se.Code == "column_exists" {
 		err = models.Invalid("id", "a column with this id already exists; choose another id")
@@ -159,21 +130,20 @@ func (h *Handler) columnsCreate(c *gin.Context) {
 // save (name and defaults), move, delete. htmx gets the table, a plain post 303.
 func (h *Handler) columnActionHTML(action string) gin.HandlerFunc {
 	return func(c *gin.Context) {
-		s, err := h.adminScope(c)
+		s := scopeOf(c)
+		var err error
 		id := c.Param("columnId")
-		if err == nil {
-			switch action {
-			case "save":
-				name := c.PostForm("name")
-				read, moderate := c.PostForm("agentCanRead") == "true", c.PostForm("agentCanModerate") == "true"
-				_, err = models.UpdateColumn(c.Request.Context(), h.db, s.Org.ID, id, models.ColumnPatch{Name: &name, AgentCanRead: &read, AgentCanModerate: &moderate}, h.actor(c))
-			case "up":
-				err = models.MoveColumn(c.Request.Context(), h.db, s.Org.ID, id, -1, h.actor(c))
-			case "down":
-				err = models.MoveColumn(c.Request.Context(), h.db, s.Org.ID, id, +1, h.actor(c))
-			case "delete":
-				err = models.DeleteColumn(c.Request.Context(), h.db, s.Org.ID, id, h.actor(c))
-			}
+		switch action {
+		case "save":
+			name := c.PostForm("name")
+			read, moderate := c.PostForm("agentCanRead") == "true", c.PostForm("agentCanModerate") == "true"
+			_, err = models.UpdateColumn(c.Request.Context(), h.db, s.OrgID, id, models.ColumnPatch{Name: &name, AgentCanRead: &read, AgentCanModerate: &moderate}, h.actor(c))
+		case "up":
+			err = models.MoveColumn(c.Request.Context(), h.db, s.OrgID, id, -1, h.actor(c))
+		case "down":
+			err = models.MoveColumn(c.Request.Context(), h.db, s.OrgID, id, +1, h.actor(c))
+		case "delete":
+			err = models.DeleteColumn(c.Request.Context(), h.db, s.OrgID, id, h.actor(c))
 		}
 		if err != nil {
 			h.fail(c, err)

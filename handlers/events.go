@@ -157,17 +157,13 @@ const sseHeartbeat = 25 * time.Second
 // event is named after what changed ("agent-<id>", "agents", "join_requests"),
 // so an element can refresh itself with hx-trigger="sse:<name>".
 func (h *Handler) events(c *gin.Context) {
-	s, err := h.currentScope(c)
-	if err != nil {
-		h.fail(c, err)
-		return
-	}
+	s := scopeOf(c)
 	p := currentPrincipal(c)
 	key := p.User.ID.String()
 	if p.Session != nil {
 		key = fmt.Sprintf("%x", p.Session.ID)
 	}
-	ch, unsubscribe, ok := h.broker.subscribe(s.Org.ID, key)
+	ch, unsubscribe, ok := h.broker.subscribe(s.OrgID, key)
 	if !ok {
 		h.fail(c, newErr(http.StatusTooManyRequests, "too_many_streams", "too many live update streams for this session"))
 		return

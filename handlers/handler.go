@@ -56,6 +56,7 @@ type Handler struct {
 	cache                                                    *models.Cache  // keys and agents for runtime requests
 	writer                                                   *models.Writer // presence batches and contact times
 	announcer                                                *models.Announcer
+	policies                                                 map[string]access // each route's, filled by Routes
 
 	ctx      context.Context // cancelled by BeginShutdown
 	shutdown context.CancelFunc

@@ -1,8 +1,6 @@
 package handlers
 
 import (
-	"context"
-	"errors"
 	"net/http"
 	"strings"
 	"time"
@@ -248,75 +246,10 @@ func (h *Handler) claimAPI(c *gin.Context) {
 
 // --- Management: /internal/invites and /internal/join-requests ---
 
-// objectScope finds the org of the object :id and checks that the caller
-// administers it; orgOf reads the org and the caller's role there together.
-// An object the caller cannot see (unknown, in an org they are not a member
-// of, or not in the ?orgId= given) is a 404 for an admin of the request's org
-// and a 403 for anyone else, so a viewer learns nothing.
-func (h *Handler) objectScope(c *gin.Context, orgOf func(ctx context.Context, id, user uuid.UUID) (uuid.UUID, string, error)) (uuid.UUID, uuid.UUID, error) {
-	p := currentPrincipal(c)
-	if p == nil {
-		return uuid.Nil, uuid.Nil, errUnauthenticated
-	}
-	id, err := pathUUID(c, "id")
-	var org uuid.UUID
-	var role string
-	if err == nil {
-		org, role, err = orgOf(c.Request.Context(), id, p.User.ID)
-	}
-	if err == nil {
-		if q := c.Query("orgId"); q != "" && q != org.String() {
-			err = errNotFound
-		}
-	}
-	if err == nil {
-		err = requireAdminRole(p, role)
-	}
-	if err != nil && (err == errNotFound || errors.Is(err, models.ErrNotFound)) {
-		if _, serr := h.adminScope(c); serr != nil {
-			return uuid.Nil, uuid.Nil, serr
-		}
-	}
-	return org, id, err
-}
-
-func (h *Handler) inviteScope(c *gin.Context) (uuid.UUID, uuid.UUID, error) {
-	return h.objectScope(c, func(ctx context.Context, id, user uuid.UUID) (uuid.UUID, string, error) {
-		return models.InviteOrg(ctx, h.db, id, user)
-	})
-}
-
-func (h *Handler) joinRequestScope(c *gin.Context) (uuid.UUID, uuid.UUID, error) {
-	return h.objectScope(c, func(ctx context.Context, id, user uuid.UUID) (uuid.UUID, string, error) {
-		return models.JoinRequestOrg(ctx, h.db, id, user)
-	})
-}
-
-// bodyOrgScope is the org of a management request whose body may name it:
-// the body's orgId, else ?orgId=, else the session's current org. The caller
-// must be its admin.
-func (h *Handler) bodyOrgScope(c *gin.Context, orgID string) (uuid.UUID, error) {
-	if orgID == "" {
-		s, err := h.adminScope(c)
-		if err != nil {
-			return uuid.Nil, err
-		}
-		return s.Org.ID, nil
-	}
-	org, err := uuid.Parse(orgID)
-	if err != nil {
-		return uuid.Nil, models.Invalid("orgId", "must be a UUID")
-	}
-	return org, h.requireAdminOf(c, org)
-}
-
-// listInvitesAPI serves GET /internal/invites?orgId=.
+// listInvitesAPI serves GET /internal/invites?orgId=; viewers get no links.
 func (h *Handler) listInvitesAPI(c *gin.Context) {
-	s, err := h.adminScope(c)
-	var invs []models.Invite
-	if err == nil {
-		invs, err = models.ListInvites(c.Request.Context(), h.db, s.Org.ID)
-	}
+	s := scopeOf(c)
+	invs, err := models.ListInvites(c.Request.Context(), h.db, s.OrgID)
 	if err != nil {
 		h.fail(c, err)
 		return
@@ -324,6 +257,10 @@ func (h *Handler) listInvitesAPI(c *gin.Context) {
 	out := make([]inviteJSON, len(invs))
 	for i := range invs {
 		out[i] = h.toInviteJSON(&invs[i])
+		if !s.admin() {
+			// The link is the runtime's credential: admins only.
+			out[i].Token, out[i].URL = "", ""
+		}
 	}
 	c.JSON(http.StatusOK, out)
 }
@@ -367,10 +304,8 @@ func optTeam(s string) (uuid.UUID, error) {
 func (h *Handler) createInviteAPI(c *gin.Context) {
 	var req createInviteRequest
 	err := decodeJSON(c, &req)
-	var org, team uuid.UUID
-	if err == nil {
-		org, err = h.bodyOrgScope(c, req.OrgID)
-	}
+	org := scopeOf(c).OrgID
+	var team uuid.UUID
 	if err == nil {
 		team, err = optTeam(req.TeamID)
 	}
@@ -390,7 +325,8 @@ func (h *Handler) createInviteAPI(c *gin.Context) {
 // deleteInviteAPI serves DELETE /internal/invites/{id}: the invite is revoked
 // (its link stops working; the row stays for its join requests). Idempotent.
 func (h *Handler) deleteInviteAPI(c *gin.Context) {
-	org, id, err := h.inviteScope(c)
+	org := scopeOf(c).OrgID
+	id, err := pathUUID(c, "id")
 	if err == nil {
 		_, err = models.DeleteInvite(c.Request.Context(), h.db, org, id, h.actor(c))
 	}
@@ -404,14 +340,11 @@ func (h *Handler) deleteInviteAPI(c *gin.Context) {
 // listJoinRequestsAPI serves GET /internal/join-requests?status=&orgId=
 // (status: pending, approved, rejected or all; default all).
 func (h *Handler) listJoinRequestsAPI(c *gin.Context) {
-	s, err := h.adminScope(c)
-	var status string
-	if err == nil {
-		status, err = models.ParseJoinStatus(c.Query("status"))
-	}
+	s := scopeOf(c)
+	status, err := models.ParseJoinStatus(c.Query("status"))
 	var jrs []models.JoinRequest
 	if err == nil {
-		jrs, err = models.ListJoinRequests(c.Request.Context(), h.db, models.JoinFilter{Org: s.Org.ID, Status: status})
+		jrs, err = models.ListJoinRequests(c.Request.Context(), h.db, models.JoinFilter{Org: s.OrgID, Status: status})
 	}
 	if err != nil {
 		h.fail(c, err)
@@ -450,7 +383,8 @@ func (h *Handler) decideJoinRequest(c *gin.Context, org, id uuid.UUID, action st
 // /reject (body {} or {"revokeInvite":true}). The loser of a race gets 409.
 func (h *Handler) decideJoinRequestAPI(action string) gin.HandlerFunc {
 	return func(c *gin.Context) {
-		org, id, err := h.joinRequestScope(c)
+		org := scopeOf(c).OrgID
+		id, err := pathUUID(c, "id")
 		var body struct {
 			RevokeInvite bool `json:"revokeInvite"`
 		}

@@ -21,11 +21,11 @@ import (
 
 func (h *Handler) invitesData(c *gin.Context, s scope) (views.InvitesData, error) {
 	d := views.InvitesData{CanWrite: s.admin()}
-	teams, err := models.ListTeams(c.Request.Context(), h.db, s.Org.ID)
+	teams, err := models.ListTeams(c.Request.Context(), h.db, s.OrgID)
 	if err != nil {
 		return d, err
 	}
-	invs, err := models.ListInvites(c.Request.Context(), h.db, s.Org.ID)
+	invs, err := models.ListInvites(c.Request.Context(), h.db, s.OrgID)
 	if err != nil {
 		return d, err
 	}
@@ -50,10 +50,7 @@ func (h *Handler) inviteRow(inv *models.Invite, teams map[uuid.UUID]string, admi
 // that form on the page (the New invite and Bulk create buttons are links
 // that open a dialog with JavaScript and land here without it).
 func (h *Handler) invitesPage(c *gin.Context) {
-	s, n, ok := h.page(c, "Invites", "invites")
-	if !ok {
-		return
-	}
+	s, n := h.page(c, "Invites", "invites")
 	d, err := h.invitesData(c, s)
 	if err != nil {
 		h.fail(c, err)
@@ -69,11 +66,8 @@ func (h *Handler) invitesPage(c *gin.Context) {
 // inviteFormHTML serves GET /agents/invites/new: an empty New Invite form
 // (the dialog's "Create another").
 func (h *Handler) inviteFormHTML(c *gin.Context) {
-	s, err := h.adminScope(c)
-	var teams []models.Team
-	if err == nil {
-		teams, err = models.ListTeams(c.Request.Context(), h.db, s.Org.ID)
-	}
+	s := scopeOf(c)
+	teams, err := models.ListTeams(c.Request.Context(), h.db, s.OrgID)
 	if err != nil {
 		h.fail(c, err)
 		return
@@ -141,14 +135,7 @@ func formErrorsOf(err error, errs map[string]string) bool {
 // the dialog body: the created link, or the form with its errors; a plain
 // post gets the page (400 with the form on errors).
 func (h *Handler) invitesCreate(c *gin.Context) {
-	s, n, ok := h.page(c, "Invites", "invites")
-	if !ok {
-		return
-	}
-	if !s.admin() {
-		h.fail(c, errViewer)
-		return
-	}
+	s, n := h.page(c, "Invites", "invites")
 	f := views.InviteForm{
 		AgentName: c.PostForm("agentName"), TeamID: c.PostForm("teamId"), AdapterType: c.PostForm("adapterType"),
 		MaxUses: c.PostForm("maxUses"), TTL: c.PostForm("ttl"), TTLMinutes: c.PostForm("ttlMinutes"), Errors: map[string]string{},
@@ -157,7 +144,7 @@ func (h *Handler) invitesCreate(c *gin.Context) {
 	var inv *models.NewInvite
 	var err error
 	if len(f.Errors) == 0 {
-		inv, err = models.CreateInvite(c.Request.Context(), h.db, h.sealer, s.Org.ID, in, h.actor(c))
+		inv, err = models.CreateInvite(c.Request.Context(), h.db, h.sealer, s.OrgID, in, h.actor(c))
 		if err != nil && !formErrorsOf(err, f.Errors) {
 			h.fail(c, err)
 			return
@@ -165,7 +152,7 @@ func (h *Handler) invitesCreate(c *gin.Context) {
 	}
 	if len(f.Errors) > 0 {
 		if isHTMX(c) {
-			teams, err := models.ListTeams(c.Request.Context(), h.db, s.Org.ID)
+			teams, err := models.ListTeams(c.Request.Context(), h.db, s.OrgID)
 			if err != nil {
 				h.fail(c, err)
 				return
@@ -202,14 +189,7 @@ func (h *Handler) invitesCreate(c *gin.Context) {
 // invitesBulk serves POST /agents/invites/bulk: one invite per line (up to
 // 100), all or none, answered as a CSV download of the links.
 func (h *Handler) invitesBulk(c *gin.Context) {
-	s, n, ok := h.page(c, "Invites", "invites")
-	if !ok {
-		return
-	}
-	if !s.admin() {
-		h.fail(c, errViewer)
-		return
-	}
+	s, n := h.page(c, "Invites", "invites")
 	f := views.BulkForm{
 		Names: c.PostForm("names"), TeamID: c.PostForm("teamId"), AdapterType: c.PostForm("adapterType"),
 		MaxUses: c.PostForm("maxUses"), TTL: c.PostForm("ttl"), Errors: map[string]string{},
@@ -232,7 +212,7 @@ func (h *Handler) invitesBulk(c *gin.Context) {
 	var created []models.NewInvite
 	if len(f.Errors) == 0 {
 		var err error
-		created, err = models.CreateInvites(c.Request.Context(), h.db, h.sealer, s.Org.ID, ins, h.actor(c))
+		created, err = models.CreateInvites(c.Request.Context(), h.db, h.sealer, s.OrgID, ins, h.actor(c))
 		if err != nil && !formErrorsOf(err, f.Errors) {
 			h.fail(c, err)
 			return
@@ -264,7 +244,8 @@ func (h *Handler) invitesBulk(c *gin.Context) {
 // inviteDeleteHTML serves the Delete button POST /agents/invites/{id}/delete:
 // htmx gets the row (now Revoked), a plain post goes back to the list.
 func (h *Handler) inviteDeleteHTML(c *gin.Context) {
-	org, id, err := h.inviteScope(c)
+	org := scopeOf(c).OrgID
+	id, err := pathUUID(c, "id")
 	var inv *models.Invite
 	if err == nil {
 		inv, err = models.DeleteInvite(c.Request.Context(), h.db, org, id, h.actor(c))

@@ -34,10 +34,7 @@ func (h *Handler) joinRow(c *gin.Context, j *models.JoinRequest, teams map[uuid.
 
 // joinRequestsPage serves GET /agents/join-requests?status= (default pending).
 func (h *Handler) joinRequestsPage(c *gin.Context) {
-	s, n, ok := h.page(c, "Join requests", "join-requests")
-	if !ok {
-		return
-	}
+	s, n := h.page(c, "Join requests", "join-requests")
 	filter := c.DefaultQuery("status", "pending")
 	status, err := models.ParseJoinStatus(filter)
 	if err != nil {
@@ -49,10 +46,10 @@ func (h *Handler) joinRequestsPage(c *gin.Context) {
 	} else {
 		filter = lowerStatus(status)
 	}
-	jrs, err := models.ListJoinRequests(c.Request.Context(), h.db, models.JoinFilter{Org: s.Org.ID, Status: status})
+	jrs, err := models.ListJoinRequests(c.Request.Context(), h.db, models.JoinFilter{Org: s.OrgID, Status: status})
 	var teams []models.Team
 	if err == nil {
-		teams, err = models.ListTeams(c.Request.Context(), h.db, s.Org.ID)
+		teams, err = models.ListTeams(c.Request.Context(), h.db, s.OrgID)
 	}
 	if err != nil {
 		h.fail(c, err)
@@ -85,7 +82,8 @@ func lowerStatus(s string) string {
 // goes back to the list.
 func (h *Handler) joinDecisionHTML(action string) gin.HandlerFunc {
 	return func(c *gin.Context) {
-		org, id, err := h.joinRequestScope(c)
+		org := scopeOf(c).OrgID
+		id, err := pathUUID(c, "id")
 		var jr *models.JoinRequest
 		if err == nil {
 			jr, _, err = h.decideJoinRequest(c, org, id, action)

@@ -26,11 +26,8 @@ type memberJSON struct {
 }
 
 func (h *Handler) listMembersAPI(c *gin.Context) {
-	org, _, err := h.orgParam(c)
-	var ms []models.Member
-	if err == nil {
-		ms, err = models.ListMembers(c.Request.Context(), h.db, org)
-	}
+	org := scopeOf(c).OrgID
+	ms, err := models.ListMembers(c.Request.Context(), h.db, org)
 	if err != nil {
 		h.fail(c, err)
 		return
@@ -50,11 +47,9 @@ type memberRequest struct {
 // addMemberAPI serves POST /organizations/{orgId}/members {email, role} → 201;
 // a new user's set-password link is in the answer, the only time it is shown.
 func (h *Handler) addMemberAPI(c *gin.Context) {
-	org, err := h.adminOrgParam(c)
+	org := scopeOf(c).OrgID
 	var req memberRequest
-	if err == nil {
-		err = decodeJSON(c, &req)
-	}
+	err := decodeJSON(c, &req)
 	var m *models.Member
 	var token string
 	if err == nil {
@@ -73,11 +68,8 @@ func (h *Handler) addMemberAPI(c *gin.Context) {
 
 // updateMemberAPI serves PATCH /organizations/{orgId}/members/{userId} {role}.
 func (h *Handler) updateMemberAPI(c *gin.Context) {
-	org, err := h.adminOrgParam(c)
-	var user uuid.UUID
-	if err == nil {
-		user, err = pathUUID(c, "userId")
-	}
+	org := scopeOf(c).OrgID
+	user, err := pathUUID(c, "userId")
 	var req memberRequest
 	if err == nil {
 		err = decodeJSON(c, &req)
@@ -95,11 +87,8 @@ func (h *Handler) updateMemberAPI(c *gin.Context) {
 
 // removeMemberAPI serves DELETE /organizations/{orgId}/members/{userId}.
 func (h *Handler) removeMemberAPI(c *gin.Context) {
-	org, err := h.adminOrgParam(c)
-	var user uuid.UUID
-	if err == nil {
-		user, err = pathUUID(c, "userId")
-	}
+	org := scopeOf(c).OrgID
+	user, err := pathUUID(c, "userId")
 	if err == nil {
 		err = models.RemoveMember(c.Request.Context(), h.db, org, user, h.actor(c))
 	}
@@ -118,16 +107,13 @@ var memberNotices = map[string]string{
 }
 
 func (h *Handler) membersData(c *gin.Context, s scope) (views.MembersData, error) {
-	ms, err := models.ListMembers(c.Request.Context(), h.db, s.Org.ID)
+	ms, err := models.ListMembers(c.Request.Context(), h.db, s.OrgID)
 	return views.MembersData{Members: ms, CanWrite: s.admin(), Self: currentPrincipal(c).User.ID,
 		Notice: memberNotices[c.Query("done")], Form: views.MemberForm{Role: models.RoleViewer}}, err
 }
 
 func (h *Handler) membersPage(c *gin.Context) {
-	s, n, ok := h.page(c, "Members", "settings")
-	if !ok {
-		return
-	}
+	s, n := h.page(c, "Members", "settings")
 	d, err := h.membersData(c, s)
 	if err != nil {
 		h.fail(c, err)
@@ -139,16 +125,9 @@ func (h *Handler) membersPage(c *gin.Context) {
 // membersAdd serves POST /settings/members. The page it answers carries a new
 // user's set-password link once (no redirect, so the link is never in a URL).
 func (h *Handler) membersAdd(c *gin.Context) {
-	s, n, ok := h.page(c, "Members", "settings")
-	if !ok {
-		return
-	}
-	if !s.admin() {
-		h.fail(c, errViewer)
-		return
-	}
+	s, n := h.page(c, "Members", "settings")
 	f := views.MemberForm{Email: c.PostForm("email"), Role: c.PostForm("role")}
-	m, token, err := models.AddMemberByEmail(c.Request.Context(), h.db, s.Org.ID, f.Email, f.Role, h.actor(c))
+	m, token, err := models.AddMemberByEmail(c.Request.Context(), h.db, s.OrgID, f.Email, f.Role, h.actor(c))
 	var ve *models.ValidationError
 	var se *models.StateError
 	status := http.StatusOK
@@ -179,16 +158,13 @@ func (h *Handler) membersAdd(c *gin.Context) {
 // memberAction serves POST /settings/members/{userId}/role|remove.
 func (h *Handler) memberAction(action string) gin.HandlerFunc {
 	return func(c *gin.Context) {
-		s, err := h.adminScope(c)
-		var user uuid.UUID
-		if err == nil {
-			user, err = pathUUID(c, "userId")
-		}
+		s := scopeOf(c)
+		user, err := pathUUID(c, "userId")
 		if err == nil {
 			if action == "remove" {
-				err = models.RemoveMember(c.Request.Context(), h.db, s.Org.ID, user, h.actor(c))
+				err = models.RemoveMember(c.Request.Context(), h.db, s.OrgID, user, h.actor(c))
 			} else {
-				_, err = models.ChangeMemberRole(c.Request.Context(), h.db, s.Org.ID, user, c.PostForm("role"), h.actor(c))
+				_, err = models.ChangeMemberRole(c.Request.Context(), h.db, s.OrgID, user, c.PostForm("role"), h.actor(c))
 			}
 		}
 		if err != nil {
@@ -206,10 +182,7 @@ func (h *Handler) memberAction(action string) gin.HandlerFunc {
 // --- Account ---
 
 func (h *Handler) accountPage(c *gin.Context) {
-	_, n, ok := h.page(c, "Account", "settings")
-	if !ok {
-		return
-	}
+	_, n := h.page(c, "Account", "settings")
 	h.render(c, views.AccountPage(n, views.AccountForm{Saved: c.Query("saved") == "1"}))
 }
 
@@ -228,10 +201,7 @@ func (h *Handler) changePassword(c *gin.Context, current, password string) (*mod
 }
 
 func (h *Handler) accountPassword(c *gin.Context) {
-	_, n, ok := h.page(c, "Account", "settings")
-	if !ok {
-		return
-	}
+	_, n := h.page(c, "Account", "settings")
 	_, err := h.changePassword(c, c.PostForm("currentPassword"), c.PostForm("password"))
 	var ve *models.ValidationError
 	if errors.As(err, &ve) {
@@ -328,15 +298,6 @@ func (h *Handler) setPasswordSubmit(c *gin.Context) {
 
 // --- Platform (platform admins) ---
 
-var errNotSA = newErr(http.StatusForbidden, "forbidden", "only platform admins may do this")
-
-func requireSA(c *gin.Context) error {
-	if p := currentPrincipal(c); p == nil || !p.User.IsSA {
-		return errNotSA
-	}
-	return nil
-}
-
 var platformNotices = map[string]string{
 	"org":     "Organization saved.",
 	"created": "Organization created.",
@@ -344,14 +305,7 @@ var platformNotices = map[string]string{
 }
 
 func (h *Handler) platformRender(c *gin.Context, status int, f views.OrgForm) {
-	if err := requireSA(c); err != nil {
-		h.fail(c, err)
-		return
-	}
-	_, n, ok := h.page(c, "Platform", "platform")
-	if !ok {
-		return
-	}
+	_, n := h.page(c, "Platform", "platform")
 	orgs, err := models.ListOrgs(c.Request.Context(), h.db)
 	var users []models.User
 	if err == nil {
@@ -369,10 +323,6 @@ func (h *Handler) platformRender(c *gin.Context, status int, f views.OrgForm) {
 func (h *Handler) platformPage(c *gin.Context) { h.platformRender(c, http.StatusOK, views.OrgForm{}) }
 
 func (h *Handler) platformCreateOrg(c *gin.Context) {
-	if err := requireSA(c); err != nil {
-		h.fail(c, err)
-		return
-	}
 	f := views.OrgForm{Title: c.PostForm("title"), Color: c.PostForm("color")}
 	_, err := models.CreateOrg(c.Request.Context(), h.db, f.Title, f.Color, &currentPrincipal(c).User.ID, h.actor(c))
 	var ve *models.ValidationError
@@ -389,11 +339,7 @@ func (h *Handler) platformCreateOrg(c *gin.Context) {
 }
 
 func (h *Handler) platformUpdateOrg(c *gin.Context) {
-	err := requireSA(c)
-	var org uuid.UUID
-	if err == nil {
-		org, err = pathUUID(c, "orgId")
-	}
+	org, err := pathUUID(c, "orgId")
 	if err == nil {
 		_, err = models.UpdateOrg(c.Request.Context(), h.db, org, c.PostForm("title"), c.PostForm("color"), h.actor(c))
 	}
@@ -407,11 +353,7 @@ func (h *Handler) platformUpdateOrg(c *gin.Context) {
 // platformUserAction serves POST /platform/users/{userId}/sa|disable with value=true|false.
 func (h *Handler) platformUserAction(action string) gin.HandlerFunc {
 	return func(c *gin.Context) {
-		err := requireSA(c)
-		var user uuid.UUID
-		if err == nil {
-			user, err = pathUUID(c, "userId")
-		}
+		user, err := pathUUID(c, "userId")
 		value := c.PostForm("value")
 		if err == nil && value != "true" && value != "false" {
 			err = models.Invalid("value", "must be true or false")
@@ -444,11 +386,7 @@ func (h *Handler) changeUser(c *gin.Context, user uuid.UUID, action string, valu
 
 // listUsersAPI serves GET /users (platform admins).
 func (h *Handler) listUsersAPI(c *gin.Context) {
-	err := requireSA(c)
-	var users []models.User
-	if err == nil {
-		users, err = models.ListUsers(c.Request.Context(), h.db)
-	}
+	users, err := models.ListUsers(c.Request.Context(), h.db)
 	if err != nil {
 		h.fail(c, err)
 		return
@@ -458,11 +396,7 @@ func (h *Handler) listUsersAPI(c *gin.Context) {
 
 // updateUserAPI serves PATCH /users/{userId} {isSa?, disabled?} (platform admins).
 func (h *Handler) updateUserAPI(c *gin.Context) {
-	err := requireSA(c)
-	var user uuid.UUID
-	if err == nil {
-		user, err = pathUUID(c, "userId")
-	}
+	user, err := pathUUID(c, "userId")
 	var req struct {
 		IsSA     *bool `json:"isSa"`
 		Disabled *bool `json:"disabled"`
@@ -492,11 +426,7 @@ func (h *Handler) updateUserAPI(c *gin.Context) {
 
 // updateOrgAPI serves PATCH /organizations/{orgId} {title?, color?} (platform admins).
 func (h *Handler) updateOrgAPI(c *gin.Context) {
-	err := requireSA(c)
-	var id uuid.UUID
-	if err == nil {
-		id, err = pathUUID(c, "orgId")
-	}
+	id, err := pathUUID(c, "orgId")
 	var req struct {
 		Title *string `json:"title"`
 		Color *string `json:"color"`

@@ -20,11 +20,8 @@ type webhookJSON struct {
 // --- JSON: /organizations/{orgId}/webhooks ---
 
 func (h *Handler) listWebhooksAPI(c *gin.Context) {
-	org, _, err := h.orgParam(c)
-	var ws []models.WebhookEndpoint
-	if err == nil {
-		ws, err = models.ListWebhooks(c.Request.Context(), h.db, org)
-	}
+	org := scopeOf(c).OrgID
+	ws, err := models.ListWebhooks(c.Request.Context(), h.db, org)
 	if err != nil {
 		h.fail(c, err)
 		return
@@ -41,11 +38,9 @@ type webhookRequest struct {
 // createWebhookAPI serves POST {url, events} → 201 with the signing secret,
 // the only time it is shown.
 func (h *Handler) createWebhookAPI(c *gin.Context) {
-	org, err := h.adminOrgParam(c)
+	org := scopeOf(c).OrgID
 	var req webhookRequest
-	if err == nil {
-		err = decodeJSON(c, &req)
-	}
+	err := decodeJSON(c, &req)
 	var w *models.WebhookEndpoint
 	var secret string
 	if err == nil {
@@ -60,10 +55,7 @@ func (h *Handler) createWebhookAPI(c *gin.Context) {
 
 // webhookParam is :orgId (administered by the caller) and :endpointId.
 func (h *Handler) webhookParam(c *gin.Context) (uuid.UUID, uuid.UUID, error) {
-	org, err := h.adminOrgParam(c)
-	if err != nil {
-		return uuid.Nil, uuid.Nil, err
-	}
+	org := scopeOf(c).OrgID
 	id, err := pathUUID(c, "endpointId")
 	return org, id, err
 }
@@ -116,11 +108,8 @@ func (h *Handler) testWebhookAPI(c *gin.Context) {
 
 // webhookDeliveriesAPI serves GET .../deliveries: the endpoint's attempt log.
 func (h *Handler) webhookDeliveriesAPI(c *gin.Context) {
-	org, _, err := h.orgParam(c)
-	var id uuid.UUID
-	if err == nil {
-		id, err = pathUUID(c, "endpointId")
-	}
+	org := scopeOf(c).OrgID
+	id, err := pathUUID(c, "endpointId")
 	if err == nil {
 		_, err = models.GetWebhook(c.Request.Context(), h.db, org, id)
 	}
@@ -145,7 +134,7 @@ var webhookNotices = map[string]string{
 }
 
 func (h *Handler) notificationsRender(c *gin.Context, s scope, n views.Nav, status int, d views.NotificationsData) {
-	ws, err := models.ListWebhooks(c.Request.Context(), h.db, s.Org.ID)
+	ws, err := models.ListWebhooks(c.Request.Context(), h.db, s.OrgID)
 	if err != nil {
 		h.fail(c, err)
 		return
@@ -158,29 +147,19 @@ func (h *Handler) notificationsRender(c *gin.Context, s scope, n views.Nav, stat
 }
 
 func (h *Handler) notificationsPage(c *gin.Context) {
-	s, n, ok := h.page(c, "Notifications", "settings")
-	if !ok {
-		return
-	}
+	s, n := h.page(c, "Notifications", "settings")
 	h.notificationsRender(c, s, n, http.StatusOK, views.NotificationsData{})
 }
 
 // notificationsCreate serves POST /settings/notifications; the page it answers
 // shows the signing secret once.
 func (h *Handler) notificationsCreate(c *gin.Context) {
-	s, n, ok := h.page(c, "Notifications", "settings")
-	if !ok {
-		return
-	}
-	if !s.admin() {
-		h.fail(c, errViewer)
-		return
-	}
+	s, n := h.page(c, "Notifications", "settings")
 	f := views.WebhookForm{URL: c.PostForm("url"), Events: c.PostFormArray("events")}
 	if f.Events == nil {
 		f.Events = []string{}
 	}
-	w, secret, err := models.CreateWebhook(c.Request.Context(), h.db, h.sealer, s.Org.ID, models.WebhookInput{URL: f.URL, Events: f.Events}, h.actor(c))
+	w, secret, err := models.CreateWebhook(c.Request.Context(), h.db, h.sealer, s.OrgID, models.WebhookInput{URL: f.URL, Events: f.Events}, h.actor(c))
 	var ve *models.ValidationError
 	if errors.As(err, &ve) {
 		f.Errors = ve.Fields
@@ -197,19 +176,16 @@ func (h *Handler) notificationsCreate(c *gin.Context) {
 // webhookActionHTML serves POST /settings/notifications/{endpointId}/test|enable|disable|delete.
 func (h *Handler) webhookActionHTML(action string) gin.HandlerFunc {
 	return func(c *gin.Context) {
-		s, err := h.adminScope(c)
-		var id uuid.UUID
-		if err == nil {
-			id, err = pathUUID(c, "endpointId")
-		}
+		s := scopeOf(c)
+		id, err := pathUUID(c, "endpointId")
 		if err == nil {
 			switch action {
 			case "test":
-				err = models.EnqueueTest(c.Request.Context(), h.db, s.Org.ID, id, h.actor(c))
+				err = models.EnqueueTest(c.Request.Context(), h.db, s.OrgID, id, h.actor(c))
 			case "delete":
-				err = models.DeleteWebhook(c.Request.Context(), h.db, s.Org.ID, id, h.actor(c))
+				err = models.DeleteWebhook(c.Request.Context(), h.db, s.OrgID, id, h.actor(c))
 			default:
-				_, err = models.SetWebhookEnabled(c.Request.Context(), h.db, s.Org.ID, id, action == "enable", h.actor(c))
+				_, err = models.SetWebhookEnabled(c.Request.Context(), h.db, s.OrgID, id, action == "enable", h.actor(c))
 			}
 		}
 		if err != nil {
@@ -222,18 +198,15 @@ func (h *Handler) webhookActionHTML(action string) gin.HandlerFunc {
 
 // webhookLogPage serves GET /settings/notifications/{endpointId}: its deliveries.
 func (h *Handler) webhookLogPage(c *gin.Context) {
-	s, n, ok := h.page(c, "Webhook deliveries", "settings")
-	if !ok {
-		return
-	}
+	s, n := h.page(c, "Webhook deliveries", "settings")
 	id, err := pathUUID(c, "endpointId")
 	var w *models.WebhookEndpoint
 	if err == nil {
-		w, err = models.GetWebhook(c.Request.Context(), h.db, s.Org.ID, id)
+		w, err = models.GetWebhook(c.Request.Context(), h.db, s.OrgID, id)
 	}
 	var as []models.Attempt
 	if err == nil {
-		as, err = models.ListAttempts(c.Request.Context(), h.db, s.Org.ID, id)
+		as, err = models.ListAttempts(c.Request.Context(), h.db, s.OrgID, id)
 	}
 	if err != nil {
 		h.fail(c, err)

@@ -57,22 +57,8 @@ func (h *Handler) createOrg(c *gin.Context) {
 	c.JSON(http.StatusCreated, org)
 }
 
-// orgParam resolves :orgId and the caller's role in it.
-func (h *Handler) orgParam(c *gin.Context) (uuid.UUID, string, error) {
-	org, err := pathUUID(c, "orgId")
-	if err != nil {
-		return uuid.Nil, "", err
-	}
-	role, err := h.orgRole(c, org)
-	return org, role, err
-}
-
 func (h *Handler) listTeams(c *gin.Context) {
-	org, _, err := h.orgParam(c)
-	if err != nil {
-		h.fail(c, err)
-		return
-	}
+	org := scopeOf(c).OrgID
 	teams, err := models.ListTeams(c.Request.Context(), h.db, org)
 	if err != nil {
 		h.fail(c, err)
@@ -87,14 +73,9 @@ type teamRequest struct {
 }
 
 func (h *Handler) createTeam(c *gin.Context) {
-	org, role, err := h.orgParam(c)
-	if err == nil && role != models.RoleAdmin {
-		err = errViewer
-	}
+	org := scopeOf(c).OrgID
 	var req teamRequest
-	if err == nil {
-		err = decodeJSON(c, &req)
-	}
+	err := decodeJSON(c, &req)
 	if err != nil {
 		h.fail(c, err)
 		return
@@ -118,14 +99,8 @@ func (h *Handler) createTeam(c *gin.Context) {
 }
 
 func (h *Handler) updateTeam(c *gin.Context) {
-	org, role, err := h.orgParam(c)
-	if err == nil && role != models.RoleAdmin {
-		err = errViewer
-	}
-	var id uuid.UUID
-	if err == nil {
-		id, err = pathUUID(c, "teamId")
-	}
+	org := scopeOf(c).OrgID
+	id, err := pathUUID(c, "teamId")
 	var req teamRequest
 	if err == nil {
 		err = decodeJSON(c, &req)
@@ -163,37 +138,41 @@ func deref(s *string) string {
 	return *s
 }
 
-// nav builds the header for an HTML page in scope s.
-func (h *Handler) nav(c *gin.Context, s scope, title, active string) views.Nav {
+// nav builds the header of an HTML page: the caller's orgs and the request's
+// org (on pages that have none, such as Account, the caller's current org)
+// with its pending join requests.
+func (h *Handler) nav(c *gin.Context, title, active string) views.Nav {
 	p := currentPrincipal(c)
-	n := views.Nav{Title: title, Active: active, UserEmail: p.User.Email, IsSA: p.User.IsSA, Org: s.Org, Role: s.Role}
+	n := views.Nav{Title: title, Active: active, UserEmail: p.User.Email, IsSA: p.User.IsSA}
 	n.Orgs, _ = h.visibleOrgs(c, p)
-	if s.Org != nil {
-		n.PendingJoins, _ = models.CountPendingJoinRequests(c.Request.Context(), h.db, s.Org.ID)
+	s, ok := c.Get(ctxScope)
+	sc, _ := s.(scope)
+	if !ok {
+		sc, _ = h.currentOrg(c, p)
+	}
+	for i := range n.Orgs {
+		if n.Orgs[i].ID == sc.OrgID {
+			n.Org, n.Role = &n.Orgs[i], sc.Role
+		}
+	}
+	if n.Org != nil {
+		n.PendingJoins, _ = models.CountPendingJoinRequests(c.Request.Context(), h.db, n.Org.ID)
 	}
 	return n
 }
 
-// page resolves the scope and header of an HTML page, or answers the error.
-func (h *Handler) page(c *gin.Context, title, active string) (scope, views.Nav, bool) {
-	s, err := h.currentScope(c)
-	if err != nil {
-		h.fail(c, err)
-		return s, views.Nav{}, false
-	}
-	return s, h.nav(c, s, title, active), true
+// page is the scope and header of an HTML page.
+func (h *Handler) page(c *gin.Context, title, active string) (scope, views.Nav) {
+	return scopeOf(c), h.nav(c, title, active)
 }
 
 func (h *Handler) teamsPage(c *gin.Context) {
-	s, n, ok := h.page(c, "Teams", "settings")
-	if !ok {
-		return
-	}
+	s, n := h.page(c, "Teams", "settings")
 	h.renderTeams(c, s, n, http.StatusOK, views.TeamForm{})
 }
 
 func (h *Handler) renderTeams(c *gin.Context, s scope, n views.Nav, status int, f views.TeamForm) {
-	teams, err := models.ListTeams(c.Request.Context(), h.db, s.Org.ID)
+	teams, err := models.ListTeams(c.Request.Context(), h.db, s.OrgID)
 	if err != nil {
 		h.fail(c, err)
 		return
@@ -202,16 +181,9 @@ func (h *Handler) renderTeams(c *gin.Context, s scope, n views.Nav, status int, 
 }
 
 func (h *Handler) teamsCreate(c *gin.Context) {
-	s, n, ok := h.page(c, "Teams", "settings")
-	if !ok {
-		return
-	}
-	if !s.admin() {
-		h.fail(c, errViewer)
-		return
-	}
+	s, n := h.page(c, "Teams", "settings")
 	name := c.PostForm("name")
-	_, err := models.CreateTeam(c.Request.Context(), h.db, s.Org.ID, name, h.actor(c))
+	_, err := models.CreateTeam(c.Request.Context(), h.db, s.OrgID, name, h.actor(c))
 	if errors.Is(err, models.ErrConflict) {
 		err = models.Invalid("name", "a team with that name already exists")
 	}
@@ -228,14 +200,11 @@ func (h *Handler) teamsCreate(c *gin.Context) {
 }
 
 func (h *Handler) teamEditPage(c *gin.Context) {
-	s, n, ok := h.page(c, "Team", "settings")
-	if !ok {
-		return
-	}
+	s, n := h.page(c, "Team", "settings")
 	id, err := pathUUID(c, "teamId")
 	var t *models.Team
 	if err == nil {
-		t, err = models.GetTeam(c.Request.Context(), h.db, s.Org.ID, id)
+		t, err = models.GetTeam(c.Request.Context(), h.db, s.OrgID, id)
 	}
 	if err != nil {
 		h.fail(c, err)
@@ -245,25 +214,18 @@ func (h *Handler) teamEditPage(c *gin.Context) {
 }
 
 func (h *Handler) teamUpdate(c *gin.Context) {
-	s, n, ok := h.page(c, "Team", "settings")
-	if !ok {
-		return
-	}
-	if !s.admin() {
-		h.fail(c, errViewer)
-		return
-	}
+	s, n := h.page(c, "Team", "settings")
 	id, err := pathUUID(c, "teamId")
 	var t *models.Team
 	if err == nil {
-		t, err = models.GetTeam(c.Request.Context(), h.db, s.Org.ID, id)
+		t, err = models.GetTeam(c.Request.Context(), h.db, s.OrgID, id)
 	}
 	if err != nil {
 		h.fail(c, err)
 		return
 	}
 	f := views.TeamForm{Name: c.PostForm("name"), Onboarding: c.PostForm("onboarding")}
-	_, err = models.UpdateTeam(c.Request.Context(), h.db, s.Org.ID, id, f.Name, f.Onboarding, h.actor(c))
+	_, err = models.UpdateTeam(c.Request.Context(), h.db, s.OrgID, id, f.Name, f.Onboarding, h.actor(c))
 	if errors.Is(err, models.ErrConflict) {
 		err = models.Invalid("name", "a team with that name already exists")
 	}

@@ -3,6 +3,7 @@ package handlers
 import (
 	"io/fs"
 	"net/http"
+	"path"
 	"strconv"
 	"strings"
 
@@ -13,7 +14,9 @@ import (
 	"github.com/agentroster/agentroster/views"
 )
 
-// Routes returns the whole route table.
+// Routes returns the whole route table: each route with the access it needs
+// (who may call it and where its organization comes from, see authz.go),
+// ordered by audience, then resource.
 func (h *Handler) Routes() http.Handler {
 	gin.SetMode(gin.ReleaseMode)
 	r := gin.New()
@@ -31,152 +34,197 @@ func (h *Handler) Routes() http.Handler {
 	r.NoMethod(func(c *gin.Context) {
 		h.fail(c, newErr(http.StatusMethodNotAllowed, "method_not_allowed", "method not allowed"))
 	})
+	h.policies = map[string]access{}
+	root := routeGroup{h: h, g: &r.RouterGroup}
 
-	// Operational.
-	r.GET("/healthz", h.healthz)
-	r.GET("/readyz", h.readyz)
-	r.StaticFileFS("/favicon.ico", "favicon.svg", http.FS(static.FS))
-	r.GET("/static/*path", h.serveStatic)
-
-	// Operator pages (session cookie).
-	r.GET("/", func(c *gin.Context) { c.Redirect(http.StatusSeeOther, "/agents") })
-	r.GET("/login", noStore, h.loginPage)
-	r.POST("/login", noStore, h.loginSubmit)
-	r.POST("/logout", h.logout)
-	ui := r.Group("/", noStore, h.requireUser)
-	ui.POST("/orgs/switch", h.switchOrg)
-	ui.GET("/events", h.events)
-	ui.GET("/nav/pending-badge", h.pendingBadge)
-	ui.GET("/settings/teams", h.teamsPage)
-	ui.POST("/settings/teams", h.teamsCreate)
-	ui.GET("/settings/teams/:teamId", h.teamEditPage)
-	ui.POST("/settings/teams/:teamId", h.teamUpdate)
-
-	// JSON API.
-	api := r.Group("/api/v1", noStore)
-	api.POST("/auth/login", h.apiLogin)
-
-	// Management: session cookie or bearer token.
-	mg := api.Group("", h.requireUser)
-	mg.GET("/organizations", h.listOrgs)
-	mg.POST("/organizations", h.createOrg)
-	mg.GET("/organizations/:orgId/teams", h.listTeams)
-	mg.POST("/organizations/:orgId/teams", h.createTeam)
-	mg.PATCH("/organizations/:orgId/teams/:teamId", h.updateTeam)
-
-	// Agents, runtime API, API keys and board columns (issue 4).
-	ui.GET("/agents", h.rosterPage)
-	ui.GET("/agents/:agentId", h.agentDetailPage)
-	ui.GET("/agents/:agentId/row", h.agentRowHTML)
+	// Browser: the operator screens (session cookie).
+	ui := root.group("/", noStore)
+	ui.GET("/", public, func(c *gin.Context) { c.Redirect(http.StatusSeeOther, "/agents") })
+	ui.GET("/login", public, h.loginPage)
+	ui.POST("/login", public, h.loginSubmit)
+	ui.POST("/logout", public, h.logout)
+	ui.POST("/orgs/switch", viewerOf(orgBody), h.switchOrg)
+	ui.GET("/events", viewerOf(orgCurrent), h.events)
+	ui.GET("/nav/pending-badge", viewerOf(orgCurrent), h.pendingBadge)
+	ui.GET("/account", operator, h.accountPage)
+	ui.POST("/account/password", operator, h.accountPassword)
+	// Agents.
+	ui.GET("/agents", viewerOf(orgCurrent), h.rosterPage)
+	ui.GET("/agents/:agentId", viewerOf(orgOfAgent), h.agentDetailPage)
+	ui.GET("/agents/:agentId/row", viewerOf(orgCurrent), h.agentRowHTML) // the roster page's org: a deleted agent's row empties
 	for _, action := range []string{"approve", "stop", "resume", "delete"} {
-		ui.POST("/agents/:agentId/"+action, h.agentActionHTML(action))
+		ui.POST("/agents/:agentId/"+action, adminOf(orgOfAgent), h.agentActionHTML(action))
 	}
-	ui.POST("/agents/:agentId/pickup", h.setPickupHTML)
-	ui.POST("/agents/:agentId/permissions", h.setPermissionsHTML)
-	ui.GET("/settings/api-keys", h.keysPage)
-	ui.POST("/settings/api-keys", h.keysCreate)
-	for _, action := range []string{"disable", "enable", "revoke"} {
-		ui.POST("/settings/api-keys/:id/"+action, h.keyActionHTML(action))
-	}
-	ui.GET("/settings/columns", h.columnsPage)
-	ui.POST("/settings/columns", h.columnsCreate)
-	ui.POST("/settings/columns/:columnId", h.columnActionHTML("save"))
-	for _, action := range []string{"up", "down", "delete"} {
-		ui.POST("/settings/columns/:columnId/"+action, h.columnActionHTML(action))
-	}
-	rt := api.Group("", h.requireKey)
-	rt.POST("/teams/:teamId/agents/register", h.registerAgent)
-	rt.GET("/agents/:agentId/status", h.agentStatus)
-	rt.GET("/agents/:agentId/permissions", h.agentPermissions)
-	rt.POST("/agents/:agentId/online", h.agentOnline)
-	rt.POST("/agents/:agentId/offline", h.agentOffline)
-	rt.GET("/agent/orgs", h.requireLiveAgentKey, h.agentOrgs)
-	rt.GET("/organizations/:orgId/agents/mcp/list", h.requireLiveAgentKey, h.agentList)
-	api.GET("/teams/:teamId/onboarding", h.requireKeyOrUser, h.requireLiveAgentKey, h.teamOnboarding)
-	for _, action := range []string{"approve", "stop", "resume"} {
-		mg.PATCH("/agents/:agentId/"+action, h.agentActionAPI(action))
-	}
-	mg.DELETE("/agents/:agentId", h.deleteAgentAPI)
-	mg.PATCH("/agents/:agentId/pickup", h.setPickupAPI)
-	mg.PUT("/agents/:agentId/permissions", h.setPermissionsAPI)
-	mg.GET("/organizations/:orgId/agents", h.listOrgAgents)
-	mg.GET("/settings/api-keys", h.listKeysAPI)
-	mg.POST("/settings/api-keys", h.createKeyAPI)
-	mg.PATCH("/settings/api-keys/:id", h.updateKeyAPI)
-	mg.DELETE("/settings/api-keys/:id", h.revokeKeyAPI)
-	mg.GET("/organizations/:orgId/columns", h.listColumnsAPI)
-	mg.POST("/organizations/:orgId/columns", h.createColumnAPI)
-	mg.PATCH("/organizations/:orgId/columns/:columnId", h.updateColumnAPI)
-	mg.DELETE("/organizations/:orgId/columns/:columnId", h.deleteColumnAPI)
-
-	// Administration and operations (issue 10): members and roles, account,
-	// set-password links, platform admin, audit, metrics, notifications.
-	r.GET("/set-password/:token", noStore, h.setPasswordPage)
-	r.POST("/set-password/:token", noStore, h.setPasswordSubmit)
-	ui.GET("/settings/members", h.membersPage)
-	ui.POST("/settings/members", h.membersAdd)
-	ui.POST("/settings/members/:userId/role", h.memberAction("role"))
-	ui.POST("/settings/members/:userId/remove", h.memberAction("remove"))
-	ui.GET("/account", h.accountPage)
-	ui.POST("/account/password", h.accountPassword)
-	ui.GET("/platform", h.platformPage)
-	ui.POST("/platform/orgs", h.platformCreateOrg)
-	ui.POST("/platform/orgs/:orgId", h.platformUpdateOrg)
-	ui.POST("/platform/users/:userId/sa", h.platformUserAction("sa"))
-	ui.POST("/platform/users/:userId/disable", h.platformUserAction("disable"))
-	mg.GET("/organizations/:orgId/members", h.listMembersAPI)
-	mg.POST("/organizations/:orgId/members", h.addMemberAPI)
-	mg.PATCH("/organizations/:orgId/members/:userId", h.updateMemberAPI)
-	mg.DELETE("/organizations/:orgId/members/:userId", h.removeMemberAPI)
-	mg.POST("/account/password", h.accountPasswordAPI)
-	mg.PATCH("/organizations/:orgId", h.updateOrgAPI)
-	mg.GET("/users", h.listUsersAPI)
-	mg.PATCH("/users/:userId", h.updateUserAPI)
-	r.GET("/metrics", h.metricsEndpoint())
-	ui.GET("/audit", h.auditPage)
-	ui.GET("/audit/export", h.auditExport)
-	mg.GET("/audit", h.auditAPI)
-	mg.GET("/audit/export", h.auditExport)
-	ui.GET("/settings/notifications", h.notificationsPage)
-	ui.POST("/settings/notifications", h.notificationsCreate)
-	ui.GET("/settings/notifications/:endpointId", h.webhookLogPage)
-	for _, action := range []string{"test", "enable", "disable", "delete"} {
-		ui.POST("/settings/notifications/:endpointId/"+action, h.webhookActionHTML(action))
-	}
-	mg.GET("/organizations/:orgId/webhooks", h.listWebhooksAPI)
-	mg.POST("/organizations/:orgId/webhooks", h.createWebhookAPI)
-	mg.PATCH("/organizations/:orgId/webhooks/:endpointId", h.updateWebhookAPI)
-	mg.DELETE("/organizations/:orgId/webhooks/:endpointId", h.deleteWebhookAPI)
-	mg.POST("/organizations/:orgId/webhooks/:endpointId/test", h.testWebhookAPI)
-	mg.GET("/organizations/:orgId/webhooks/:endpointId/deliveries", h.webhookDeliveriesAPI)
-	// Invites and join requests (issue 3). The invite token or claim secret is
-	// the runtime's credential; the management routes need an org admin.
-	api.GET("/invites/:token", h.getInviteAPI)
-	api.POST("/invites/:token/join", h.joinInviteAPI)
-	api.POST("/join-requests/:id/claim", h.claimAPI)
-	mg.GET("/internal/invites", h.listInvitesAPI)
-	mg.POST("/internal/invites", h.createInviteAPI)
-	mg.DELETE("/internal/invites/:id", h.deleteInviteAPI)
-	mg.GET("/internal/join-requests", h.listJoinRequestsAPI)
-	mg.POST("/internal/join-requests/:id/approve", h.decideJoinRequestAPI("approve"))
-	mg.POST("/internal/join-requests/:id/reject", h.decideJoinRequestAPI("reject"))
-	ui.GET("/agents/invites", h.invitesPage)
-	ui.POST("/agents/invites", h.invitesCreate)
-	ui.GET("/agents/invites/new", h.inviteFormHTML)
-	ui.POST("/agents/invites/bulk", h.invitesBulk)
-	ui.POST("/agents/invites/:id/delete", h.inviteDeleteHTML)
-	ui.GET("/agents/join-requests", h.joinRequestsPage)
+	ui.POST("/agents/:agentId/pickup", adminOf(orgOfAgent), h.setPickupHTML)
+	ui.POST("/agents/:agentId/permissions", adminOf(orgOfAgent), h.setPermissionsHTML)
+	// Invites and join requests.
+	ui.GET("/agents/invites", viewerOf(orgCurrent), h.invitesPage)
+	ui.POST("/agents/invites", adminOf(orgCurrent), h.invitesCreate)
+	ui.GET("/agents/invites/new", adminOf(orgCurrent), h.inviteFormHTML)
+	ui.POST("/agents/invites/bulk", adminOf(orgCurrent), h.invitesBulk)
+	ui.POST("/agents/invites/:id/delete", adminOf(orgOfInvite), h.inviteDeleteHTML)
+	ui.GET("/agents/join-requests", viewerOf(orgCurrent), h.joinRequestsPage)
 	for _, action := range []string{"approve", "reject", "reject-revoke"} {
-		ui.POST("/agents/join-requests/:id/"+action, h.joinDecisionHTML(action))
+		ui.POST("/agents/join-requests/:id/"+action, adminOf(orgOfJoinRequest), h.joinDecisionHTML(action))
 	}
-	r.GET("/invite/:token", noStore, h.invitePage)
-	r.POST("/invite/:token", noStore, h.inviteJoinHTML)
+	// Settings.
+	ui.GET("/settings/teams", viewerOf(orgCurrent), h.teamsPage)
+	ui.POST("/settings/teams", adminOf(orgCurrent), h.teamsCreate)
+	ui.GET("/settings/teams/:teamId", viewerOf(orgCurrent), h.teamEditPage)
+	ui.POST("/settings/teams/:teamId", adminOf(orgCurrent), h.teamUpdate)
+	ui.GET("/settings/api-keys", viewerOf(orgCurrent), h.keysPage)
+	ui.POST("/settings/api-keys", adminOf(orgCurrent), h.keysCreate)
+	for _, action := range []string{"disable", "enable", "revoke"} {
+		ui.POST("/settings/api-keys/:id/"+action, adminOf(orgOfKey), h.keyActionHTML(action))
+	}
+	ui.GET("/settings/columns", viewerOf(orgCurrent), h.columnsPage)
+	ui.POST("/settings/columns", adminOf(orgCurrent), h.columnsCreate)
+	ui.POST("/settings/columns/:columnId", adminOf(orgCurrent), h.columnActionHTML("save"))
+	for _, action := range []string{"up", "down", "delete"} {
+		ui.POST("/settings/columns/:columnId/"+action, adminOf(orgCurrent), h.columnActionHTML(action))
+	}
+	ui.GET("/settings/members", viewerOf(orgCurrent), h.membersPage)
+	ui.POST("/settings/members", adminOf(orgCurrent), h.membersAdd)
+	ui.POST("/settings/members/:userId/role", adminOf(orgCurrent), h.memberAction("role"))
+	ui.POST("/settings/members/:userId/remove", adminOf(orgCurrent), h.memberAction("remove"))
+	ui.GET("/settings/notifications", viewerOf(orgCurrent), h.notificationsPage)
+	ui.POST("/settings/notifications", adminOf(orgCurrent), h.notificationsCreate)
+	ui.GET("/settings/notifications/:endpointId", viewerOf(orgCurrent), h.webhookLogPage)
+	for _, action := range []string{"test", "enable", "disable", "delete"} {
+		ui.POST("/settings/notifications/:endpointId/"+action, adminOf(orgCurrent), h.webhookActionHTML(action))
+	}
+	ui.GET("/audit", viewerOf(orgCurrent), h.auditPage)
+	ui.GET("/audit/export", viewerOf(orgCurrent), h.auditExport)
+	// Platform administration.
+	ui.GET("/platform", platformAdmin, h.platformPage)
+	ui.POST("/platform/orgs", platformAdmin, h.platformCreateOrg)
+	ui.POST("/platform/orgs/:orgId", platformAdmin, h.platformUpdateOrg)
+	ui.POST("/platform/users/:userId/sa", platformAdmin, h.platformUserAction("sa"))
+	ui.POST("/platform/users/:userId/disable", platformAdmin, h.platformUserAction("disable"))
 
-	// OpenAPI contract and API reference (issue 7).
-	api.GET("/openapi.json", h.openAPI)
-	r.GET("/docs/api", h.apiDocsPage)
+	// Management JSON API: session cookie or bearer token.
+	api := root.group("/api/v1", noStore)
+	api.POST("/auth/login", public, h.apiLogin)
+	api.POST("/account/password", operator, h.accountPasswordAPI)
+	// Organizations, teams, members.
+	api.GET("/organizations", operator, h.listOrgs)
+	api.POST("/organizations", platformAdmin, h.createOrg)
+	api.PATCH("/organizations/:orgId", platformAdmin, h.updateOrgAPI)
+	api.GET("/organizations/:orgId/teams", viewerOf(orgPath), h.listTeams)
+	api.POST("/organizations/:orgId/teams", adminOf(orgPath), h.createTeam)
+	api.PATCH("/organizations/:orgId/teams/:teamId", adminOf(orgPath), h.updateTeam)
+	api.GET("/organizations/:orgId/members", viewerOf(orgPath), h.listMembersAPI)
+	api.POST("/organizations/:orgId/members", adminOf(orgPath), h.addMemberAPI)
+	api.PATCH("/organizations/:orgId/members/:userId", adminOf(orgPath), h.updateMemberAPI)
+	api.DELETE("/organizations/:orgId/members/:userId", adminOf(orgPath), h.removeMemberAPI)
+	api.GET("/users", platformAdmin, h.listUsersAPI)
+	api.PATCH("/users/:userId", platformAdmin, h.updateUserAPI)
+	// Agents, by id alone (searched across the caller's orgs) or by org.
+	for _, action := range []string{"approve", "stop", "resume"} {
+		api.PATCH("/agents/:agentId/"+action, adminOf(orgOfAgent), h.agentActionAPI(action))
+	}
+	api.DELETE("/agents/:agentId", adminOf(orgOfAgent), h.deleteAgentAPI)
+	api.PATCH("/agents/:agentId/pickup", adminOf(orgOfAgent), h.setPickupAPI)
+	api.PUT("/agents/:agentId/permissions", adminOf(orgOfAgent), h.setPermissionsAPI)
+	api.GET("/organizations/:orgId/agents", viewerOf(orgPath), h.listOrgAgents)
+	// Invites and join requests.
+	api.GET("/internal/invites", viewerOf(orgCurrent), h.listInvitesAPI)
+	api.POST("/internal/invites", adminOf(orgBody), h.createInviteAPI)
+	api.DELETE("/internal/invites/:id", adminOf(orgOfInvite), h.deleteInviteAPI)
+	api.GET("/internal/join-requests", viewerOf(orgCurrent), h.listJoinRequestsAPI)
+	api.POST("/internal/join-requests/:id/approve", adminOf(orgOfJoinRequest), h.decideJoinRequestAPI("approve"))
+	api.POST("/internal/join-requests/:id/reject", adminOf(orgOfJoinRequest), h.decideJoinRequestAPI("reject"))
+	// API keys, board columns, webhooks, audit.
+	api.GET("/settings/api-keys", viewerOf(orgCurrent), h.listKeysAPI)
+	api.POST("/settings/api-keys", adminOf(orgBody), h.createKeyAPI)
+	api.PATCH("/settings/api-keys/:id", adminOf(orgOfKey), h.updateKeyAPI)
+	api.DELETE("/settings/api-keys/:id", adminOf(orgOfKey), h.revokeKeyAPI)
+	api.GET("/organizations/:orgId/columns", viewerOf(orgPath), h.listColumnsAPI)
+	api.POST("/organizations/:orgId/columns", adminOf(orgPath), h.createColumnAPI)
+	api.PATCH("/organizations/:orgId/columns/:columnId", adminOf(orgPath), h.updateColumnAPI)
+	api.DELETE("/organizations/:orgId/columns/:columnId", adminOf(orgPath), h.deleteColumnAPI)
+	api.GET("/organizations/:orgId/webhooks", viewerOf(orgPath), h.listWebhooksAPI)
+	api.POST("/organizations/:orgId/webhooks", adminOf(orgPath), h.createWebhookAPI)
+	api.PATCH("/organizations/:orgId/webhooks/:endpointId", adminOf(orgPath), h.updateWebhookAPI)
+	api.DELETE("/organizations/:orgId/webhooks/:endpointId", adminOf(orgPath), h.deleteWebhookAPI)
+	api.POST("/organizations/:orgId/webhooks/:endpointId/test", adminOf(orgPath), h.testWebhookAPI)
+	api.GET("/organizations/:orgId/webhooks/:endpointId/deliveries", viewerOf(orgPath), h.webhookDeliveriesAPI)
+	api.GET("/audit", viewerOf(orgCurrent), h.auditAPI)
+	api.GET("/audit/export", viewerOf(orgCurrent), h.auditExport)
+
+	// Runtime JSON API: an API key (team key or one bound to an agent).
+	api.POST("/teams/:teamId/agents/register", runtimeKey, h.registerAgent)
+	api.GET("/agents/:agentId/status", runtimeKey, h.agentStatus)
+	api.GET("/agents/:agentId/permissions", runtimeKey, h.agentPermissions)
+	api.POST("/agents/:agentId/online", runtimeKey, h.agentOnline)
+	api.POST("/agents/:agentId/offline", runtimeKey, h.agentOffline)
+	api.GET("/agent/orgs", liveKey, h.agentOrgs)
+	api.GET("/organizations/:orgId/agents/mcp/list", liveKey, h.agentList)
+	api.GET("/teams/:teamId/onboarding", keyOrViewerOf(orgOfTeam), h.teamOnboarding)
+
+	// Public: the invite token, the claim secret or a set-password link is
+	// the credential; operations and documentation need none.
+	api.GET("/invites/:token", public, h.getInviteAPI)
+	api.POST("/invites/:token/join", public, h.joinInviteAPI)
+	api.POST("/join-requests/:id/claim", public, h.claimAPI)
+	api.GET("/openapi.json", public, h.openAPI)
+	pages := root.group("/", noStore)
+	pages.GET("/invite/:token", public, h.invitePage)
+	pages.POST("/invite/:token", public, h.inviteJoinHTML)
+	pages.GET("/set-password/:token", public, h.setPasswordPage)
+	pages.POST("/set-password/:token", public, h.setPasswordSubmit)
+	root.GET("/docs/api", public, h.apiDocsPage)
+	root.GET("/healthz", public, h.healthz)
+	root.GET("/readyz", public, h.readyz)
+	root.GET("/metrics", public, h.metricsEndpoint())
+	root.GET("/favicon.ico", public, h.favicon)
+	root.GET("/static/*path", public, h.serveStatic)
 
 	return r
+}
+
+// routeGroup registers routes with their access and records it in
+// h.policies, so the access of every route can be checked.
+type routeGroup struct {
+	h *Handler
+	g *gin.RouterGroup
+}
+
+func (rg routeGroup) group(path string, mw ...gin.HandlerFunc) routeGroup {
+	return routeGroup{h: rg.h, g: rg.g.Group(path, mw...)}
+}
+
+func (rg routeGroup) handle(method, relative string, a access, hs ...gin.HandlerFunc) {
+	full := path.Join(rg.g.BasePath(), relative)
+	rg.h.policies[method+" "+full] = a
+	rg.g.Handle(method, relative, append([]gin.HandlerFunc{rg.h.authorize(a)}, hs...)...)
+}
+
+func (rg routeGroup) GET(p string, a access, hs ...gin.HandlerFunc) {
+	rg.handle(http.MethodGet, p, a, hs...)
+}
+func (rg routeGroup) POST(p string, a access, hs ...gin.HandlerFunc) {
+	rg.handle(http.MethodPost, p, a, hs...)
+}
+func (rg routeGroup) PUT(p string, a access, hs ...gin.HandlerFunc) {
+	rg.handle(http.MethodPut, p, a, hs...)
+}
+func (rg routeGroup) PATCH(p string, a access, hs ...gin.HandlerFunc) {
+	rg.handle(http.MethodPatch, p, a, hs...)
+}
+func (rg routeGroup) DELETE(p string, a access, hs ...gin.HandlerFunc) {
+	rg.handle(http.MethodDelete, p, a, hs...)
+}
+
+// policy is the declared access of a route (gin's method and pattern).
+func (h *Handler) policy(method, pattern string) (access, bool) {
+	a, ok := h.policies[method+" "+pattern]
+	return a, ok
+}
+
+func (h *Handler) favicon(c *gin.Context) {
+	c.Header("Cache-Control", "public, max-age=86400")
+	c.FileFromFS("favicon.svg", http.FS(static.FS))
 }
 
 // serveStatic serves embedded assets; a request carrying the content hash
@@ -201,11 +249,8 @@ func (h *Handler) serveStatic(c *gin.Context) {
 
 // errorPage is the full-page rendering of an error for a browser.
 func errorPage(c *gin.Context, h *Handler, status int, message string) templ.Component {
-	if p := currentPrincipal(c); p != nil {
-		s, err := h.currentScope(c)
-		if err == nil {
-			return views.ErrorPage(h.nav(c, s, strconv.Itoa(status), ""), status, message)
-		}
+	if currentPrincipal(c) != nil {
+		return views.ErrorPage(h.nav(c, strconv.Itoa(status), ""), status, message)
 	}
 	return views.BareError(status, message)
 }

@@ -233,19 +233,7 @@ func (h *Handler) teamOnboarding(c *gin.Context) {
 		h.fail(c, err)
 		return
 	}
-	var org uuid.UUID
-	if k := currentKey(c); k != nil {
-		org = k.OrgID
-	} else {
-		org, err = models.TeamOrg(c.Request.Context(), h.db, id)
-		if err == nil {
-			_, err = h.orgRole(c, org)
-		}
-	}
-	var team *models.Team
-	if err == nil {
-		team, err = models.GetTeam(c.Request.Context(), h.db, org, id)
-	}
+	team, err := models.GetTeam(c.Request.Context(), h.db, scopeOf(c).OrgID, id)
 	if err != nil {
 		h.fail(c, err)
 		return
