@@ -14,15 +14,6 @@ import (
 	"github.com/agentroster/agentroster/views"
 )
 
-// pathAgentID is :agentId; an impossible id is a 404 like an unknown one.
-func pathAgentID(c *gin.Context) (string, error) {
-	id := c.Param("agentId")
-	if !models.ValidAgentID(id) {
-		return "", errNotFound
-	}
-	return id, nil
-}
-
 // changeAgent applies a status action (approve, stop, resume) or delete in
 // the caller's org: the one piece of logic behind the JSON routes and the
 // roster buttons. For delete the returned agent is nil.
@@ -39,16 +30,12 @@ func (h *Handler) changeAgent(c *gin.Context, org uuid.UUID, id, action string) 
 // agentActionAPI serves PATCH /agents/{id}/approve|stop|resume (body {}).
 func (h *Handler) agentActionAPI(action string) gin.HandlerFunc {
 	return func(c *gin.Context) {
-		s := scopeOf(c)
-		id, err := pathAgentID(c)
-		if err == nil {
-			var body struct{}
-			err = decodeJSON(c, &body)
+		var body struct{}
+		if err := decodeJSON(c, &body); err != nil {
+			h.fail(c, err)
+			return
 		}
-		var a *models.Agent
-		if err == nil {
-			a, err = h.changeAgent(c, s.OrgID, id, action)
-		}
+		a, err := h.changeAgent(c, scopeOf(c).OrgID, c.Param("agentId"), action)
 		if err != nil {
 			h.fail(c, err)
 			return
@@ -59,12 +46,7 @@ func (h *Handler) agentActionAPI(action string) gin.HandlerFunc {
 
 // deleteAgentAPI serves DELETE /agents/{id}.
 func (h *Handler) deleteAgentAPI(c *gin.Context) {
-	s := scopeOf(c)
-	id, err := pathAgentID(c)
-	if err == nil {
-		_, err = h.changeAgent(c, s.OrgID, id, "delete")
-	}
-	if err != nil {
+	if _, err := h.changeAgent(c, scopeOf(c).OrgID, c.Param("agentId"), "delete"); err != nil {
 		h.fail(c, err)
 		return
 	}
@@ -89,27 +71,31 @@ func (h *Handler) listOrgAgents(c *gin.Context) {
 
 // setPickupAPI serves PATCH /agents/{id}/pickup {enabled}.
 func (h *Handler) setPickupAPI(c *gin.Context) {
-	s := scopeOf(c)
-	id, err := pathAgentID(c)
 	var req struct {
 		Enabled *bool `json:"enabled"`
 	}
-	if err == nil {
-		err = decodeJSON(c, &req)
+	if err := decodeJSON(c, &req); err != nil {
+		h.fail(c, err)
+		return
 	}
-	if err == nil && req.Enabled == nil {
-		err = models.Invalid("enabled", "is required (true or false)")
+	if req.Enabled == nil {
+		h.fail(c, models.Invalid("enabled", "is required (true or false)"))
+		return
 	}
-	var a *models.Agent
-	if err == nil {
-		a, err = models.SetAgentPickup(c.Request.Context(), h.db, s.OrgID, id, *req.Enabled, h.actor(c))
-		h.forget(s.OrgID, models.EventAgent, id)
-	}
+	a, err := h.setPickup(c, c.Param("agentId"), *req.Enabled)
 	if err != nil {
 		h.fail(c, err)
 		return
 	}
 	c.JSON(http.StatusOK, h.detail(a))
+}
+
+// setPickup turns card pickup on or off: the logic behind the JSON route and
+// the agent page's toggle.
+func (h *Handler) setPickup(c *gin.Context, id string, enabled bool) (*models.Agent, error) {
+	org := scopeOf(c).OrgID
+	defer h.forget(org, models.EventAgent, id)
+	return models.SetAgentPickup(c.Request.Context(), h.db, org, id, enabled, h.actor(c))
 }
 
 type columnGrantJSON struct {
@@ -138,23 +124,22 @@ func permissionsAnswer(g models.Grants, p models.Permissions) gin.H {
 
 // setPermissionsAPI serves PUT /agents/{id}/permissions: it replaces the grants.
 func (h *Handler) setPermissionsAPI(c *gin.Context) {
-	s := scopeOf(c)
-	id, err := pathAgentID(c)
 	var req permissionsRequest
-	if err == nil {
-		err = decodeJSON(c, &req)
+	if err := decodeJSON(c, &req); err != nil {
+		h.fail(c, err)
+		return
 	}
-	var g models.Grants
-	if err == nil {
-		g, err = grantsFromRequest(req)
+	g, err := grantsFromRequest(req)
+	if err != nil {
+		h.fail(c, err)
+		return
 	}
-	if err == nil {
-		g, err = models.SetGrants(c.Request.Context(), h.db, s.OrgID, id, g, h.actor(c))
+	org, id := scopeOf(c).OrgID, c.Param("agentId")
+	if g, err = models.SetGrants(c.Request.Context(), h.db, org, id, g, h.actor(c)); err != nil {
+		h.fail(c, err)
+		return
 	}
-	var p models.Permissions
-	if err == nil {
-		p, err = models.AgentPermissions(c.Request.Context(), h.db, s.OrgID, id)
-	}
+	p, err := models.AgentPermissions(c.Request.Context(), h.db, org, id)
 	if err != nil {
 		h.fail(c, err)
 		return
@@ -256,12 +241,8 @@ func (h *Handler) rosterPage(c *gin.Context) {
 // removes the row); a plain form post is sent back with 303.
 func (h *Handler) agentActionHTML(action string) gin.HandlerFunc {
 	return func(c *gin.Context) {
-		s := scopeOf(c)
-		id, err := pathAgentID(c)
-		var a *models.Agent
-		if err == nil {
-			a, err = h.changeAgent(c, s.OrgID, id, action)
-		}
+		s, id := scopeOf(c), c.Param("agentId")
+		a, err := h.changeAgent(c, s.OrgID, id, action)
 		var se *models.StateError
 		if errors.As(err, &se) && isHTMX(c) {
 			// Someone else changed the agent first: show the row as it is now.
@@ -296,10 +277,10 @@ func (h *Handler) agentActionHTML(action string) gin.HandlerFunc {
 // the page fetches when a live update names the agent. A deleted agent's row
 // is empty, so the swap removes it.
 func (h *Handler) agentRowHTML(c *gin.Context) {
-	s := scopeOf(c)
-	id, err := pathAgentID(c)
+	s, id := scopeOf(c), c.Param("agentId")
 	var a *models.Agent
-	if err == nil {
+	err := models.ErrNotFound // an impossible id has no row
+	if models.ValidAgentID(id) {
 		a, err = models.GetAgent(c.Request.Context(), h.db, s.OrgID, id)
 	}
 	if errors.Is(err, models.ErrNotFound) {
@@ -387,17 +368,12 @@ func (h *Handler) permissionsData(c *gin.Context, s scope, agent string) (views.
 
 // setPickupHTML serves the pickup toggle POST /agents/{id}/pickup (enabled=true|false).
 func (h *Handler) setPickupHTML(c *gin.Context) {
-	s := scopeOf(c)
-	id, err := pathAgentID(c)
-	enabled := c.PostForm("enabled")
-	if err == nil && enabled != "true" && enabled != "false" {
-		err = models.Invalid("enabled", "must be true or false")
+	id, enabled := c.Param("agentId"), c.PostForm("enabled")
+	if enabled != "true" && enabled != "false" {
+		h.fail(c, models.Invalid("enabled", "must be true or false"))
+		return
 	}
-	var a *models.Agent
-	if err == nil {
-		a, err = models.SetAgentPickup(c.Request.Context(), h.db, s.OrgID, id, enabled == "true", h.actor(c))
-		h.forget(s.OrgID, models.EventAgent, id)
-	}
+	a, err := h.setPickup(c, id, enabled == "true")
 	if err != nil {
 		h.fail(c, err)
 		return
@@ -413,12 +389,8 @@ func (h *Handler) setPickupHTML(c *gin.Context) {
 // read=<col>… moderate=<col>… transitions=<lines>. A validation error shows in
 // the section (htmx: 200 so it is swapped in; plain: 400 with the whole page).
 func (h *Handler) setPermissionsHTML(c *gin.Context) {
-	s := scopeOf(c)
-	id, err := pathAgentID(c)
-	if err == nil {
-		err = parseForm(c)
-	}
-	if err != nil {
+	s, id := scopeOf(c), c.Param("agentId")
+	if err := parseForm(c); err != nil {
 		h.fail(c, err)
 		return
 	}
@@ -438,13 +410,14 @@ func (h *Handler) setPermissionsHTML(c *gin.Context) {
 			h.render(c, views.PermissionsSection(p))
 			return
 		}
-		a, gerr := models.GetAgent(c.Request.Context(), h.db, s.OrgID, id)
-		var d views.AgentDetailData
-		if gerr == nil {
-			d, gerr = h.agentDetailData(c, s, a)
+		a, err := models.GetAgent(c.Request.Context(), h.db, s.OrgID, id)
+		if err != nil {
+			h.fail(c, err)
+			return
 		}
-		if gerr != nil {
-			h.fail(c, gerr)
+		d, err := h.agentDetailData(c, s, a)
+		if err != nil {
+			h.fail(c, err)
 			return
 		}
 		d.Perms = p
