@@ -171,6 +171,7 @@ func (h *Handler) nav(c *gin.Context, s scope, title, active string) views.Nav {
 	if s.Org != nil {
 		n.PendingJoins, _ = models.CountPendingJoinRequests(c.Request.Context(), h.db, s.Org.ID)
 	}
+	n.Invitations, _ = models.CountInvitations(c.Request.Context(), h.db, p.User.ID)
 	return n
 }
 

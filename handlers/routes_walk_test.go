@@ -104,6 +104,8 @@ func (e *env) walkParams() map[string]string {
 var selfService = map[string]bool{
 	"POST /login": true, "POST /logout": true, "POST /orgs/switch": true,
 	"POST /account/password": true, "POST /api/v1/auth/login": true, "POST /api/v1/account/password": true,
+	"POST /account/invitations/:id/accept": true, "POST /account/invitations/:id/decline": true,
+	"POST /api/v1/account/invitations/:id/accept": true, "POST /api/v1/account/invitations/:id/decline": true,
 }
 
 // TestViewerForbiddenOnEveryStateChangingRoute walks the whole route table:
