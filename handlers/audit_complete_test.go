@@ -324,6 +324,16 @@ var auditCases = map[string]auditCase{
 			return a.api(http.MethodPost, "/api/v1/organizations/"+a.e.org.ID.String()+"/members/"+id+"/password-link", a.admin, nil)
 		}
 	}},
+	"POST /settings/members/invitations/:id/withdraw": {action: "member.invitation_withdrawn", run: func(a *auditRun) func() (int, string) {
+		_, id := a.invited()
+		return func() (int, string) { return a.form("/settings/members/invitations/"+id+"/withdraw", nil) }
+	}},
+	"DELETE /api/v1/organizations/:orgId/members/pending/:id": {action: "member.invitation_withdrawn", run: func(a *auditRun) func() (int, string) {
+		_, id := a.invited()
+		return func() (int, string) {
+			return a.api(http.MethodDelete, "/api/v1/organizations/"+a.e.org.ID.String()+"/members/pending/"+id, a.admin, nil)
+		}
+	}},
 	"POST /account/invitations/:id/accept": {action: "member.invitation_accepted", run: func(a *auditRun) func() (int, string) {
 		email, id := a.invited()
 		browser := a.e.signIn(email)

@@ -404,3 +404,33 @@ func TestLinkButtons(t *testing.T) {
 		t.Fatalf("reset by a non platform admin: %d, want 403", status)
 	}
 }
+
+// TestWithdrawInvitation: an admin withdraws a pending invitation; the
+// invitee can no longer accept it.
+func TestWithdrawInvitation(t *testing.T) {
+	e := newEnv(t)
+	root := e.token("root@example.com")
+	u := e.user("maybe@example.com", "")
+	e.addEmail(root, e.org.ID.String(), "maybe@example.com", "viewer")
+	invs, _ := models.ListInvitations(t.Context(), e.db, u.ID)
+	c := e.signIn("root@example.com")
+	_, body := e.get(c, "/settings/members")
+	if !strings.Contains(body, "/settings/members/invitations/"+invs[0].ID.String()+"/withdraw") {
+		t.Fatal("no withdraw button on the pending row")
+	}
+	if status, h, _ := e.post(c, "/settings/members/invitations/"+invs[0].ID.String()+"/withdraw", nil); status != http.StatusSeeOther || h.Get("Location") != "/settings/members?done=withdrawn" {
+		t.Fatalf("withdraw: %d", status)
+	}
+	e.call(http.MethodPost, "/api/v1/account/invitations/"+invs[0].ID.String()+"/accept", e.token("maybe@example.com"), nil).wantError(http.StatusNotFound, "not_found")
+	if e.memberRole(e.org.ID, u.ID) != "" {
+		t.Fatal("a withdrawn invitation made a member")
+	}
+	e.call(http.MethodDelete, "/api/v1/organizations/"+e.org.ID.String()+"/members/pending/"+invs[0].ID.String(), root, nil).wantError(http.StatusNotFound, "not_found")
+	// Invited again, withdrawn through the API.
+	e.addEmail(root, e.org.ID.String(), "maybe@example.com", "viewer")
+	invs, _ = models.ListInvitations(t.Context(), e.db, u.ID)
+	e.call(http.MethodDelete, "/api/v1/organizations/"+e.org.ID.String()+"/members/pending/"+invs[0].ID.String(), root, nil).want(http.StatusOK)
+	if n, _ := models.CountInvitations(t.Context(), e.db, u.ID); n != 0 {
+		t.Fatalf("pending after withdrawal: %d", n)
+	}
+}

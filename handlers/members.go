@@ -97,6 +97,23 @@ func (h *Handler) pendingMembersAPI(c *gin.Context) {
 	c.JSON(http.StatusOK, ps)
 }
 
+// withdrawInvitationAPI serves DELETE /organizations/{orgId}/members/pending/{id}.
+func (h *Handler) withdrawInvitationAPI(c *gin.Context) {
+	org, err := h.adminOrgParam(c)
+	var id uuid.UUID
+	if err == nil {
+		id, err = pathUUID(c, "id")
+	}
+	if err == nil {
+		err = models.WithdrawInvitation(c.Request.Context(), h.db, org, id, h.actor(c))
+	}
+	if err != nil {
+		h.fail(c, err)
+		return
+	}
+	c.JSON(http.StatusOK, gin.H{"success": true})
+}
+
 // passwordLinkJSON is a freshly issued set-password link.
 type passwordLinkJSON struct {
 	Email          string `json:"email"`
@@ -164,8 +181,9 @@ func (h *Handler) removeMemberAPI(c *gin.Context) {
 // --- Members: HTML ---
 
 var memberNotices = map[string]string{
-	"role":    "Role changed.",
-	"removed": "Member removed: they no longer see this organization.",
+	"role":      "Role changed.",
+	"removed":   "Member removed: they no longer see this organization.",
+	"withdrawn": "Invitation withdrawn.",
 }
 
 func (h *Handler) membersData(c *gin.Context, s scope) (views.MembersData, error) {
@@ -261,6 +279,23 @@ func (h *Handler) membersResendLink(c *gin.Context) {
 	}
 	d.NewLink = &views.NewLink{Email: email, URL: h.setPasswordURL(token), Resent: true}
 	h.render(c, views.MembersPage(n, d))
+}
+
+// membersWithdraw serves POST /settings/members/invitations/{id}/withdraw.
+func (h *Handler) membersWithdraw(c *gin.Context) {
+	s, err := h.adminScope(c)
+	var id uuid.UUID
+	if err == nil {
+		id, err = pathUUID(c, "id")
+	}
+	if err == nil {
+		err = models.WithdrawInvitation(c.Request.Context(), h.db, s.Org.ID, id, h.actor(c))
+	}
+	if err != nil {
+		h.fail(c, err)
+		return
+	}
+	seeOther(c, "/settings/members?done=withdrawn")
 }
 
 // memberAction serves POST /settings/members/{userId}/role|remove.

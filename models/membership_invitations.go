@@ -119,3 +119,17 @@ func DecideInvitation(ctx context.Context, db bun.IDB, user, id uuid.UUID, accep
 	}
 	return &inv, nil
 }
+
+// WithdrawInvitation withdraws org's pending invitation id (an admin changed
+// their mind). One that is not org's, or no longer pending, is ErrNotFound.
+func WithdrawInvitation(ctx context.Context, db bun.IDB, org, id uuid.UUID, by Actor) error {
+	return InTx(ctx, db, func(tx bun.Tx) error {
+		var user uuid.UUID
+		err := tx.NewUpdate().Model((*MembershipInvitation)(nil)).Set("status = 'withdrawn'").Set("decided_at = now()").
+			Where("id = ? AND org_id = ? AND status = 'pending'", id, org).Returning("user_id").Scan(ctx, &user)
+		if err != nil {
+			return translate(err, "withdraw invitation")
+		}
+		return Audit(ctx, tx, org, by, "member.invitation_withdrawn", "user", user.String(), map[string]any{"invitationId": id})
+	})
+}
