@@ -190,6 +190,9 @@ func TestAddAnswerRevealsNothing(t *testing.T) {
 	if status, _ := e.get(dc, "/account"); status != http.StatusOK {
 		t.Fatalf("account page of a user in no org: %d", status)
 	}
+	if status, h, _ := e.post(dc, "/account/password", url.Values{"currentPassword": {testPassword}, "password": {"another good password"}}); status != http.StatusSeeOther || h.Get("Location") != "/account?saved=1" {
+		t.Fatalf("password change of a user in no org: %d", status)
+	}
 }
 
 // TestRemovalEndsOnlyThatOrg: adding then removing a user of another org

@@ -332,9 +332,9 @@ var accountNotices = map[string]string{
 	"declined": "Invitation declined.",
 }
 
-// accountPage works for a user who is in no organization yet too, so an
-// invitee can accept their first invitation.
-func (h *Handler) accountPage(c *gin.Context) {
+// accountNav is the header of the Account page, which works for a user in no
+// organization yet too (an invitee accepts their first invitation there).
+func (h *Handler) accountNav(c *gin.Context) (views.Nav, bool) {
 	s, err := h.currentScope(c)
 	var se *apiError
 	if errors.As(err, &se) && se.Code == "no_organization" {
@@ -342,9 +342,16 @@ func (h *Handler) accountPage(c *gin.Context) {
 	}
 	if err != nil {
 		h.fail(c, err)
+		return views.Nav{}, false
+	}
+	return h.nav(c, s, "Account", "settings"), true
+}
+
+func (h *Handler) accountPage(c *gin.Context) {
+	n, ok := h.accountNav(c)
+	if !ok {
 		return
 	}
-	n := h.nav(c, s, "Account", "settings")
 	invs, err := models.ListInvitations(c.Request.Context(), h.db, currentPrincipal(c).User.ID)
 	if err != nil {
 		h.fail(c, err)
@@ -415,7 +422,7 @@ func (h *Handler) changePassword(c *gin.Context, current, password string) (*mod
 }
 
 func (h *Handler) accountPassword(c *gin.Context) {
-	_, n, ok := h.page(c, "Account", "settings")
+	n, ok := h.accountNav(c)
 	if !ok {
 		return
 	}
