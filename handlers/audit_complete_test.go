@@ -70,6 +70,33 @@ func (a *auditRun) member() string {
 	return a.e.user(fmt.Sprintf("audit-member-%d@example.com", a.users), "viewer").ID.String()
 }
 
+// created adds a new email through the org (the org creates the user, who
+// has no password yet) and returns the user's id.
+func (a *auditRun) created() string {
+	a.users++
+	email := fmt.Sprintf("audit-created-%d@example.com", a.users)
+	if _, err := models.AddMemberByEmail(a.e.t.Context(), a.e.db, a.e.org.ID, email, "viewer", a.e.actor); err != nil {
+		a.e.t.Fatal(err)
+	}
+	return a.e.userID(email).String()
+}
+
+// invited creates a user in no org with a pending invitation to the env's
+// org and returns the email and the invitation's id.
+func (a *auditRun) invited() (string, string) {
+	a.users++
+	email := fmt.Sprintf("audit-invited-%d@example.com", a.users)
+	u := a.e.user(email, "")
+	if _, err := models.AddMemberByEmail(a.e.t.Context(), a.e.db, a.e.org.ID, email, "viewer", a.e.actor); err != nil {
+		a.e.t.Fatal(err)
+	}
+	invs, err := models.ListInvitations(a.e.t.Context(), a.e.db, u.ID)
+	if err != nil || len(invs) != 1 {
+		a.e.t.Fatalf("invitation: %v %v", invs, err)
+	}
+	return email, invs[0].ID.String()
+}
+
 // webhook creates an endpoint and returns its id.
 func (a *auditRun) webhook() string {
 	id, _ := a.e.webhook(a.admin, a.e.srv.URL+"/hook", "join_request.created")
@@ -251,7 +278,7 @@ var auditCases = map[string]auditCase{
 	}},
 
 	// Members, accounts, platform.
-	"POST /settings/members": {action: "member.added", run: func(a *auditRun) func() (int, string) {
+	"POST /settings/members": {action: "member.invited", run: func(a *auditRun) func() (int, string) {
 		a.users++
 		email := fmt.Sprintf("audit-nomember-%d@example.com", a.users)
 		a.e.user(email, "")
@@ -267,7 +294,7 @@ var auditCases = map[string]auditCase{
 		id := a.member()
 		return func() (int, string) { return a.form("/settings/members/"+id+"/remove", nil) }
 	}},
-	"POST /api/v1/organizations/:orgId/members": {action: "member.added", run: func(a *auditRun) func() (int, string) {
+	"POST /api/v1/organizations/:orgId/members": {action: "member.invited", run: func(a *auditRun) func() (int, string) {
 		a.users++
 		email := fmt.Sprintf("audit-nomember-%d@example.com", a.users)
 		a.e.user(email, "")
@@ -287,6 +314,66 @@ var auditCases = map[string]auditCase{
 			return a.api(http.MethodDelete, "/api/v1/organizations/"+a.e.org.ID.String()+"/members/"+id, a.admin, nil)
 		}
 	}},
+	"POST /settings/members/:userId/password-link": {action: "user.password_link_issued", run: func(a *auditRun) func() (int, string) {
+		id := a.created()
+		return func() (int, string) { return a.form("/settings/members/"+id+"/password-link", nil) }
+	}},
+	"POST /api/v1/organizations/:orgId/members/:userId/password-link": {action: "user.password_link_issued", run: func(a *auditRun) func() (int, string) {
+		id := a.created()
+		return func() (int, string) {
+			return a.api(http.MethodPost, "/api/v1/organizations/"+a.e.org.ID.String()+"/members/"+id+"/password-link", a.admin, nil)
+		}
+	}},
+	"POST /settings/members/invitations/:id/withdraw": {action: "member.invitation_withdrawn", run: func(a *auditRun) func() (int, string) {
+		_, id := a.invited()
+		return func() (int, string) { return a.form("/settings/members/invitations/"+id+"/withdraw", nil) }
+	}},
+	"DELETE /api/v1/organizations/:orgId/members/pending/:id": {action: "member.invitation_withdrawn", run: func(a *auditRun) func() (int, string) {
+		_, id := a.invited()
+		return func() (int, string) {
+			return a.api(http.MethodDelete, "/api/v1/organizations/"+a.e.org.ID.String()+"/members/pending/"+id, a.admin, nil)
+		}
+	}},
+	"POST /account/invitations/:id/accept": {action: "member.invitation_accepted", run: func(a *auditRun) func() (int, string) {
+		email, id := a.invited()
+		browser := a.e.signIn(email)
+		return func() (int, string) {
+			s, _, b := a.e.post(browser, "/account/invitations/"+id+"/accept", nil)
+			return s, b
+		}
+	}},
+	"POST /account/invitations/:id/decline": {action: "member.invitation_declined", run: func(a *auditRun) func() (int, string) {
+		email, id := a.invited()
+		browser := a.e.signIn(email)
+		return func() (int, string) {
+			s, _, b := a.e.post(browser, "/account/invitations/"+id+"/decline", nil)
+			return s, b
+		}
+	}},
+	"POST /api/v1/account/invitations/:id/accept": {action: "member.invitation_accepted", run: func(a *auditRun) func() (int, string) {
+		email, id := a.invited()
+		tok := a.e.token(email)
+		return func() (int, string) {
+			return a.api(http.MethodPost, "/api/v1/account/invitations/"+id+"/accept", tok, nil)
+		}
+	}},
+	"POST /api/v1/account/invitations/:id/decline": {action: "member.invitation_declined", run: func(a *auditRun) func() (int, string) {
+		email, id := a.invited()
+		tok := a.e.token(email)
+		return func() (int, string) {
+			return a.api(http.MethodPost, "/api/v1/account/invitations/"+id+"/decline", tok, nil)
+		}
+	}},
+	"POST /platform/users/:userId/reset-password": {action: "user.password_link_issued", noOrg: true, run: func(a *auditRun) func() (int, string) {
+		id := a.member()
+		return func() (int, string) { return a.form("/platform/users/"+id+"/reset-password", nil) }
+	}},
+	"POST /api/v1/users/:userId/reset-password": {action: "user.password_link_issued", noOrg: true, run: func(a *auditRun) func() (int, string) {
+		id := a.member()
+		return func() (int, string) {
+			return a.api(http.MethodPost, "/api/v1/users/"+id+"/reset-password", a.admin, nil)
+		}
+	}},
 	"POST /account/password": {action: "user.password_changed", noOrg: true, run: func(a *auditRun) func() (int, string) {
 		_, browser := a.ownUser()
 		return func() (int, string) {
@@ -304,7 +391,7 @@ var auditCases = map[string]auditCase{
 		a.users++
 		var out struct{ SetPasswordURL string }
 		s, b := a.e.do(http.MethodPost, "/api/v1/organizations/"+a.e.org.ID.String()+"/members", a.admin, map[string]string{"email": fmt.Sprintf("audit-new-%d@example.com", a.users), "role": "viewer"})
-		if s != http.StatusCreated || json.Unmarshal(b, &out) != nil || out.SetPasswordURL == "" {
+		if s != http.StatusAccepted || json.Unmarshal(b, &out) != nil || out.SetPasswordURL == "" {
 			a.e.t.Fatalf("member with a set-password link: %d %s", s, b)
 		}
 		path := out.SetPasswordURL[strings.Index(out.SetPasswordURL, "/set-password/"):]

@@ -23,17 +23,28 @@ type broker struct {
 	log    *slog.Logger
 	url    string
 	mu     sync.Mutex
-	subs   map[uuid.UUID]map[chan models.Event]struct{}
+	subs   map[uuid.UUID]map[chan models.Event]*stream
 	perKey map[string]int // open streams per session
 	ready  chan struct{}  // closed once the first LISTEN succeeded
 	cache  *models.Cache  // live only while LISTEN is connected
 }
 
+// stream is one open SSE stream: whose it is, and closed when their access
+// to its org ends.
+type stream struct {
+	user    string // user id
+	session string // models.SessionKey of its session; "" for a bearer token
+	ended   chan struct{}
+	once    sync.Once
+}
+
+func (s *stream) end() { s.once.Do(func() { close(s.ended) }) }
+
 // maxStreamsPerSession bounds the SSE streams one session may hold open.
 const maxStreamsPerSession = 8
 
 func newBroker(log *slog.Logger, url string, cache *models.Cache) *broker {
-	return &broker{log: log, url: url, cache: cache, subs: map[uuid.UUID]map[chan models.Event]struct{}{}, perKey: map[string]int{}, ready: make(chan struct{})}
+	return &broker{log: log, url: url, cache: cache, subs: map[uuid.UUID]map[chan models.Event]*stream{}, perKey: map[string]int{}, ready: make(chan struct{})}
 }
 
 // run listens until ctx ends, reconnecting with capped, jittered backoff.
@@ -91,6 +102,10 @@ func (b *broker) listen(ctx context.Context, connected func()) error {
 func (b *broker) deliver(ev models.Event) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
+	if ev.Kind == models.EventAccessEnded {
+		b.endStreams(ev)
+		return
+	}
 	for ch := range b.subs[ev.Org] {
 		select {
 		case ch <- ev:
@@ -99,21 +114,40 @@ func (b *broker) deliver(ev models.Event) {
 	}
 }
 
-// subscribe registers a stream for org under key (the session), refusing more
-// than maxStreamsPerSession at once.
-func (b *broker) subscribe(org uuid.UUID, key string) (chan models.Event, func(), bool) {
+// endStreams ends the streams whose access ev says ended: the user's, only
+// those of ev.Org when set (a removal), only ev.Session's when set (a
+// sign-out). The caller holds b.mu.
+func (b *broker) endStreams(ev models.Event) {
+	for org, subs := range b.subs {
+		if ev.Org != uuid.Nil && org != ev.Org {
+			continue
+		}
+		for _, s := range subs {
+			if s.user == ev.User && (ev.Session == "" || s.session == ev.Session) {
+				s.end()
+			}
+		}
+	}
+}
+
+// subscribe registers a stream of user for org under key (the session, or
+// the user for a bearer token; session is its models.SessionKey or ""),
+// refusing more than maxStreamsPerSession at once. The stream's ended
+// channel closes when the user's access to org ends.
+func (b *broker) subscribe(org uuid.UUID, user, session, key string) (chan models.Event, *stream, func(), bool) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	if b.perKey[key] >= maxStreamsPerSession {
-		return nil, nil, false
+		return nil, nil, nil, false
 	}
 	b.perKey[key]++
 	ch := make(chan models.Event, 32)
 	if b.subs[org] == nil {
-		b.subs[org] = map[chan models.Event]struct{}{}
+		b.subs[org] = map[chan models.Event]*stream{}
 	}
-	b.subs[org][ch] = struct{}{}
-	return ch, func() {
+	st := &stream{user: user, session: session, ended: make(chan struct{})}
+	b.subs[org][ch] = st
+	return ch, st, func() {
 		b.mu.Lock()
 		defer b.mu.Unlock()
 		delete(b.subs[org], ch)
@@ -159,16 +193,25 @@ const sseHeartbeat = 25 * time.Second
 func (h *Handler) events(c *gin.Context) {
 	s := scopeOf(c)
 	p := currentPrincipal(c)
-	key := p.User.ID.String()
+	key, session := p.User.ID.String(), ""
+	var sessionID []byte
 	if p.Session != nil {
-		key = fmt.Sprintf("%x", p.Session.ID)
+		sessionID = p.Session.ID
+		session = models.SessionKey(sessionID)
+		key = session
 	}
-	ch, unsubscribe, ok := h.broker.subscribe(s.OrgID, key)
+	ch, st, unsubscribe, ok := h.broker.subscribe(s.OrgID, p.User.ID.String(), session, key)
 	if !ok {
 		h.fail(c, newErr(http.StatusTooManyRequests, "too_many_streams", "too many live update streams for this session"))
 		return
 	}
 	defer unsubscribe()
+	// Access that ended between the checks above and subscribing was
+	// announced before this stream listened: check once more now.
+	if err := h.streamAllowed(c, s.OrgID, sessionID); err != nil {
+		h.fail(c, err)
+		return
+	}
 
 	w := c.Writer
 	rc := http.NewResponseController(w)
@@ -195,6 +238,8 @@ func (h *Handler) events(c *gin.Context) {
 			return
 		case <-h.ctx.Done():
 			return // shutting down: end the stream so the drain completes
+		case <-st.ended:
+			return // removed, disabled, password changed or signed out
 		case <-tick.C:
 			if !send(": heartbeat\n\n") {
 				return
@@ -207,6 +252,21 @@ func (h *Handler) events(c *gin.Context) {
 			}
 		}
 	}
+}
+
+// streamAllowed checks, once a stream listens, that its user is still signed
+// in (same auth epoch, not disabled, the session not ended) and still in org.
+func (h *Handler) streamAllowed(c *gin.Context, org uuid.UUID, session []byte) error {
+	p := currentPrincipal(c)
+	ok, err := models.StillSignedIn(c.Request.Context(), h.db, p.User.ID, p.User.AuthEpoch, session)
+	if err != nil {
+		return err
+	}
+	if !ok {
+		return errUnauthenticated
+	}
+	_, err = h.roleIn(c, p, org)
+	return err
 }
 
 // eventNames maps a change to the SSE event names pages listen for.

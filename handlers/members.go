@@ -44,26 +44,85 @@ type memberRequest struct {
 	Role  string `json:"role"`
 }
 
-// addMemberAPI serves POST /organizations/{orgId}/members {email, role} → 201;
-// a new user's set-password link is in the answer, the only time it is shown.
+// addedJSON is the answer to adding an email: the same keys and status
+// whether or not the email belonged to a user. setPasswordUrl is set only
+// when the call created the user; an existing user got an invitation.
+type addedJSON struct {
+	Email          string  `json:"email"`
+	Role           string  `json:"role"`
+	Status         string  `json:"status"`
+	SetPasswordURL *string `json:"setPasswordUrl"`
+}
+
+// addMemberAPI serves POST /organizations/{orgId}/members {email, role} → 202
+// (see models.AddMemberByEmail); a new user's set-password link is in the
+// answer, the only time it is shown.
 func (h *Handler) addMemberAPI(c *gin.Context) {
 	org := scopeOf(c).OrgID
 	var req memberRequest
 	err := decodeJSON(c, &req)
-	var m *models.Member
-	var token string
+	var res *models.AddResult
 	if err == nil {
-		m, token, err = models.AddMemberByEmail(c.Request.Context(), h.db, org, req.Email, req.Role, h.actor(c))
+		res, err = models.AddMemberByEmail(c.Request.Context(), h.db, org, req.Email, req.Role, h.actor(c))
 	}
 	if err != nil {
 		h.fail(c, err)
 		return
 	}
-	out := memberJSON{Member: m, State: m.State()}
-	if token != "" {
-		out.SetPasswordURL = h.setPasswordURL(token)
+	out := addedJSON{Email: res.Email, Role: res.Role, Status: res.Status}
+	if res.Token != "" {
+		u := h.setPasswordURL(res.Token)
+		out.SetPasswordURL = &u
 	}
-	c.JSON(http.StatusCreated, out)
+	c.JSON(http.StatusAccepted, out)
+}
+
+// pendingMembersAPI serves GET /organizations/{orgId}/members/pending: the
+// invitations awaiting their invitee's decision (email and role only).
+func (h *Handler) pendingMembersAPI(c *gin.Context) {
+	org := scopeOf(c).OrgID
+	ps, err := models.ListPendingMembers(c.Request.Context(), h.db, org)
+	if err != nil {
+		h.fail(c, err)
+		return
+	}
+	c.JSON(http.StatusOK, ps)
+}
+
+// withdrawInvitationAPI serves DELETE /organizations/{orgId}/members/pending/{id}.
+func (h *Handler) withdrawInvitationAPI(c *gin.Context) {
+	org := scopeOf(c).OrgID
+	id, err := pathUUID(c, "id")
+	if err == nil {
+		err = models.WithdrawInvitation(c.Request.Context(), h.db, org, id, h.actor(c))
+	}
+	if err != nil {
+		h.fail(c, err)
+		return
+	}
+	c.JSON(http.StatusOK, gin.H{"success": true})
+}
+
+// passwordLinkJSON is a freshly issued set-password link.
+type passwordLinkJSON struct {
+	Email          string `json:"email"`
+	SetPasswordURL string `json:"setPasswordUrl"`
+}
+
+// resendLinkAPI serves POST /organizations/{orgId}/members/{userId}/password-link:
+// a new link for a member this org created who has no password yet.
+func (h *Handler) resendLinkAPI(c *gin.Context) {
+	org := scopeOf(c).OrgID
+	user, err := pathUUID(c, "userId")
+	var token, email string
+	if err == nil {
+		token, email, err = models.ResendPasswordLink(c.Request.Context(), h.db, org, user, h.actor(c))
+	}
+	if err != nil {
+		h.fail(c, err)
+		return
+	}
+	c.JSON(http.StatusOK, passwordLinkJSON{Email: email, SetPasswordURL: h.setPasswordURL(token)})
 }
 
 // updateMemberAPI serves PATCH /organizations/{orgId}/members/{userId} {role}.
@@ -102,13 +161,18 @@ func (h *Handler) removeMemberAPI(c *gin.Context) {
 // --- Members: HTML ---
 
 var memberNotices = map[string]string{
-	"role":    "Role changed.",
-	"removed": "Member removed; their sessions in this organization have ended.",
+	"role":      "Role changed.",
+	"removed":   "Member removed: they no longer see this organization.",
+	"withdrawn": "Invitation withdrawn.",
 }
 
 func (h *Handler) membersData(c *gin.Context, s scope) (views.MembersData, error) {
 	ms, err := models.ListMembers(c.Request.Context(), h.db, s.OrgID)
-	return views.MembersData{Members: ms, CanWrite: s.admin(), Self: currentPrincipal(c).User.ID,
+	var pending []models.PendingMember
+	if err == nil {
+		pending, err = models.ListPendingMembers(c.Request.Context(), h.db, s.OrgID)
+	}
+	return views.MembersData{Members: ms, Pending: pending, CanWrite: s.admin(), Self: currentPrincipal(c).User.ID,
 		Notice: memberNotices[c.Query("done")], Form: views.MemberForm{Role: models.RoleViewer}}, err
 }
 
@@ -127,7 +191,7 @@ func (h *Handler) membersPage(c *gin.Context) {
 func (h *Handler) membersAdd(c *gin.Context) {
 	s, n := h.page(c, "Members", "settings")
 	f := views.MemberForm{Email: c.PostForm("email"), Role: c.PostForm("role")}
-	m, token, err := models.AddMemberByEmail(c.Request.Context(), h.db, s.OrgID, f.Email, f.Role, h.actor(c))
+	res, err := models.AddMemberByEmail(c.Request.Context(), h.db, s.OrgID, f.Email, f.Role, h.actor(c))
 	var ve *models.ValidationError
 	var se *models.StateError
 	status := http.StatusOK
@@ -136,6 +200,8 @@ func (h *Handler) membersAdd(c *gin.Context) {
 		f.Errors, status = ve.Fields, http.StatusBadRequest
 	case errors.As(err, &se) && se.Code == "already_member":
 		f.Errors, status = map[string]string{"email": "is already a member"}, http.StatusConflict
+	case errors.As(err, &se) && se.Code == "already_invited":
+		f.Errors, status = map[string]string{"email": "is already invited"}, http.StatusConflict
 	case err != nil:
 		h.fail(c, err)
 		return
@@ -147,12 +213,49 @@ func (h *Handler) membersAdd(c *gin.Context) {
 	}
 	if err != nil {
 		d.Form = f
-	} else if token != "" {
-		d.NewLink = &views.NewLink{Email: m.Email, URL: h.setPasswordURL(token)}
 	} else {
-		d.Notice = m.Email + " was added."
+		d.Notice = res.Email + " was invited as " + res.Role + "."
+		if res.Token != "" {
+			d.NewLink = &views.NewLink{Email: res.Email, URL: h.setPasswordURL(res.Token)}
+		}
 	}
 	h.renderStatus(c, status, views.MembersPage(n, d))
+}
+
+// membersResendLink serves POST /settings/members/{userId}/password-link: the
+// page it answers carries the new link once.
+func (h *Handler) membersResendLink(c *gin.Context) {
+	s, n := h.page(c, "Members", "settings")
+	user, err := pathUUID(c, "userId")
+	var token, email string
+	if err == nil {
+		token, email, err = models.ResendPasswordLink(c.Request.Context(), h.db, s.OrgID, user, h.actor(c))
+	}
+	if err != nil {
+		h.fail(c, err)
+		return
+	}
+	d, err := h.membersData(c, s)
+	if err != nil {
+		h.fail(c, err)
+		return
+	}
+	d.NewLink = &views.NewLink{Email: email, URL: h.setPasswordURL(token), Resent: true}
+	h.render(c, views.MembersPage(n, d))
+}
+
+// membersWithdraw serves POST /settings/members/invitations/{id}/withdraw.
+func (h *Handler) membersWithdraw(c *gin.Context) {
+	s := scopeOf(c)
+	id, err := pathUUID(c, "id")
+	if err == nil {
+		err = models.WithdrawInvitation(c.Request.Context(), h.db, s.OrgID, id, h.actor(c))
+	}
+	if err != nil {
+		h.fail(c, err)
+		return
+	}
+	seeOther(c, "/settings/members?done=withdrawn")
 }
 
 // memberAction serves POST /settings/members/{userId}/role|remove.
@@ -181,9 +284,68 @@ func (h *Handler) memberAction(action string) gin.HandlerFunc {
 
 // --- Account ---
 
+var accountNotices = map[string]string{
+	"accepted": "Invitation accepted: the organization is in your switcher.",
+	"declined": "Invitation declined.",
+}
+
 func (h *Handler) accountPage(c *gin.Context) {
-	_, n := h.page(c, "Account", "settings")
-	h.render(c, views.AccountPage(n, views.AccountForm{Saved: c.Query("saved") == "1"}))
+	// The Account page works for a user in no organization yet too: an
+	// invitee accepts their first invitation there.
+	n := h.nav(c, "Account", "settings")
+	invs, err := models.ListInvitations(c.Request.Context(), h.db, currentPrincipal(c).User.ID)
+	if err != nil {
+		h.fail(c, err)
+		return
+	}
+	h.render(c, views.AccountPage(n, views.AccountForm{Saved: c.Query("saved") == "1", Invitations: invs, Notice: accountNotices[c.Query("done")]}))
+}
+
+// listInvitationsAPI serves GET /account/invitations: the caller's pending
+// membership invitations.
+func (h *Handler) listInvitationsAPI(c *gin.Context) {
+	invs, err := models.ListInvitations(c.Request.Context(), h.db, currentPrincipal(c).User.ID)
+	if err != nil {
+		h.fail(c, err)
+		return
+	}
+	c.JSON(http.StatusOK, invs)
+}
+
+// decideInvitation accepts or declines the caller's own invitation :id.
+func (h *Handler) decideInvitation(c *gin.Context, accept bool) (*models.Invitation, error) {
+	id, err := pathUUID(c, "id")
+	if err != nil {
+		return nil, err
+	}
+	return models.DecideInvitation(c.Request.Context(), h.db, currentPrincipal(c).User.ID, id, accept, h.actor(c))
+}
+
+// decideInvitationAPI serves POST /account/invitations/{id}/accept|decline.
+func (h *Handler) decideInvitationAPI(action string) gin.HandlerFunc {
+	return func(c *gin.Context) {
+		inv, err := h.decideInvitation(c, action == "accept")
+		if err != nil {
+			h.fail(c, err)
+			return
+		}
+		status := "declined"
+		if action == "accept" {
+			status = "accepted"
+		}
+		c.JSON(http.StatusOK, gin.H{"id": inv.ID, "orgId": inv.OrgID, "orgTitle": inv.OrgTitle, "role": inv.Role, "status": status})
+	}
+}
+
+// decideInvitationHTML serves POST /account/invitations/{id}/accept|decline.
+func (h *Handler) decideInvitationHTML(action string) gin.HandlerFunc {
+	return func(c *gin.Context) {
+		if _, err := h.decideInvitation(c, action == "accept"); err != nil {
+			h.fail(c, err)
+			return
+		}
+		seeOther(c, "/account?done="+action+"ed")
+	}
 }
 
 // changePassword checks the current password (rate limited like a login) and
@@ -201,7 +363,7 @@ func (h *Handler) changePassword(c *gin.Context, current, password string) (*mod
 }
 
 func (h *Handler) accountPassword(c *gin.Context) {
-	_, n := h.page(c, "Account", "settings")
+	n := h.nav(c, "Account", "settings")
 	_, err := h.changePassword(c, c.PostForm("currentPassword"), c.PostForm("password"))
 	var ve *models.ValidationError
 	if errors.As(err, &ve) {
@@ -305,6 +467,14 @@ var platformNotices = map[string]string{
 }
 
 func (h *Handler) platformRender(c *gin.Context, status int, f views.OrgForm) {
+	h.platformRenderAll(c, status, f, nil)
+}
+
+func (h *Handler) platformRenderLink(c *gin.Context, link *views.NewLink) {
+	h.platformRenderAll(c, http.StatusOK, views.OrgForm{}, link)
+}
+
+func (h *Handler) platformRenderAll(c *gin.Context, status int, f views.OrgForm, link *views.NewLink) {
 	_, n := h.page(c, "Platform", "platform")
 	orgs, err := models.ListOrgs(c.Request.Context(), h.db)
 	var users []models.User
@@ -316,7 +486,7 @@ func (h *Handler) platformRender(c *gin.Context, status int, f views.OrgForm) {
 		return
 	}
 	h.renderStatus(c, status, views.PlatformPage(n, views.PlatformData{
-		Orgs: orgs, Users: users, Self: currentPrincipal(c).User.ID, OrgForm: f, Notice: platformNotices[c.Query("done")],
+		Orgs: orgs, Users: users, Self: currentPrincipal(c).User.ID, OrgForm: f, Notice: platformNotices[c.Query("done")], NewLink: link,
 	}))
 }
 
@@ -367,6 +537,35 @@ func (h *Handler) platformUserAction(action string) gin.HandlerFunc {
 		}
 		seeOther(c, "/platform?done=user")
 	}
+}
+
+// platformResetPassword serves POST /platform/users/{userId}/reset-password:
+// the page it answers carries the new link once.
+func (h *Handler) platformResetPassword(c *gin.Context) {
+	user, err := pathUUID(c, "userId")
+	var token, email string
+	if err == nil {
+		token, email, err = models.ResetPasswordLink(c.Request.Context(), h.db, user, h.actor(c))
+	}
+	if err != nil {
+		h.fail(c, err)
+		return
+	}
+	h.platformRenderLink(c, &views.NewLink{Email: email, URL: h.setPasswordURL(token), Resent: true})
+}
+
+// resetPasswordAPI serves POST /users/{userId}/reset-password (platform admins).
+func (h *Handler) resetPasswordAPI(c *gin.Context) {
+	user, err := pathUUID(c, "userId")
+	var token, email string
+	if err == nil {
+		token, email, err = models.ResetPasswordLink(c.Request.Context(), h.db, user, h.actor(c))
+	}
+	if err != nil {
+		h.fail(c, err)
+		return
+	}
+	c.JSON(http.StatusOK, passwordLinkJSON{Email: email, SetPasswordURL: h.setPasswordURL(token)})
 }
 
 var errSelf = models.Conflict("own_account", "you cannot change your own platform role or disable yourself", nil)

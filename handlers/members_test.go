@@ -37,20 +37,23 @@ func TestMembersAddChangeRemove(t *testing.T) {
 	addedBefore := e.auditCount("member.added")
 
 	var added struct {
-		UserID         uuid.UUID `json:"userId"`
-		Email          string    `json:"email"`
-		Role           string    `json:"role"`
-		State          string    `json:"state"`
-		SetPasswordURL string    `json:"setPasswordUrl"`
+		Email          string `json:"email"`
+		Role           string `json:"role"`
+		Status         string `json:"status"`
+		SetPasswordURL string `json:"setPasswordUrl"`
 	}
 	e.call(http.MethodPost, base, tok, map[string]string{"email": " New@Example.com ", "role": "viewer"}).
-		want(http.StatusCreated).decode(&added)
-	if added.Email != "new@example.com" || added.Role != "viewer" || added.State != "invited" ||
+		want(http.StatusAccepted).decode(&added)
+	if added.Email != "new@example.com" || added.Role != "viewer" || added.Status != "invited" ||
 		!strings.HasPrefix(added.SetPasswordURL, e.srv.URL+"/set-password/") {
 		t.Fatalf("added member: %+v", added)
 	}
-	if e.auditCount("member.added") != addedBefore+1 || e.auditCount("user.created") < 1 {
+	if e.auditCount("member.added") != addedBefore+1 || e.auditCount("user.created") < 1 || e.auditCount("user.password_link_issued") != 1 {
 		t.Fatal("adding a member wrote no audit event")
+	}
+	newUser, err := models.GetMember(t.Context(), e.db, e.org.ID, e.userID("new@example.com"))
+	if err != nil || newUser.State() != "invited" {
+		t.Fatalf("new user is not an invited member: %+v %v", newUser, err)
 	}
 	// The link's token is stored only as a hash.
 	raw := strings.TrimPrefix(added.SetPasswordURL, e.srv.URL+"/set-password/")
@@ -60,13 +63,29 @@ func TestMembersAddChangeRemove(t *testing.T) {
 		t.Fatal("set-password token not stored by its hash")
 	}
 
-	// An existing user is just added: no link.
+	// An existing user gets an invitation: no link, and they are not a member yet.
 	e.user("existing@example.com", "")
 	var existing map[string]any
-	e.call(http.MethodPost, base, tok, map[string]string{"email": "existing@example.com", "role": "admin"}).want(http.StatusCreated).decode(&existing)
-	if existing["setPasswordUrl"] != nil || existing["state"] != "active" {
+	e.call(http.MethodPost, base, tok, map[string]string{"email": "existing@example.com", "role": "admin"}).want(http.StatusAccepted).decode(&existing)
+	if v, ok := existing["setPasswordUrl"]; !ok || v != nil || existing["status"] != "invited" {
 		t.Fatalf("existing user added with a link: %v", existing)
 	}
+	if e.memberRole(e.org.ID, e.userID("existing@example.com")) != "" {
+		t.Fatal("an existing user became a member without accepting")
+	}
+	e.call(http.MethodPost, base, tok, map[string]string{"email": "existing@example.com", "role": "viewer"}).wantError(http.StatusConflict, "already_invited")
+	// The invitee accepts: now a member with the invited role.
+	etok := e.token("existing@example.com")
+	var invs []struct{ ID, OrgID string }
+	e.call(http.MethodGet, "/api/v1/account/invitations", etok, nil).want(http.StatusOK).decode(&invs)
+	if len(invs) != 1 || invs[0].OrgID != e.org.ID.String() {
+		t.Fatalf("invitations: %+v", invs)
+	}
+	e.call(http.MethodPost, "/api/v1/account/invitations/"+invs[0].ID+"/accept", etok, nil).want(http.StatusOK)
+	if e.memberRole(e.org.ID, e.userID("existing@example.com")) != "admin" || e.auditCount("member.invitation_accepted") != 1 {
+		t.Fatal("accepting the invitation did not make a member, or was not audited")
+	}
+	e.call(http.MethodPost, "/api/v1/account/invitations/"+invs[0].ID+"/accept", etok, nil).wantError(http.StatusNotFound, "not_found")
 
 	// Bad input: a clear 4xx with a code, nothing changed.
 	before, _ := models.ListMembers(t.Context(), e.db, e.org.ID)
@@ -76,7 +95,7 @@ func TestMembersAddChangeRemove(t *testing.T) {
 		t.Fatalf("unknown role: details %v", d)
 	}
 	e.call(http.MethodPost, base, tok, map[string]string{"email": "NEW@example.com", "role": "admin"}).wantError(http.StatusConflict, "already_member")
-	e.call(http.MethodPatch, base+"/"+added.UserID.String(), tok, map[string]string{"role": "root"}).wantError(http.StatusBadRequest, "invalid_input")
+	e.call(http.MethodPatch, base+"/"+newUser.UserID.String(), tok, map[string]string{"role": "root"}).wantError(http.StatusBadRequest, "invalid_input")
 	e.call(http.MethodPatch, base+"/"+uuid.NewString(), tok, map[string]string{"role": "admin"}).wantError(http.StatusNotFound, "not_found")
 	after, _ := models.ListMembers(t.Context(), e.db, e.org.ID)
 	if len(after) != len(before) {
@@ -87,8 +106,8 @@ func TestMembersAddChangeRemove(t *testing.T) {
 	}
 
 	// Change role.
-	e.call(http.MethodPatch, base+"/"+added.UserID.String(), tok, map[string]string{"role": "admin"}).want(http.StatusOK)
-	if e.memberRole(e.org.ID, added.UserID) != "admin" || e.auditCount("member.role_changed") != 1 {
+	e.call(http.MethodPatch, base+"/"+newUser.UserID.String(), tok, map[string]string{"role": "admin"}).want(http.StatusOK)
+	if e.memberRole(e.org.ID, newUser.UserID) != "admin" || e.auditCount("member.role_changed") != 1 {
 		t.Fatal("role change not stored or not audited")
 	}
 
@@ -99,7 +118,9 @@ func TestMembersAddChangeRemove(t *testing.T) {
 		t.Fatalf("members: %v", list)
 	}
 
-	// Remove: the member's sessions in this org end at once, their bearer token is refused here.
+	// Remove: the member loses this org at once; their session lives on
+	// (they are in no other org, so there is nothing to show), their bearer
+	// token is refused here.
 	viewer := e.user("leaver@example.com", models.RoleViewer)
 	vc := e.signIn("leaver@example.com")
 	vtok := e.token("leaver@example.com")
@@ -107,8 +128,11 @@ func TestMembersAddChangeRemove(t *testing.T) {
 		t.Fatalf("member before removal: %d", status)
 	}
 	e.call(http.MethodDelete, base+"/"+viewer.ID.String(), tok, nil).want(http.StatusOK)
-	if status, _ := e.get(vc, "/agents"); status != http.StatusSeeOther {
-		t.Fatalf("removed member's session: %d, want 303 to /login", status)
+	if status, body := e.get(vc, "/agents"); status != http.StatusNotFound || strings.Contains(body, e.org.Title) {
+		t.Fatalf("removed member's session: %d, want 404 and nothing of the org", status)
+	}
+	if status, _ := e.get(vc, "/account"); status != http.StatusOK {
+		t.Fatalf("removed member's account page: %d, want 200 (still signed in)", status)
 	}
 	e.call(http.MethodGet, base, vtok, nil).wantError(http.StatusNotFound, "not_found")
 	if e.memberRole(e.org.ID, viewer.ID) != "" || e.auditCount("member.removed") != 1 {
@@ -116,6 +140,16 @@ func TestMembersAddChangeRemove(t *testing.T) {
 	}
 	e.call(http.MethodDelete, base+"/"+viewer.ID.String(), tok, nil).wantError(http.StatusNotFound, "not_found")
 	_ = admin
+}
+
+// userID returns the id of the user with email.
+func (e *env) userID(email string) uuid.UUID {
+	e.t.Helper()
+	var id uuid.UUID
+	if err := e.db.NewRaw("SELECT id FROM users WHERE email = ?", email).Scan(e.t.Context(), &id); err != nil {
+		e.t.Fatal(err)
+	}
+	return id
 }
 
 func TestLastAdminGuard(t *testing.T) {
@@ -135,7 +169,7 @@ func TestLastAdminGuard(t *testing.T) {
 	}
 	// With a second admin, the first may step down.
 	e.call(http.MethodPost, "/api/v1/organizations/"+org.ID.String()+"/members", tok,
-		map[string]string{"email": "second@example.com", "role": "admin"}).want(http.StatusCreated)
+		map[string]string{"email": "second@example.com", "role": "admin"}).want(http.StatusAccepted)
 	e.call(http.MethodPatch, base, tok, map[string]string{"role": "viewer"}).want(http.StatusOK)
 	// Now solo is a viewer: no more admin actions.
 	e.call(http.MethodDelete, base, tok, nil).wantError(http.StatusForbidden, "forbidden")
@@ -145,7 +179,7 @@ func TestLastAdminGuard(t *testing.T) {
 func TestLastAdminConcurrent(t *testing.T) {
 	e := newEnv(t)
 	org := e.otherOrg("Pair", "a@example.com")
-	b, _, err := models.AddMemberByEmail(t.Context(), e.db, org.ID, "b@example.com", models.RoleAdmin, e.actor)
+	b, err := models.AddMemberByEmail(t.Context(), e.db, org.ID, "b@example.com", models.RoleAdmin, e.actor)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -181,7 +215,7 @@ func TestSetPasswordLinkUsedOnce(t *testing.T) {
 		SetPasswordURL string `json:"setPasswordUrl"`
 	}
 	e.call(http.MethodPost, "/api/v1/organizations/"+e.org.ID.String()+"/members", tok,
-		map[string]string{"email": "fresh@example.com", "role": "viewer"}).want(http.StatusCreated).decode(&added)
+		map[string]string{"email": "fresh@example.com", "role": "viewer"}).want(http.StatusAccepted).decode(&added)
 	path := strings.TrimPrefix(added.SetPasswordURL, e.srv.URL)
 
 	c := e.browser()
@@ -218,7 +252,7 @@ func TestSetPasswordLinkUsedOnce(t *testing.T) {
 		SetPasswordURL string `json:"setPasswordUrl"`
 	}
 	e.call(http.MethodPost, "/api/v1/organizations/"+e.org.ID.String()+"/members", tok,
-		map[string]string{"email": "late@example.com", "role": "viewer"}).want(http.StatusCreated).decode(&added2)
+		map[string]string{"email": "late@example.com", "role": "viewer"}).want(http.StatusAccepted).decode(&added2)
 	raw := added2.SetPasswordURL[strings.LastIndex(added2.SetPasswordURL, "/")+1:]
 	e.db.NewRaw("UPDATE password_tokens SET expires_at = now() - interval '1 second' WHERE token_hash = ?", models.Hash(raw)).Exec(t.Context())
 	if status, _ := e.get(c, "/set-password/"+raw); status != http.StatusGone {

@@ -48,6 +48,8 @@ func (h *Handler) Routes() http.Handler {
 	ui.GET("/nav/pending-badge", viewerOf(orgCurrent), h.pendingBadge)
 	ui.GET("/account", operator, h.accountPage)
 	ui.POST("/account/password", operator, h.accountPassword)
+	ui.POST("/account/invitations/:id/accept", operator, h.decideInvitationHTML("accept"))
+	ui.POST("/account/invitations/:id/decline", operator, h.decideInvitationHTML("decline"))
 	// Agents.
 	ui.GET("/agents", viewerOf(orgCurrent), h.rosterPage)
 	ui.GET("/agents/:agentId", viewerOf(orgOfAgent), h.agentDetailPage)
@@ -87,6 +89,8 @@ func (h *Handler) Routes() http.Handler {
 	ui.POST("/settings/members", adminOf(orgCurrent), h.membersAdd)
 	ui.POST("/settings/members/:userId/role", adminOf(orgCurrent), h.memberAction("role"))
 	ui.POST("/settings/members/:userId/remove", adminOf(orgCurrent), h.memberAction("remove"))
+	ui.POST("/settings/members/:userId/password-link", adminOf(orgCurrent), h.membersResendLink)
+	ui.POST("/settings/members/invitations/:id/withdraw", adminOf(orgCurrent), h.membersWithdraw)
 	ui.GET("/settings/notifications", viewerOf(orgCurrent), h.notificationsPage)
 	ui.POST("/settings/notifications", adminOf(orgCurrent), h.notificationsCreate)
 	ui.GET("/settings/notifications/:endpointId", viewerOf(orgCurrent), h.webhookLogPage)
@@ -101,11 +105,15 @@ func (h *Handler) Routes() http.Handler {
 	ui.POST("/platform/orgs/:orgId", platformAdmin, h.platformUpdateOrg)
 	ui.POST("/platform/users/:userId/sa", platformAdmin, h.platformUserAction("sa"))
 	ui.POST("/platform/users/:userId/disable", platformAdmin, h.platformUserAction("disable"))
+	ui.POST("/platform/users/:userId/reset-password", platformAdmin, h.platformResetPassword)
 
 	// Management JSON API: session cookie or bearer token.
 	api := root.group("/api/v1", noStore)
 	api.POST("/auth/login", public, h.apiLogin)
 	api.POST("/account/password", operator, h.accountPasswordAPI)
+	api.GET("/account/invitations", operator, h.listInvitationsAPI)
+	api.POST("/account/invitations/:id/accept", operator, h.decideInvitationAPI("accept"))
+	api.POST("/account/invitations/:id/decline", operator, h.decideInvitationAPI("decline"))
 	// Organizations, teams, members.
 	api.GET("/organizations", operator, h.listOrgs)
 	api.POST("/organizations", platformAdmin, h.createOrg)
@@ -117,8 +125,12 @@ func (h *Handler) Routes() http.Handler {
 	api.POST("/organizations/:orgId/members", adminOf(orgPath), h.addMemberAPI)
 	api.PATCH("/organizations/:orgId/members/:userId", adminOf(orgPath), h.updateMemberAPI)
 	api.DELETE("/organizations/:orgId/members/:userId", adminOf(orgPath), h.removeMemberAPI)
+	api.POST("/organizations/:orgId/members/:userId/password-link", adminOf(orgPath), h.resendLinkAPI)
+	api.GET("/organizations/:orgId/members/pending", viewerOf(orgPath), h.pendingMembersAPI)
+	api.DELETE("/organizations/:orgId/members/pending/:id", adminOf(orgPath), h.withdrawInvitationAPI)
 	api.GET("/users", platformAdmin, h.listUsersAPI)
 	api.PATCH("/users/:userId", platformAdmin, h.updateUserAPI)
+	api.POST("/users/:userId/reset-password", platformAdmin, h.resetPasswordAPI)
 	// Agents, by id alone (searched across the caller's orgs) or by org.
 	for _, action := range []string{"approve", "stop", "resume"} {
 		api.PATCH("/agents/:agentId/"+action, adminOf(orgOfAgent), h.agentActionAPI(action))

@@ -19,6 +19,11 @@ type Event struct {
 	Org  uuid.UUID `json:"org"`
 	Kind string    `json:"kind"` // one of the Event* kinds
 	ID   string    `json:"id,omitempty"`
+	// User and Session name whose access ended (EventAccessEnded): the
+	// user's streams close, only those of Org when it is set (a removal),
+	// only those of Session (hex of its id) when it is set (a sign-out).
+	User    string `json:"user,omitempty"`
+	Session string `json:"session,omitempty"`
 	// Origin names the process that published a change it already applied
 	// to its own cache (see Cache.Apply); empty otherwise.
 	Origin string `json:"origin,omitempty"`
@@ -31,6 +36,7 @@ const (
 	EventJoinRequest = "join_request" // a join request was created or decided
 	EventInvite      = "invite"       // an invite was created, used or revoked
 	EventAPIKey      = "api_key"      // an API key was disabled, enabled or revoked
+	EventAccessEnded = "access_ended" // a user was removed, disabled, changed password or signed out
 )
 
 // Publish sends ev to every listening server when the caller's transaction

@@ -20,6 +20,15 @@ type Member struct {
 	LastLoginAt *time.Time `json:"lastLoginAt"`
 	DisabledAt  *time.Time `json:"disabledAt"`
 	AddedAt     time.Time  `json:"addedAt"`
+	// CreatedHere: the org created this user by adding their email, so its
+	// admins may re-send their set-password link while they have none.
+	CreatedHere bool `json:"-"`
+}
+
+// CanResendLink reports whether the org's admins may re-issue the member's
+// set-password link (see ResendPasswordLink).
+func (m *Member) CanResendLink() bool {
+	return m.CreatedHere && !m.HasPassword && !m.IsSA && m.DisabledAt == nil
 }
 
 // State is how the member shows in lists: active, invited (no password yet) or disabled.
@@ -46,10 +55,11 @@ func checkRole(role string) error {
 	return nil
 }
 
-const memberColumns = `u.id, u.email, m.role, u.is_sa, u.password_hash <> '', u.last_login_at, u.disabled_at, m.created_at`
+const memberColumns = `u.id, u.email, m.role, u.is_sa, u.password_hash <> '', u.last_login_at, u.disabled_at, m.created_at,
+	coalesce(u.created_by_org_id = m.org_id, false)`
 
 func scanMember(rows interface{ Scan(...any) error }, m *Member) error {
-	return rows.Scan(&m.UserID, &m.Email, &m.Role, &m.IsSA, &m.HasPassword, &m.LastLoginAt, &m.DisabledAt, &m.AddedAt)
+	return rows.Scan(&m.UserID, &m.Email, &m.Role, &m.IsSA, &m.HasPassword, &m.LastLoginAt, &m.DisabledAt, &m.AddedAt, &m.CreatedHere)
 }
 
 // ListMembers returns the members of org by email.
@@ -101,12 +111,24 @@ func otherAdmins(ctx context.Context, tx bun.IDB, org, user uuid.UUID) (int, err
 
 var errLastAdmin = Conflict("last_admin", "an organization needs at least one admin: make someone else admin first", nil)
 
-// AddMemberByEmail adds the user with email to org with role. An unknown email
-// creates the user without a password and returns a one-time set-password
-// token (valid SetPasswordTTL, stored hashed) to hand over; an existing user is
-// just added and the token is "". A user who is already a member is a 409
-// already_member.
-func AddMemberByEmail(ctx context.Context, db bun.IDB, org uuid.UUID, email, role string, by Actor) (*Member, string, error) {
+// AddResult is the answer to adding an email to an org. It has the same
+// fields whether or not the email belonged to a user: Token is set only when
+// the call created the user (the one time a link is handed out).
+type AddResult struct {
+	Email  string
+	Role   string
+	Status string // always "invited"
+	Token  string
+}
+
+// AddMemberByEmail adds the email to org with role without touching anything
+// of an existing user's credentials. An unknown email creates the user (bound
+// to org: created_by_org_id) as a member without a password, and returns a
+// one-time set-password token (valid SetPasswordTTL, stored hashed) to hand
+// over. An existing user gets a pending membership invitation instead and is
+// not a member until they accept it. A member is a 409 already_member, a
+// pending invitation a 409 already_invited.
+func AddMemberByEmail(ctx context.Context, db bun.IDB, org uuid.UUID, email, role string, by Actor) (*AddResult, error) {
 	email, err := NormalizeEmail(email)
 	var v Validator
 	if err != nil {
@@ -114,64 +136,120 @@ func AddMemberByEmail(ctx context.Context, db bun.IDB, org uuid.UUID, email, rol
 	}
 	v.Check(ValidRole(role), "role", "must be admin or viewer")
 	if err := v.Err(); err != nil {
-		return nil, "", err
+		return nil, err
 	}
-	var token string
-	var member *Member
+	res := &AddResult{Email: email, Role: role, Status: "invited"}
 	err = InTx(ctx, db, func(tx bun.Tx) error {
 		if err := lockOrg(ctx, tx, org); err != nil {
 			return err
 		}
-		u := new(User)
-		err := tx.NewSelect().Model(u).Where("email = ?", email).Scan(ctx)
-		created := false
+		var user uuid.UUID
+		err := tx.NewSelect().Model((*User)(nil)).Column("id").Where("email = ?", email).Scan(ctx, &user)
 		if errors.Is(err, sql.ErrNoRows) {
-			u = &User{Email: email}
-			if _, err := tx.NewInsert().Model(u).Returning("*").Exec(ctx); err != nil {
-				return translate(err, "create user")
-			}
-			if err := Audit(ctx, tx, uuid.Nil, by, "user.created", "user", u.ID.String(), map[string]any{"email": email, "isSa": false}); err != nil {
-				return err
-			}
-			created = true
-		} else if err != nil {
+			res.Token, err = createInvitedUser(ctx, tx, org, email, role, by)
+			return err
+		}
+		if err != nil {
 			return translate(err, "find user")
 		}
-		_, err = tx.NewInsert().Model(&Membership{OrgID: org, UserID: u.ID, Role: role}).Exec(ctx)
-		if err = translate(err, "add member"); errors.Is(err, ErrConflict) {
+		if r, err := UserRole(ctx, tx, user, org); err != nil {
+			return err
+		} else if r != "" {
 			return Conflict("already_member", "this user is already a member of the organization", map[string]any{"email": email})
+		}
+		_, err = tx.NewInsert().Model(&MembershipInvitation{OrgID: org, UserID: user, Role: role, InvitedBy: by.UserID()}).Exec(ctx)
+		if err = translate(err, "invite member"); errors.Is(err, ErrConflict) {
+			return Conflict("already_invited", "this email already has a pending invitation to the organization", map[string]any{"email": email})
 		} else if err != nil {
 			return err
 		}
-		details := map[string]any{"email": email, "role": role}
-		if created || u.PasswordHash == "" {
-			if token, err = issuePasswordToken(ctx, tx, u.ID, by); err != nil {
-				return err
-			}
-			details["setPasswordLink"] = true
-		}
-		if err := Audit(ctx, tx, org, by, "member.added", "user", u.ID.String(), details); err != nil {
-			return err
-		}
-		member, err = GetMember(ctx, tx, org, u.ID)
-		return err
+		return Audit(ctx, tx, org, by, "member.invited", "user", user.String(), map[string]any{"email": email, "role": role})
 	})
 	if err != nil {
-		return nil, "", err
+		return nil, err
 	}
-	return member, token, nil
+	return res, nil
 }
 
-// issuePasswordToken creates a set-password token for user; earlier unused
-// tokens of that user stop working.
-func issuePasswordToken(ctx context.Context, tx bun.IDB, user uuid.UUID, by Actor) (string, error) {
+// createInvitedUser creates a user without a password as a member of org (the
+// org that created them) and returns their first set-password token.
+func createInvitedUser(ctx context.Context, tx bun.IDB, org uuid.UUID, email, role string, by Actor) (string, error) {
+	u := &User{Email: email, CreatedByOrgID: &org}
+	if _, err := tx.NewInsert().Model(u).Returning("*").Exec(ctx); err != nil {
+		return "", translate(err, "create user")
+	}
+	if err := Audit(ctx, tx, uuid.Nil, by, "user.created", "user", u.ID.String(), map[string]any{"email": email, "isSa": false, "createdByOrgId": org}); err != nil {
+		return "", err
+	}
+	if _, err := tx.NewInsert().Model(&Membership{OrgID: org, UserID: u.ID, Role: role}).Exec(ctx); err != nil {
+		return "", translate(err, "add member")
+	}
+	if err := Audit(ctx, tx, org, by, "member.added", "user", u.ID.String(), map[string]any{"email": email, "role": role, "setPasswordLink": true}); err != nil {
+		return "", err
+	}
+	token, err := issuePasswordToken(ctx, tx, u.ID, &org, by)
+	if err != nil {
+		return "", err
+	}
+	return token, Audit(ctx, tx, org, by, "user.password_link_issued", "user", u.ID.String(), map[string]any{"email": email, "reason": "created"})
+}
+
+// issuePasswordToken creates a set-password token for user, issued for org
+// (nil: a platform admin's reset); earlier unused tokens of that user stop
+// working. Callers decide who may: only the call that created the user, the
+// org that created them while they have no password, or a platform admin.
+func issuePasswordToken(ctx context.Context, tx bun.IDB, user uuid.UUID, org *uuid.UUID, by Actor) (string, error) {
 	if _, err := tx.NewRaw("UPDATE password_tokens SET used_at = now() WHERE user_id = ? AND used_at IS NULL", user).Exec(ctx); err != nil {
 		return "", translate(err, "supersede password tokens")
 	}
 	token := RandomBase62(43)
-	_, err := tx.NewRaw("INSERT INTO password_tokens (token_hash, user_id, created_by, expires_at) VALUES (?, ?, ?, ?)",
-		Hash(token), user, by.UserID(), time.Now().Add(SetPasswordTTL)).Exec(ctx)
+	_, err := tx.NewRaw("INSERT INTO password_tokens (token_hash, user_id, created_by, expires_at, org_id) VALUES (?, ?, ?, ?, ?)",
+		Hash(token), user, by.UserID(), time.Now().Add(SetPasswordTTL), org).Exec(ctx)
 	return token, translate(err, "issue password token")
+}
+
+// ResendPasswordLink re-issues the set-password link of a user org created
+// who has no password yet; the earlier link stops working. A user org did not
+// create, or who is no longer its member, is ErrNotFound; one who has set a
+// password, was disabled or became a platform admin is a 403 password_set.
+func ResendPasswordLink(ctx context.Context, db bun.IDB, org, user uuid.UUID, by Actor) (token, email string, err error) {
+	err = InTx(ctx, db, func(tx bun.Tx) error {
+		var u User
+		err := tx.NewRaw(`SELECT u.email, u.password_hash, u.is_sa, u.disabled_at FROM users AS u
+			JOIN memberships AS m ON m.user_id = u.id AND m.org_id = ?
+			WHERE u.id = ? AND u.created_by_org_id = ? FOR UPDATE OF u`, org, user, org).
+			Scan(ctx, &u.Email, &u.PasswordHash, &u.IsSA, &u.DisabledAt)
+		if err != nil {
+			return translate(err, "find user")
+		}
+		if u.PasswordHash != "" || u.IsSA || u.DisabledAt != nil {
+			return Forbidden("password_set", "this user has set a password (or is a platform admin or disabled): only a platform admin can reset it")
+		}
+		email = u.Email
+		if token, err = issuePasswordToken(ctx, tx, user, &org, by); err != nil {
+			return err
+		}
+		return Audit(ctx, tx, org, by, "user.password_link_issued", "user", user.String(), map[string]any{"email": email, "reason": "resend"})
+	})
+	return token, email, err
+}
+
+// ResetPasswordLink is a platform admin's explicit reset: it issues a new
+// set-password link for user (earlier links stop working; the current
+// password keeps working until the link is used). An unknown user is
+// ErrNotFound.
+func ResetPasswordLink(ctx context.Context, db bun.IDB, user uuid.UUID, by Actor) (token, email string, err error) {
+	err = InTx(ctx, db, func(tx bun.Tx) error {
+		err := tx.NewRaw("SELECT email FROM users WHERE id = ? FOR UPDATE", user).Scan(ctx, &email)
+		if err != nil {
+			return translate(err, "find user")
+		}
+		if token, err = issuePasswordToken(ctx, tx, user, nil, by); err != nil {
+			return err
+		}
+		return Audit(ctx, tx, uuid.Nil, by, "user.password_link_issued", "user", user.String(), map[string]any{"email": email, "reason": "platform_reset"})
+	})
+	return token, email, err
 }
 
 // ChangeMemberRole sets a member's role. Demoting the last admin is a 409
@@ -216,7 +294,7 @@ func ChangeMemberRole(ctx context.Context, db bun.IDB, org, user uuid.UUID, role
 	return m, err
 }
 
-// RemoveMember takes user out of org and ends their sessions working in it.
+// RemoveMember takes user out of org; their access to other orgs is untouched.
 // Removing the last admin is a 409 last_admin; an unknown member is ErrNotFound.
 func RemoveMember(ctx context.Context, db bun.IDB, org, user uuid.UUID, by Actor) error {
 	return InTx(ctx, db, func(tx bun.Tx) error {
@@ -238,13 +316,16 @@ func RemoveMember(ctx context.Context, db bun.IDB, org, user uuid.UUID, by Actor
 				return errLastAdmin
 			}
 		}
-		// Sessions working in this org end; so do sessions that never chose an
-		// org (they work in the first one, which may be this). Bearer tokens
-		// are not bound to an org: the membership check on every request
-		// refuses them from now on.
-		if _, err := tx.NewDelete().Model((*Session)(nil)).
-			Where("user_id = ? AND (org_id = ? OR org_id IS NULL)", user, org).Exec(ctx); err != nil {
-			return translate(err, "end sessions")
+		// The user's sessions and tokens live on: every request checks the
+		// membership, and a session working in this org falls back to
+		// another of the user's orgs. Their open event streams of this org
+		// close (on every replica), and a set-password link this org issued
+		// stops working.
+		if _, err := tx.NewRaw("UPDATE password_tokens SET used_at = now() WHERE user_id = ? AND org_id = ? AND used_at IS NULL", user, org).Exec(ctx); err != nil {
+			return translate(err, "end password links")
+		}
+		if err := Publish(ctx, tx, Event{Kind: EventAccessEnded, Org: org, User: user.String()}); err != nil {
+			return err
 		}
 		return Audit(ctx, tx, org, by, "member.removed", "user", user.String(), map[string]any{"role": role})
 	})
@@ -316,6 +397,7 @@ func SetPasswordWithToken(ctx context.Context, db bun.IDB, token, password strin
 
 // setPassword stores a new password hash and bumps the auth epoch, which ends
 // every session and bearer token of the user; keep (a session id) survives.
+// The user's open event streams close on every replica (keep's reconnects).
 func setPassword(ctx context.Context, tx bun.IDB, user uuid.UUID, hash string, keep []byte, u *User) error {
 	err := tx.NewUpdate().Model(u).Set("password_hash = ?", hash).Set("auth_epoch = auth_epoch + 1").
 		Where("id = ?", user).Returning("*").Scan(ctx)
@@ -329,8 +411,10 @@ func setPassword(ctx context.Context, tx bun.IDB, user uuid.UUID, hash string, k
 			return translate(err, "keep session")
 		}
 	}
-	_, err = q.Exec(ctx)
-	return translate(err, "end sessions")
+	if _, err = q.Exec(ctx); err != nil {
+		return translate(err, "end sessions")
+	}
+	return Publish(ctx, tx, Event{Kind: EventAccessEnded, User: user.String()})
 }
 
 // ChangePassword replaces a user's password after checking the current one
@@ -460,6 +544,9 @@ func SetUserDisabled(ctx context.Context, db bun.IDB, user uuid.UUID, disabled b
 			action = "user.disabled"
 			if _, err := tx.NewDelete().Model((*Session)(nil)).Where("user_id = ?", user).Exec(ctx); err != nil {
 				return translate(err, "end sessions")
+			}
+			if err := Publish(ctx, tx, Event{Kind: EventAccessEnded, User: user.String()}); err != nil {
+				return err
 			}
 		}
 		return Audit(ctx, tx, uuid.Nil, by, action, "user", user.String(), map[string]any{"email": u.Email})

@@ -2,6 +2,8 @@ package models
 
 import (
 	"context"
+	"database/sql"
+	"encoding/hex"
 	"errors"
 	"time"
 
@@ -82,10 +84,35 @@ func SetSessionOrg(ctx context.Context, db bun.IDB, token string, org uuid.UUID)
 	return translate(err, "set session org")
 }
 
-// DeleteSession ends one session.
+// DeleteSession ends one session (sign-out); its open event streams close on
+// every replica.
 func DeleteSession(ctx context.Context, db bun.IDB, token string) error {
-	_, err := db.NewDelete().Model((*Session)(nil)).Where("id = ?", Hash(token)).Exec(ctx)
-	return translate(err, "delete session")
+	id := Hash(token)
+	var user uuid.UUID
+	err := db.NewDelete().Model((*Session)(nil)).Where("id = ?", id).Returning("user_id").Scan(ctx, &user)
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil
+	}
+	if err != nil {
+		return translate(err, "delete session")
+	}
+	return Publish(ctx, db, Event{Kind: EventAccessEnded, User: user.String(), Session: SessionKey(id)})
+}
+
+// SessionKey names a session (by its id, itself a hash of its token) in
+// events and stream bookkeeping.
+func SessionKey(id []byte) string { return hex.EncodeToString(id) }
+
+// StillSignedIn reports whether user is active at auth epoch epoch and, when
+// session is not nil, that session still exists: a stream opened just before
+// a sign-out, disable or password change checks this once it listens.
+func StillSignedIn(ctx context.Context, db bun.IDB, user uuid.UUID, epoch int, session []byte) (bool, error) {
+	q := db.NewSelect().Model((*User)(nil)).Where("id = ? AND auth_epoch = ? AND disabled_at IS NULL", user, epoch)
+	if session != nil {
+		q.Where("EXISTS (SELECT 1 FROM sessions WHERE id = ? AND user_id = ?)", session, user)
+	}
+	ok, err := q.Exists(ctx)
+	return ok, translate(err, "check sign-in")
 }
 
 // DeleteExpiredSessions removes sessions past their absolute expiry.

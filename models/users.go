@@ -38,6 +38,9 @@ type User struct {
 	DisabledAt   *time.Time `json:"disabledAt,omitempty"`
 	LastLoginAt  *time.Time `json:"lastLoginAt,omitempty"`
 	CreatedAt    time.Time  `bun:",nullzero,default:now()" json:"createdAt"`
+	// CreatedByOrgID is the org whose admin created the user by adding their
+	// email (nil: a platform admin or the bootstrap).
+	CreatedByOrgID *uuid.UUID `bun:"created_by_org_id,type:uuid" json:"-"`
 }
 
 // Membership is a user's role in an org.

@@ -156,7 +156,7 @@ func pillColor(status string) string {
 	switch status {
 	case "approved", "APPROVED", "Active", "active":
 		return "bg-green-50 text-green-700 ring-green-600/20"
-	case "pending", "PENDING", "invited":
+	case "pending", "PENDING", "invited", "invited (pending acceptance)":
 		return "bg-amber-50 text-amber-800 ring-amber-600/30"
 	case "REJECTED", "Revoked", "revoked":
 		return "bg-red-50 text-red-700 ring-red-600/20"

@@ -23,6 +23,7 @@ type Nav struct {
 	Org          *models.Organization
 	Role         string
 	PendingJoins int
+	Invitations  int // the user's membership invitations awaiting their decision
 }
 
 // CanWrite reports whether the viewer may change things in the current org.
