@@ -28,6 +28,9 @@ type Config struct {
 	SessionIdle    time.Duration
 	SessionMaxAge  time.Duration
 	TokenTTL       time.Duration
+	// MetricsAddr, when set, is where the server runs MetricsHandler; the
+	// main listener's /metrics then answers 404.
+	MetricsAddr string
 }
 
 // Deps are the handler's dependencies.
