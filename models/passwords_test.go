@@ -115,3 +115,25 @@ func TestChangePasswordGivesUpAtTheDeadline(t *testing.T) {
 		t.Fatalf("create user past its deadline: %v, want the deadline", err)
 	}
 }
+
+// TestSignInGivesUpAtTheDeadline: with every hash slot taken, sign-ins for a
+// known and an unknown email end at their deadline with the deadline (503),
+// not "wrong password".
+func TestSignInGivesUpAtTheDeadline(t *testing.T) {
+	db := testdb.New(t)
+	if _, err := models.CreateUser(t.Context(), db, "known@example.com", "correct horse battery", false, models.System); err != nil {
+		t.Fatal(err)
+	}
+	models.HoldHashSlots(t)
+	for _, email := range []string{"known@example.com", "unknown@example.com"} {
+		ctx, cancel := context.WithTimeout(t.Context(), 200*time.Millisecond)
+		err := within(t, "sign-in of "+email, func() error {
+			_, err := models.Authenticate(ctx, db, email, "correct horse battery", models.System)
+			return err
+		})
+		cancel()
+		if !errors.Is(err, context.DeadlineExceeded) {
+			t.Errorf("sign-in of %s past its deadline: %v, want the deadline", email, err)
+		}
+	}
+}

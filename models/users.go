@@ -97,14 +97,27 @@ func hashPassword(ctx context.Context, password string) (string, error) {
 	if err != nil {
 		return "", err
 	}
+	return phc(salt, key), nil
+}
+
+// phc formats salt and key as an argon2id PHC string with this package's parameters.
+func phc(salt, key []byte) string {
 	b64 := base64.RawStdEncoding
 	return fmt.Sprintf("$argon2id$v=%d$m=%d,t=%d,p=%d$%s$%s", argon2.Version, argonMemory, argonTime, argonThreads,
-		b64.EncodeToString(salt), b64.EncodeToString(key)), nil
+		b64.EncodeToString(salt), b64.EncodeToString(key))
 }
 
 // dummyHash is checked against when the email is unknown, so a login takes as
-// long for an unknown email as for a wrong password. Made on first use.
-var dummyHash = sync.OnceValue(func() string { return HashPassword("not a password of anyone") })
+// long for an unknown email as for a wrong password. It has a real hash's
+// parameters but a random salt and key (no password matches it), so making it
+// needs no argon2 computation, and no wait for a hash slot without deadline.
+var dummyHash = sync.OnceValue(func() string {
+	b := make([]byte, 16+argonKeyLen)
+	if _, err := rand.Read(b); err != nil {
+		panic("crypto/rand failed: " + err.Error())
+	}
+	return phc(b[:16], b[16:])
+})
 
 // CheckPassword reports whether password matches an argon2id PHC hash, in
 // constant time. It is false when ctx ends before a hash slot frees.
