@@ -111,18 +111,27 @@ func limit(l *limiter, key string) error {
 	return nil
 }
 
-// login checks credentials under the per-IP and per-email limits.
+// login checks credentials. Every attempt takes a token from the address's
+// budget (against password spraying); a failure also uses up the budget of
+// that address and email, which a success refills. Neither budget is shared
+// with other addresses, so failures from one client never refuse the right
+// password from another.
 func (h *Handler) login(c *gin.Context, email, password string) (*models.User, error) {
-	if err := limit(h.loginIP, c.ClientIP()); err != nil {
+	ip := c.ClientIP()
+	if err := limit(h.loginIP, ip); err != nil {
 		return nil, err
 	}
-	if err := limit(h.loginEmail, strings.ToLower(strings.TrimSpace(email))); err != nil {
+	key := ip + "\x00" + strings.ToLower(strings.TrimSpace(email))
+	if err := limit(h.loginIPEmail, key); err != nil {
 		return nil, err
 	}
 	u, err := models.Authenticate(c.Request.Context(), h.db, email, password, h.actor(c))
 	if errors.Is(err, models.ErrUnauthorized) {
 		h.metrics.loginFailed.Inc()
 		return nil, newErr(http.StatusUnauthorized, "invalid_credentials", "invalid email or password")
+	}
+	if err == nil {
+		h.loginIPEmail.reset(key)
 	}
 	return u, err
 }

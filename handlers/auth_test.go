@@ -110,22 +110,115 @@ func TestBearerTokenLogin(t *testing.T) {
 	e.call(http.MethodGet, "/api/v1/organizations", tok, nil).wantError(http.StatusUnauthorized, "invalid_credential")
 }
 
-func TestLoginRateLimit(t *testing.T) {
+// proxiedEnv is an env that believes X-Forwarded-For from the loopback, so a
+// test can send requests from several client addresses.
+func proxiedEnv(t *testing.T) *env {
 	e := newEnv(t)
+	e.h.cfg.TrustedProxies = []string{"127.0.0.1/32", "::1/128"}
+	e.srv.Config.Handler = withGinContext(validateAPI(t, e.h.Routes()))
+	return e
+}
+
+// loginFrom signs in through the JSON API from the client address ip.
+func (e *env) loginFrom(ip, email, password string) *result {
+	return e.call(http.MethodPost, "/api/v1/auth/login", "", map[string]string{"email": email, "password": password}, "X-Forwarded-For", ip)
+}
+
+// TestLoginThrottleCannotLockOut: wrong passwords slow the address that sends
+// them, never the right password from another address.
+func TestLoginThrottleCannotLockOut(t *testing.T) {
+	e := proxiedEnv(t)
+	const attacker = "203.0.113.7"
 	var last *result
 	for i := 0; i < 20; i++ {
-		last = e.call(http.MethodPost, "/api/v1/auth/login", "", map[string]string{"email": "root@example.com", "password": "wrong password " + itoa(i)})
+		last = e.loginFrom(attacker, "root@example.com", "wrong password "+itoa(i))
 		if last.Status == http.StatusTooManyRequests {
 			break
 		}
+		last.wantError(http.StatusUnauthorized, "invalid_credentials")
 	}
 	last.wantError(http.StatusTooManyRequests, "rate_limited")
 	if last.Header.Get("Retry-After") == "" {
 		t.Fatal("429 without Retry-After")
 	}
-	// The limit holds even for the right password now.
-	e.call(http.MethodPost, "/api/v1/auth/login", "", map[string]string{"email": "root@example.com", "password": testPassword}).
-		wantError(http.StatusTooManyRequests, "rate_limited")
+	// The failing address stays slowed, even with the right password.
+	e.loginFrom(attacker, "root@example.com", testPassword).wantError(http.StatusTooManyRequests, "rate_limited")
+	// The platform admin signs in from elsewhere: API and form alike.
+	e.loginFrom("198.51.100.1", "root@example.com", testPassword).want(http.StatusOK)
+	resp, err := e.browser().Do(formRequest(e.srv.URL, "/login",
+		url.Values{"email": {"root@example.com"}, "password": {testPassword}}, "X-Forwarded-For", "198.51.100.2"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusSeeOther {
+		t.Fatalf("form sign-in from another address after the attack: %d, want 303", resp.StatusCode)
+	}
+	// The attacker's form post is refused with Retry-After too.
+	resp, err = e.browser().Do(formRequest(e.srv.URL, "/login",
+		url.Values{"email": {"root@example.com"}, "password": {testPassword}}, "X-Forwarded-For", attacker))
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusTooManyRequests || resp.Header.Get("Retry-After") == "" {
+		t.Fatalf("attacker's form post: %d (Retry-After %q), want 429 with Retry-After", resp.StatusCode, resp.Header.Get("Retry-After"))
+	}
+
+	// A success refills the budget of its address and email: a user who
+	// mistyped nine times, signed in, and mistypes nine more is not slowed.
+	const typo = "198.51.100.3"
+	for round := 0; round < 2; round++ {
+		for i := 0; i < 9; i++ {
+			e.loginFrom(typo, "root@example.com", "typo "+itoa(i)).wantError(http.StatusUnauthorized, "invalid_credentials")
+		}
+		e.loginFrom(typo, "root@example.com", testPassword).want(http.StatusOK)
+	}
+
+	// Spraying one password over many emails from one address meets the
+	// per-address budget; the emails' owners still sign in elsewhere.
+	const sprayer = "203.0.113.8"
+	for i := 0; ; i++ {
+		if i > 40 {
+			t.Fatal("no per-address limit on spraying")
+		}
+		res := e.loginFrom(sprayer, "user"+itoa(i)+"@example.com", "Winter2026!")
+		if res.Status == http.StatusTooManyRequests {
+			break
+		}
+		res.wantError(http.StatusUnauthorized, "invalid_credentials")
+	}
+	e.loginFrom(sprayer, "root@example.com", testPassword).wantError(http.StatusTooManyRequests, "rate_limited")
+	e.loginFrom("198.51.100.4", "root@example.com", testPassword).want(http.StatusOK)
+}
+
+// TestPasswordChangeThrottle: wrong current passwords are limited per user
+// and address, apart from sign-ins.
+func TestPasswordChangeThrottle(t *testing.T) {
+	e := proxiedEnv(t)
+	e.user("someone@example.com", models.RoleViewer)
+	tok := e.token("someone@example.com")
+	change := func(ip, current string) *result {
+		return e.call(http.MethodPost, "/api/v1/account/password", tok,
+			map[string]string{"currentPassword": current, "password": "a brand new password"}, "X-Forwarded-For", ip)
+	}
+	const thief = "203.0.113.9"
+	var last *result
+	for i := 0; i < 20; i++ {
+		last = change(thief, "guess "+itoa(i))
+		if last.Status == http.StatusTooManyRequests {
+			break
+		}
+		last.wantError(http.StatusBadRequest, "invalid_input")
+	}
+	last.wantError(http.StatusTooManyRequests, "rate_limited")
+	if last.Header.Get("Retry-After") == "" {
+		t.Fatal("429 without Retry-After")
+	}
+	// Sign-ins do not share that budget, not even from the same address.
+	e.loginFrom(thief, "someone@example.com", testPassword).want(http.StatusOK)
+	// The user changes the password from their own address.
+	change("198.51.100.5", testPassword).want(http.StatusOK)
 }
 
 func TestCrossSiteFormPostRefused(t *testing.T) {

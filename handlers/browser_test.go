@@ -39,8 +39,9 @@ func screenshotDir(t *testing.T) string {
 	return dir
 }
 
-// browser starts a headless Chromium and returns a tab context.
-func newBrowser(t *testing.T) context.Context {
+// browser starts a headless Chromium (with extra options, if any) and
+// returns a tab context.
+func newBrowser(t *testing.T, extra ...chromedp.ExecAllocatorOption) context.Context {
 	t.Helper()
 	opts := append(chromedp.DefaultExecAllocatorOptions[:],
 		chromedp.ExecPath(chromiumPath(t)),
@@ -54,6 +55,7 @@ func newBrowser(t *testing.T) context.Context {
 		chromedp.UserDataDir(t.TempDir()),
 		chromedp.WindowSize(1280, 900),
 	)
+	opts = append(opts, extra...)
 	actx, cancelA := chromedp.NewExecAllocator(t.Context(), opts...)
 	ctx, cancelB := chromedp.NewContext(actx)
 	t.Cleanup(func() { cancelB(); cancelA() })

@@ -28,6 +28,9 @@ type Config struct {
 	SessionIdle    time.Duration
 	SessionMaxAge  time.Duration
 	TokenTTL       time.Duration
+	// MetricsAddr, when set, is where the server runs MetricsHandler; the
+	// main listener's /metrics then answers 404.
+	MetricsAddr string
 }
 
 // Deps are the handler's dependencies.
@@ -50,13 +53,16 @@ type Handler struct {
 	sealer *models.Sealer
 	secure bool
 
-	loginIP, loginEmail, inviteIP, claimIP, badKeyIP, linkIP *limiter
-	broker                                                   *broker
-	metrics                                                  *metrics
-	cache                                                    *models.Cache  // keys and agents for runtime requests
-	writer                                                   *models.Writer // presence batches and contact times
-	announcer                                                *models.Announcer
-	policies                                                 map[string]access // each route's, filled by Routes
+	// loginIP counts every sign-in from an address (against spraying);
+	// loginIPEmail counts failed sign-ins per address and email; password
+	// counts wrong current passwords per user and address.
+	loginIP, loginIPEmail, password, inviteIP, claimIP, badKeyIP, linkIP *limiter
+	broker                                                               *broker
+	metrics                                                              *metrics
+	cache                                                                *models.Cache  // keys and agents for runtime requests
+	writer                                                               *models.Writer // presence batches and contact times
+	announcer                                                            *models.Announcer
+	policies                                                             map[string]access // each route's, filled by Routes
 
 	ctx      context.Context // cancelled by BeginShutdown
 	shutdown context.CancelFunc
@@ -107,12 +113,13 @@ func New(d Deps) (*Handler, error) {
 		cookie: sessions.NewCookieStore(derive(d.Secret, "cookie-auth"), derive(d.Secret, "cookie-enc")),
 		tokens: securecookie.New(derive(d.Secret, "bearer-auth"), derive(d.Secret, "bearer-enc")).
 			MaxAge(int(cfg.TokenTTL / time.Second)),
-		loginIP:    newLimiter(6*time.Second, 20),
-		loginEmail: newLimiter(30*time.Second, 10),
-		inviteIP:   newLimiter(time.Second, 30),
-		claimIP:    newLimiter(200*time.Millisecond, 60),
-		badKeyIP:   newLimiter(2*time.Second, 20),
-		linkIP:     newLimiter(time.Second, 30),
+		loginIP:      newLimiter(6*time.Second, 20),
+		loginIPEmail: newLimiter(30*time.Second, 10),
+		password:     newLimiter(30*time.Second, 10),
+		inviteIP:     newLimiter(time.Second, 30),
+		claimIP:      newLimiter(200*time.Millisecond, 60),
+		badKeyIP:     newLimiter(2*time.Second, 20),
+		linkIP:       newLimiter(time.Second, 30),
 	}
 	h.cookie.Options = &sessions.Options{
 		Path: "/", MaxAge: int(cfg.SessionMaxAge / time.Second),
@@ -123,7 +130,7 @@ func New(d Deps) (*Handler, error) {
 	h.broker = newBroker(d.Log, d.DatabaseURL, h.cache)
 	h.writer = models.NewWriter(d.DB, h.cache)
 	h.metrics = newMetrics(h)
-	for name, l := range map[string]*limiter{"login_ip": h.loginIP, "login_email": h.loginEmail, "invite_ip": h.inviteIP,
+	for name, l := range map[string]*limiter{"login_ip": h.loginIP, "login_ip_email": h.loginIPEmail, "password_change": h.password, "invite_ip": h.inviteIP,
 		"claim_ip": h.claimIP, "api_key_ip": h.badKeyIP, "link_ip": h.linkIP} {
 		l.rejected = h.metrics.limiterRejected(name)
 	}
@@ -165,7 +172,7 @@ func (h *Handler) housekeeping() {
 		case <-h.ctx.Done():
 			return
 		case <-t.C:
-			for _, l := range []*limiter{h.loginIP, h.loginEmail, h.inviteIP, h.claimIP, h.badKeyIP, h.linkIP} {
+			for _, l := range []*limiter{h.loginIP, h.loginIPEmail, h.password, h.inviteIP, h.claimIP, h.badKeyIP, h.linkIP} {
 				l.sweep()
 			}
 			if _, err := models.DeleteExpiredSessions(h.ctx, h.db); err != nil && h.ctx.Err() == nil {

@@ -90,7 +90,7 @@ func TestAuthHardeningPagesFollowCSP(t *testing.T) {
 			if !strings.Contains(csp, "default-src 'self'") || !strings.Contains(csp, "frame-ancestors 'none'") || strings.Contains(csp, "unsafe-") {
 				t.Errorf("%s: CSP %q", path, csp)
 			}
-			if resp.Header.Get("X-Content-Type-Options") != "nosniff" || resp.Header.Get("Referrer-Policy") != "no-referrer" {
+			if resp.Header.Get("X-Content-Type-Options") != "nosniff" || resp.Header.Get("Referrer-Policy") != "same-origin" {
 				t.Errorf("%s: headers %v", path, resp.Header)
 			}
 		}
@@ -216,7 +216,7 @@ func TestAuthHardeningInvitePage(t *testing.T) {
 		res := e.call(http.MethodGet, "/invite/"+inv.Token, "", nil, "Accept", accept)
 		res.want(http.StatusOK)
 		h := res.Header
-		if h.Get("Referrer-Policy") != "no-referrer" || !strings.Contains(h.Get("Content-Security-Policy"), "frame-ancestors 'none'") ||
+		if h.Get("Referrer-Policy") != "same-origin" || !strings.Contains(h.Get("Content-Security-Policy"), "frame-ancestors 'none'") ||
 			h.Get("X-Content-Type-Options") != "nosniff" || !strings.Contains(h.Get("Cache-Control"), "no-store") {
 			t.Errorf("invite page (%s) headers: %v", accept, h)
 		}

@@ -75,7 +75,7 @@ func TestInviteFlowHTML(t *testing.T) {
 		t.Fatal(err)
 	}
 	resp.Body.Close()
-	if resp.StatusCode != http.StatusOK || resp.Header.Get("Referrer-Policy") != "no-referrer" || resp.Header.Get("Cache-Control") != "no-store" {
+	if resp.StatusCode != http.StatusOK || resp.Header.Get("Referrer-Policy") != "same-origin" || resp.Header.Get("Cache-Control") != "no-store" {
 		t.Fatalf("landing headers: %d %v", resp.StatusCode, resp.Header)
 	}
 	status, body = e.get(runtime, "/invite/"+token)

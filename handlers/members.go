@@ -348,18 +348,26 @@ func (h *Handler) decideInvitationHTML(action string) gin.HandlerFunc {
 	}
 }
 
-// changePassword checks the current password (rate limited like a login) and
-// sets the new one; every other session and bearer token of the user ends.
+// changePassword checks the current password and sets the new one; every
+// other session and bearer token of the user ends. Wrong current passwords
+// use up a budget of their own per user and address (not the sign-in one);
+// the right one refills it.
 func (h *Handler) changePassword(c *gin.Context, current, password string) (*models.User, error) {
 	p := currentPrincipal(c)
-	if err := limit(h.loginEmail, p.User.Email); err != nil {
+	key := p.User.ID.String() + "\x00" + c.ClientIP()
+	if err := limit(h.password, key); err != nil {
 		return nil, err
 	}
 	var keep []byte
 	if p.Session != nil {
 		keep = p.Session.ID
 	}
-	return models.ChangePassword(c.Request.Context(), h.db, p.User.ID, current, password, keep, h.actor(c))
+	u, err := models.ChangePassword(c.Request.Context(), h.db, p.User.ID, current, password, keep, h.actor(c))
+	var ve *models.ValidationError
+	if err == nil || errors.As(err, &ve) && ve.Fields["currentPassword"] == "" {
+		h.password.reset(key) // the current password was right
+	}
+	return u, err
 }
 
 func (h *Handler) accountPassword(c *gin.Context) {

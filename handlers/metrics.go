@@ -144,20 +144,41 @@ func (g *gaugeCollector) Collect(ch chan<- prometheus.Metric) {
 	ch <- prometheus.MustNewConstMetric(queueDesc, prometheus.GaugeValue, float64(v.PendingNotifications))
 }
 
-// metricsEndpoint serves /metrics, behind `Authorization: Bearer METRICS_TOKEN`
-// when that is set.
+// metricsEndpoint serves /metrics on the main listener, and only behind
+// `Authorization: Bearer METRICS_TOKEN`: the gauges count every tenant's
+// agents. Without a token, or when METRICS_ADDR moves metrics to a listener
+// of their own, it answers 404 like any unknown path.
 func (h *Handler) metricsEndpoint() gin.HandlerFunc {
-	serve := promhttp.HandlerFor(h.metrics.reg, promhttp.HandlerOpts{ErrorHandling: promhttp.ContinueOnError})
+	serve := h.metricsServer()
 	return func(c *gin.Context) {
-		if want := h.cfg.MetricsToken; want != "" {
-			scheme, got, _ := strings.Cut(c.GetHeader("Authorization"), " ")
-			if !strings.EqualFold(scheme, "Bearer") || subtle.ConstantTimeCompare([]byte(strings.TrimSpace(got)), []byte(want)) != 1 {
-				c.Header("WWW-Authenticate", `Bearer realm="metrics"`)
-				c.AbortWithStatusJSON(http.StatusUnauthorized, gin.H{"error": gin.H{"code": "unauthorized", "message": "metrics need the METRICS_TOKEN bearer token"}})
-				return
-			}
+		want := h.cfg.MetricsToken
+		if want == "" || h.cfg.MetricsAddr != "" {
+			h.fail(c, errNotFound)
+			return
 		}
-		c.Header("Cache-Control", "no-store")
+		scheme, got, _ := strings.Cut(c.GetHeader("Authorization"), " ")
+		if !strings.EqualFold(scheme, "Bearer") || subtle.ConstantTimeCompare([]byte(strings.TrimSpace(got)), []byte(want)) != 1 {
+			c.Header("WWW-Authenticate", `Bearer realm="metrics"`)
+			c.AbortWithStatusJSON(http.StatusUnauthorized, gin.H{"error": gin.H{"code": "unauthorized", "message": "metrics need the METRICS_TOKEN bearer token"}})
+			return
+		}
 		serve.ServeHTTP(c.Writer, c.Request)
 	}
+}
+
+// metricsServer writes the Prometheus text format, never cached.
+func (h *Handler) metricsServer() http.Handler {
+	serve := promhttp.HandlerFor(h.metrics.reg, promhttp.HandlerOpts{ErrorHandling: promhttp.ContinueOnError})
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Cache-Control", "no-store")
+		serve.ServeHTTP(w, r)
+	})
+}
+
+// MetricsHandler serves GET /metrics without a token, for the METRICS_ADDR
+// listener (keep it on a private address); any other path is a 404.
+func (h *Handler) MetricsHandler() http.Handler {
+	mux := http.NewServeMux()
+	mux.Handle("GET /metrics", h.metricsServer())
+	return mux
 }

@@ -2,7 +2,9 @@ package handlers
 
 import (
 	"bufio"
+	"io"
 	"net/http"
+	"net/http/httptest"
 	"regexp"
 	"strconv"
 	"strings"
@@ -25,9 +27,14 @@ var (
 	labelRE  = regexp.MustCompile(`([a-zA-Z_][a-zA-Z0-9_]*)="((?:[^"\\]|\\.)*)"`)
 )
 
-// scrape reads /metrics (with token when not "") and parses the text format.
+// scrape reads /metrics with token (with a token it sets as METRICS_TOKEN
+// when ""; /metrics needs one) and parses the text format.
 func (e *env) scrape(token string) []sample {
 	e.t.Helper()
+	if token == "" {
+		token = "scrape-secret-default"
+		e.h.cfg.MetricsToken = token
+	}
 	res := e.call(http.MethodGet, "/metrics", token, nil).want(http.StatusOK)
 	var out []sample
 	sc := bufio.NewScanner(strings.NewReader(string(res.Body)))
@@ -214,5 +221,43 @@ func TestMetricsLabelsCarryNoIDs(t *testing.T) {
 	}
 	if series == 0 || series > 20 {
 		t.Errorf("%d request series after 100 requests naming distinct ids", series)
+	}
+}
+
+// TestMetricsNeedTheirToken: /metrics on the main listener shows every
+// tenant's counts, so it is served only with METRICS_TOKEN; without one, or
+// when METRICS_ADDR moves metrics to their own listener, it is a 404.
+func TestMetricsNeedTheirToken(t *testing.T) {
+	e := newEnv(t)
+	for _, token := range []string{"", "anything"} {
+		res := e.call(http.MethodGet, "/metrics", token, nil).want(http.StatusNotFound)
+		if strings.Contains(string(res.Body), "agentroster_") {
+			t.Fatal("metrics served without METRICS_TOKEN")
+		}
+	}
+
+	e.h.cfg.MetricsToken = "scrape-secret-123"
+	e.call(http.MethodGet, "/metrics", "", nil).wantError(http.StatusUnauthorized, "unauthorized")
+	e.call(http.MethodGet, "/metrics", "scrape-secret-124", nil).wantError(http.StatusUnauthorized, "unauthorized")
+	e.call(http.MethodGet, "/metrics", "scrape-secret-123", nil).want(http.StatusOK)
+
+	// METRICS_ADDR: the main listener has no /metrics, token or not; the
+	// separate handler serves it without one.
+	e.h.cfg.MetricsAddr = "127.0.0.1:9090"
+	if res := e.call(http.MethodGet, "/metrics", "scrape-secret-123", nil).want(http.StatusNotFound); strings.Contains(string(res.Body), "agentroster_") {
+		t.Fatal("main listener served metrics with METRICS_ADDR set")
+	}
+	srv := httptest.NewServer(e.h.MetricsHandler())
+	defer srv.Close()
+	for path, want := range map[string]int{"/metrics": http.StatusOK, "/login": http.StatusNotFound, "/": http.StatusNotFound} {
+		resp, err := http.Get(srv.URL + path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != want || (want == http.StatusOK) != strings.Contains(string(b), "agentroster_agents") {
+			t.Errorf("metrics listener %s: %d, want %d", path, resp.StatusCode, want)
+		}
 	}
 }

@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"log/slog"
 	"net/http"
+	"net/url"
 	"regexp"
 	"runtime/debug"
 	"strings"
@@ -82,12 +83,22 @@ func (h *Handler) recoverPanics(c *gin.Context) {
 
 var errInternal = newErr(http.StatusInternalServerError, "internal_error", "internal error")
 
+// hstsValue is sent on every response when PUBLIC_URL is https: two years,
+// subdomains included.
+const hstsValue = "max-age=63072000; includeSubDomains"
+
 // securityHeaders sets the headers every response carries. The CSP allows no
 // inline script or style: htmx is configured not to inject its indicator styles.
-func securityHeaders(c *gin.Context) {
+// The referrer policy keeps URLs (invite and set-password tokens are in them)
+// from other origins while letting the browser send its real Origin on
+// same-origin posts, which the cross-origin check needs over plain HTTP.
+func (h *Handler) securityHeaders(c *gin.Context) {
 	hd := c.Writer.Header()
 	hd.Set("X-Content-Type-Options", "nosniff")
-	hd.Set("Referrer-Policy", "no-referrer")
+	hd.Set("Referrer-Policy", "same-origin")
+	if h.secure {
+		hd.Set("Strict-Transport-Security", hstsValue)
+	}
 	hd.Set("X-Frame-Options", "DENY")
 	hd.Set("Content-Security-Policy", "default-src 'self'; img-src 'self' data:; frame-ancestors 'none'; base-uri 'none'; form-action 'self'")
 	c.Next()
@@ -96,8 +107,18 @@ func securityHeaders(c *gin.Context) {
 // crossOrigin refuses state-changing browser requests from other origins
 // (http.CrossOriginProtection reads Sec-Fetch-Site and Origin). Requests with
 // an Authorization header carry their own credential and are not cookie-driven.
+//
+// Over plain HTTP on a host other than localhost, browsers send no
+// Sec-Fetch-Site, so a post passes when its Origin names the request's Host.
+// PUBLIC_URL's origin is trusted too, for a proxy that does not pass the
+// browser's Host on.
 func (h *Handler) crossOrigin() gin.HandlerFunc {
 	cop := http.NewCrossOriginProtection()
+	if origin := publicOrigin(h.cfg.PublicURL); origin != "" {
+		if err := cop.AddTrustedOrigin(origin); err != nil {
+			h.log.Warn("PUBLIC_URL is not a usable origin for the cross-origin check", "err", err)
+		}
+	}
 	return func(c *gin.Context) {
 		if c.GetHeader("Authorization") == "" {
 			if err := cop.Check(c.Request); err != nil {
@@ -107,6 +128,15 @@ func (h *Handler) crossOrigin() gin.HandlerFunc {
 		}
 		c.Next()
 	}
+}
+
+// publicOrigin is the scheme://host[:port] of a public URL, or "".
+func publicOrigin(public string) string {
+	u, err := url.Parse(public)
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		return ""
+	}
+	return u.Scheme + "://" + u.Host
 }
 
 // maxJSONBody is the largest JSON request body accepted.

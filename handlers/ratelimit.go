@@ -55,6 +55,13 @@ func (l *limiter) allow(key string) (bool, time.Duration) {
 	return true, 0
 }
 
+// reset forgets key's bucket, so its next use starts from a full budget.
+func (l *limiter) reset(key string) {
+	l.mu.Lock()
+	delete(l.buckets, key)
+	l.mu.Unlock()
+}
+
 // sweepLocked drops buckets that have refilled completely (or, when every
 // bucket is busy, the oldest half) so the map cannot grow without bound.
 func (l *limiter) sweepLocked(now time.Time) {

@@ -84,9 +84,44 @@ func (h *Handler) redirectToLogin(c *gin.Context) {
 	c.Abort()
 }
 
-// safeNext accepts only local absolute paths as a post-login destination.
+// safeNext accepts only a same-origin path as a post-login destination: it
+// must parse as a URL without scheme, host or user, start with a single "/",
+// and hold no control character or backslash, either as written or once
+// percent-decoded; its decoded path may not start with "//" nor hold a dot
+// segment. Browsers drop tabs and newlines and read "\\" as "/", so
+// "/\t/evil.com" or "/\\evil.com" would otherwise lead to another host.
 func safeNext(next string) bool {
-	return strings.HasPrefix(next, "/") && !strings.HasPrefix(next, "//") && !strings.HasPrefix(next, "/\\") && !strings.ContainsAny(next, "\r\n")
+	if len(next) > 2048 || !strings.HasPrefix(next, "/") || strings.HasPrefix(next, "//") || unsafeInPath(next) {
+		return false
+	}
+	u, err := url.Parse(next)
+	if err != nil || u.Scheme != "" || u.Host != "" || u.User != nil || u.Opaque != "" {
+		return false
+	}
+	p := u.Path
+	if !strings.HasPrefix(p, "/") || strings.HasPrefix(p, "//") || unsafeInPath(p) || unsafeInPath(u.Fragment) {
+		return false
+	}
+	// No dot segments: "/.//evil.com" would read as "//evil.com" once resolved.
+	for _, seg := range strings.Split(p, "/") {
+		if seg == "." || seg == ".." {
+			return false
+		}
+	}
+	return true
+}
+
+// unsafeInPath reports a control character, a backslash or invalid UTF-8.
+func unsafeInPath(s string) bool {
+	if !utf8.ValidString(s) {
+		return true
+	}
+	for _, r := range s {
+		if r < 0x20 || r == 0x7f || (r >= 0x80 && r < 0xa0) || r == '\\' {
+			return true
+		}
+	}
+	return false
 }
 
 // decodeJSON reads a JSON body (at most maxJSONBody) into v. An empty body is

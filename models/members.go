@@ -356,17 +356,21 @@ var errLinkExpired = Gone("link_expired", "this link was already used or has exp
 
 // SetPasswordWithToken uses a set-password token once: the user gets password,
 // every earlier session of theirs ends. A used or expired token is a 410
-// link_expired, an unknown one ErrNotFound.
+// link_expired, an unknown one ErrNotFound; both are answered before any
+// password hash is computed, so bogus tokens cost no argon2 time.
 func SetPasswordWithToken(ctx context.Context, db bun.IDB, token, password string, by Actor) (*User, error) {
-	if !IsBase62(token, 43) {
-		return nil, ErrNotFound
+	if _, err := PasswordTokenEmail(ctx, db, token); err != nil {
+		return nil, err
 	}
 	if err := ValidatePassword(password); err != nil {
 		return nil, err
 	}
-	hash := HashPassword(password)
+	hash, err := hashPassword(ctx, password)
+	if err != nil {
+		return nil, err
+	}
 	u := new(User)
-	err := InTx(ctx, db, func(tx bun.Tx) error {
+	err = InTx(ctx, db, func(tx bun.Tx) error {
 		var user uuid.UUID
 		err := tx.NewRaw(`UPDATE password_tokens SET used_at = now()
 			WHERE token_hash = ? AND used_at IS NULL AND expires_at > now() RETURNING user_id`, Hash(token)).Scan(ctx, &user)
@@ -426,12 +430,18 @@ func ChangePassword(ctx context.Context, db bun.IDB, user uuid.UUID, current, pa
 		return nil, err
 	}
 	if u.PasswordHash == "" || !CheckPassword(ctx, u.PasswordHash, current) {
+		if err := ctx.Err(); err != nil {
+			return nil, err // no hash slot before the deadline: not a wrong password
+		}
 		return nil, Invalid("currentPassword", "is not your current password")
 	}
 	if err := ValidatePassword(password); err != nil {
 		return nil, err
 	}
-	hash := HashPassword(password)
+	hash, err := hashPassword(ctx, password)
+	if err != nil {
+		return nil, err
+	}
 	err = InTx(ctx, db, func(tx bun.Tx) error {
 		// Only if nobody changed it meanwhile: the epoch read above must still hold.
 		n, err := tx.NewSelect().Model((*User)(nil)).Where("id = ? AND auth_epoch = ?", user, u.AuthEpoch).Count(ctx)

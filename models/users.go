@@ -82,21 +82,45 @@ func argonKey(ctx context.Context, password, salt []byte, t, m uint32, p uint8, 
 // MinPasswordLen is the shortest password accepted.
 const MinPasswordLen = 10
 
-// HashPassword returns an argon2id hash in the PHC string format.
+// HashPassword returns an argon2id hash in the PHC string format, waiting
+// for a hash slot as long as it takes (startup, tools).
 func HashPassword(password string) string {
+	hash, _ := hashPassword(context.Background(), password)
+	return hash
+}
+
+// hashPassword is HashPassword for a request: it gives up waiting for a hash
+// slot when ctx ends (its deadline passed or the client left).
+func hashPassword(ctx context.Context, password string) (string, error) {
 	salt := make([]byte, 16)
 	if _, err := rand.Read(salt); err != nil {
 		panic("crypto/rand failed: " + err.Error())
 	}
-	key, _ := argonKey(context.Background(), []byte(password), salt, argonTime, argonMemory, argonThreads, argonKeyLen)
+	key, err := argonKey(ctx, []byte(password), salt, argonTime, argonMemory, argonThreads, argonKeyLen)
+	if err != nil {
+		return "", err
+	}
+	return phc(salt, key), nil
+}
+
+// phc formats salt and key as an argon2id PHC string with this package's parameters.
+func phc(salt, key []byte) string {
 	b64 := base64.RawStdEncoding
 	return fmt.Sprintf("$argon2id$v=%d$m=%d,t=%d,p=%d$%s$%s", argon2.Version, argonMemory, argonTime, argonThreads,
 		b64.EncodeToString(salt), b64.EncodeToString(key))
 }
 
 // dummyHash is checked against when the email is unknown, so a login takes as
-// long for an unknown email as for a wrong password. Made on first use.
-var dummyHash = sync.OnceValue(func() string { return HashPassword("not a password of anyone") })
+// long for an unknown email as for a wrong password. It has a real hash's
+// parameters but a random salt and key (no password matches it), so making it
+// needs no argon2 computation, and no wait for a hash slot without deadline.
+var dummyHash = sync.OnceValue(func() string {
+	b := make([]byte, 16+argonKeyLen)
+	if _, err := rand.Read(b); err != nil {
+		panic("crypto/rand failed: " + err.Error())
+	}
+	return phc(b[:16], b[16:])
+})
 
 // CheckPassword reports whether password matches an argon2id PHC hash, in
 // constant time. It is false when ctx ends before a hash slot frees.
@@ -163,7 +187,9 @@ func CreateUser(ctx context.Context, db bun.IDB, email, password string, isSA bo
 		if err := ValidatePassword(password); err != nil {
 			return nil, err
 		}
-		u.PasswordHash = HashPassword(password)
+		if u.PasswordHash, err = hashPassword(ctx, password); err != nil {
+			return nil, err
+		}
 	}
 	err = db.RunInTx(ctx, nil, func(ctx context.Context, tx bun.Tx) error {
 		if _, err := tx.NewInsert().Model(u).Returning("*").Exec(ctx); err != nil {

@@ -28,6 +28,7 @@ type config struct {
 	ShutdownGrace  time.Duration
 	PresenceWindow time.Duration
 	MetricsToken   string
+	MetricsAddr    string // serve /metrics here without a token (e.g. 127.0.0.1:9090)
 	PprofAddr      string // serve net/http/pprof here when set (e.g. 127.0.0.1:6060)
 }
 
@@ -48,6 +49,7 @@ func loadConfig(args []string) (config, error) {
 		BootstrapPass:  env("BOOTSTRAP_SA_PASSWORD", ""),
 		LogFormat:      env("LOG_FORMAT", "text"),
 		MetricsToken:   env("METRICS_TOKEN", ""),
+		MetricsAddr:    env("METRICS_ADDR", ""),
 		PprofAddr:      env("PPROF_ADDR", ""),
 	}
 	grace, presence := env("SHUTDOWN_GRACE", "20s"), env("PRESENCE_WINDOW", "2m")
@@ -60,6 +62,7 @@ func loadConfig(args []string) (config, error) {
 	fs.StringVar(&c.LogFormat, "log-format", c.LogFormat, "text or json (LOG_FORMAT)")
 	fs.StringVar(&grace, "shutdown-grace", grace, "how long in-flight requests may finish on shutdown (SHUTDOWN_GRACE)")
 	fs.StringVar(&presence, "presence-window", presence, "silence after which an agent shows offline (PRESENCE_WINDOW)")
+	fs.StringVar(&c.MetricsAddr, "metrics-addr", c.MetricsAddr, "serve /metrics only on this address, without a token (METRICS_ADDR)")
 	fs.StringVar(&proxies, "trusted-proxies", proxies, "comma-separated proxy CIDRs whose X-Forwarded-For is believed (TRUSTED_PROXIES)")
 	if err := fs.Parse(args); err != nil {
 		return c, err
@@ -74,6 +77,14 @@ func loadConfig(args []string) (config, error) {
 	for _, p := range strings.Split(proxies, ",") {
 		if p = strings.TrimSpace(p); p != "" {
 			c.TrustedProxies = append(c.TrustedProxies, p)
+		}
+	}
+	if c.MetricsAddr != "" {
+		if _, _, err := net.SplitHostPort(c.MetricsAddr); err != nil {
+			return c, fmt.Errorf("METRICS_ADDR: %w", err)
+		}
+		if c.MetricsAddr == c.Addr {
+			return c, errors.New("METRICS_ADDR: must differ from ADDR")
 		}
 	}
 	if c.LogFormat != "text" && c.LogFormat != "json" {

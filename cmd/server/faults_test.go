@@ -43,6 +43,7 @@ type faultRig struct {
 	cmd   *exec.Cmd
 	logs  *bytes.Buffer
 	exit  chan error
+	env   []string // more environment for the server, after the defaults
 }
 
 func newFaultRig(t *testing.T) *faultRig {
@@ -83,6 +84,7 @@ func (r *faultRig) start() {
 	r.cmd.Env = append(os.Environ(), "ADDR="+r.addr, "DATABASE_URL="+r.dbURL, "DATA_DIR="+r.t.TempDir(),
 		"SECRET_KEY=0123456789abcdef0123456789abcdef-faults", "BOOTSTRAP_SA_EMAIL="+faultEmail,
 		"BOOTSTRAP_SA_PASSWORD="+faultPassword, "SHUTDOWN_GRACE=15s", "LOG_FORMAT=json")
+	r.cmd.Env = append(r.cmd.Env, r.env...)
 	r.logs = &bytes.Buffer{}
 	r.cmd.Stdout, r.cmd.Stderr = r.logs, r.logs
 	if err := r.cmd.Start(); err != nil {
