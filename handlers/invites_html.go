@@ -364,6 +364,8 @@ func (h *Handler) inviteJoinHTML(c *gin.Context) {
 			l.TeamName = t.Name
 		}
 	}
-	l.Joined = &views.JoinedView{RequestID: j.Request.ID.String(), ClaimSecret: j.ClaimSecret, ClaimURL: h.claimURL(j.Request.ID)}
+	// A replay (the form posted again) shows no secret: it exists once.
+	l.Joined = &views.JoinedView{RequestID: j.Request.ID.String(), ClaimSecret: j.ClaimSecret, ClaimURL: h.claimURL(j.Request.ID),
+		Replayed: j.Replayed}
 	h.renderStatus(c, http.StatusCreated, views.InviteLandingPage(l))
 }

@@ -160,6 +160,7 @@ func (h *Handler) Routes() http.Handler {
 	mg.GET("/internal/join-requests", h.listJoinRequestsAPI)
 	mg.POST("/internal/join-requests/:id/approve", h.decideJoinRequestAPI("approve"))
 	mg.POST("/internal/join-requests/:id/reject", h.decideJoinRequestAPI("reject"))
+	mg.POST("/internal/join-requests/:id/reissue", h.reissueClaimAPI)
 	ui.GET("/agents/invites", h.invitesPage)
 	ui.POST("/agents/invites", h.invitesCreate)
 	ui.GET("/agents/invites/new", h.inviteFormHTML)
@@ -169,6 +170,7 @@ func (h *Handler) Routes() http.Handler {
 	for _, action := range []string{"approve", "reject", "reject-revoke"} {
 		ui.POST("/agents/join-requests/:id/"+action, h.joinDecisionHTML(action))
 	}
+	ui.POST("/agents/join-requests/:id/reissue", h.reissueClaimHTML)
 	r.GET("/invite/:token", noStore, h.invitePage)
 	r.POST("/invite/:token", noStore, h.inviteJoinHTML)
 
