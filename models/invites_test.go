@@ -46,21 +46,6 @@ func TestInviteInputValidate(t *testing.T) {
 	}
 }
 
-func TestSealerDerive(t *testing.T) {
-	s, _ := NewSealer([]byte("0123456789abcdef0123456789abcdef"))
-	other, _ := NewSealer([]byte("another secret of at least 32 by"))
-	a, b := s.Derive("claim secret", "id-1", 40), s.Derive("claim secret", "id-1", 40)
-	if a != b || !IsBase62(a, 40) {
-		t.Fatalf("derive %q %q", a, b)
-	}
-	if a == s.Derive("claim secret", "id-2", 40) || a == s.Derive("other", "id-1", 40) || a == other.Derive("claim secret", "id-1", 40) {
-		t.Fatal("derived secrets collide across inputs")
-	}
-	if got := s.Derive("x", "y", 100); !IsBase62(got, 100) {
-		t.Fatalf("long derive %q", got)
-	}
-}
-
 func FuzzJoinInputValidate(f *testing.F) {
 	f.Add("http", "Claude", "10.0.0.1", "build-7", "boot-1")
 	f.Add("grpc", "a\nb", "not-an-ip", strings.Repeat("x", 300), "\x00")
