@@ -155,7 +155,6 @@ type JoinedView struct {
 	RequestID   string
 	ClaimSecret string
 	ClaimURL    string
-	Replayed    bool
 }
 
 // joinCurl is the command a runtime runs to join.
