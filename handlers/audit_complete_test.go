@@ -254,6 +254,13 @@ var auditCases = map[string]auditCase{
 			return a.api(http.MethodPost, "/api/v1/internal/join-requests/"+j.JoinRequestID+"/reject", a.admin, struct{}{})
 		}
 	}},
+	"POST /api/v1/internal/join-requests/:id/reissue": {action: "join_request.claim_reissued", run: func(a *auditRun) func() (int, string) {
+		j := a.joinRequest()
+		a.api(http.MethodPost, "/api/v1/internal/join-requests/"+j.JoinRequestID+"/approve", a.admin, struct{}{})
+		return func() (int, string) {
+			return a.api(http.MethodPost, "/api/v1/internal/join-requests/"+j.JoinRequestID+"/reissue", a.admin, struct{}{})
+		}
+	}},
 	"POST /agents/invites": simple("invite.created", func(a *auditRun) (int, string) {
 		return a.form("/agents/invites", url.Values{"agentName": {"audit-form-invite"}, "adapterType": {"http"}, "maxUses": {"1"}})
 	}),
@@ -271,6 +278,11 @@ var auditCases = map[string]auditCase{
 	"POST /agents/join-requests/:id/reject": {action: "join_request.rejected", run: func(a *auditRun) func() (int, string) {
 		j := a.joinRequest()
 		return func() (int, string) { return a.form("/agents/join-requests/"+j.JoinRequestID+"/reject", nil) }
+	}},
+	"POST /agents/join-requests/:id/reissue": {action: "join_request.claim_reissued", run: func(a *auditRun) func() (int, string) {
+		j := a.joinRequest()
+		a.api(http.MethodPost, "/api/v1/internal/join-requests/"+j.JoinRequestID+"/approve", a.admin, struct{}{})
+		return func() (int, string) { return a.form("/agents/join-requests/"+j.JoinRequestID+"/reissue", nil) }
 	}},
 	"POST /agents/join-requests/:id/reject-revoke": {action: "join_request.rejected", also: []string{"invite.deleted"}, run: func(a *auditRun) func() (int, string) {
 		j := a.joinRequest()

@@ -2,6 +2,8 @@ package handlers
 
 import (
 	"bufio"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"io"
@@ -269,6 +271,10 @@ func TestByobJoinRunFlow(t *testing.T) {
 	if code := join.exit(); code != 0 || !strings.Contains(join.output(), "Approved: agent joiner-1") {
 		t.Fatalf("join exit %d:\n%s", code, join.output())
 	}
+	// byob joined with a clientSecret of its own: the server issued none.
+	if n := e.count("join_requests", "id = ? AND client_secret", jr); n != 1 {
+		t.Fatal("byob joined without a clientSecret")
+	}
 	var all []struct{ AgentName string }
 	e.call(http.MethodGet, "/api/v1/internal/join-requests", tok, nil).want(http.StatusOK).decode(&all)
 	if n := len(slices.DeleteFunc(all, func(j struct{ AgentName string }) bool { return j.AgentName != "joiner-1" })); n != 1 {
@@ -333,6 +339,34 @@ func TestByobJoinRunFlow(t *testing.T) {
 	}
 	if b, _ := os.ReadFile(cfg4); strings.Contains(string(b), models.APIKeyPrefix) {
 		t.Fatalf("--print-key stored the key: %s", b)
+	}
+
+	// The answer to the join was lost (a crash after sending it): the stored
+	// idempotency key and clientSecret find the request again and claim it,
+	// although the server never shows a secret twice.
+	_, link5 := e.newInvite(tok, "joiner-5")
+	token5 := link5[strings.LastIndex(link5, "/")+1:]
+	secret5, key5 := strings.Repeat("5", 64), "lost-answer-5"
+	var lost joinAnswerOut
+	e.joinInvite(token5, map[string]any{"clientSecret": secret5}, "Idempotency-Key", key5).want(http.StatusCreated).decode(&lost)
+	sum := sha256.Sum256([]byte(token5))
+	cfg5 := filepath.Join(t.TempDir(), "config.json")
+	pending, _ := json.Marshal(map[string]any{"server": e.srv.URL, "pendingJoin": map[string]any{
+		"server": e.srv.URL, "inviteHash": hex.EncodeToString(sum[:]), "idempotencyKey": key5, "claimSecret": secret5,
+		"createdAt": time.Now().UTC()}})
+	if err := os.WriteFile(cfg5, pending, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	join = startByob(t, bin, []string{"BYOB_CONFIG=" + cfg5}, "join", link5, "--print-key", "--poll-max", "300ms")
+	join.waitLine("Join request " + lost.JoinRequestID + " sent")
+	join.waitLine("Waiting for an operator to approve the join request")
+	e.call(http.MethodPost, "/api/v1/internal/join-requests/"+lost.JoinRequestID+"/approve", tok, map[string]any{}).want(http.StatusOK)
+	key = join.waitLine(models.APIKeyPrefix)
+	if code := join.exit(); code != 0 || !strings.HasPrefix(key, models.APIKeyPrefix) {
+		t.Fatalf("resumed lost join: exit %d\n%s", code, join.output())
+	}
+	if n := e.count("join_requests", "agent_name = 'joiner-5'"); n != 1 {
+		t.Fatalf("%d join requests for joiner-5, want 1", n)
 	}
 
 	// A revoked invite: exit 5 with a message, nothing stored.

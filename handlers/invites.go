@@ -86,6 +86,8 @@ type joinRequestJSON struct {
 	DecidedBy      *uuid.UUID   `json:"decidedBy"`
 	ClaimedAt      *apiTime     `json:"claimedAt"`
 	ClaimExpiresAt apiTime      `json:"claimExpiresAt"`
+	ClaimVoidedAt  *apiTime     `json:"claimVoidedAt"`
+	ClientSecret   bool         `json:"clientSecret"`
 	AgentID        *string      `json:"agentId"`
 	Agent          *agentDetail `json:"agent,omitempty"`
 	Reregistered   *bool        `json:"reregistered,omitempty"`
@@ -99,7 +101,8 @@ func toJoinRequestJSON(j *models.JoinRequest) joinRequestJSON {
 		RAMBytes: j.RAMBytes, StorageBytes: j.StorageBytes, StorageType: j.StorageType,
 		SourceIP: j.SourceIP, UserAgent: j.UserAgent, CreatedAt: apiTime(j.CreatedAt),
 		DecidedAt: optAPITime(j.DecidedAt), DecidedBy: j.DecidedBy, ClaimedAt: optAPITime(j.ClaimedAt),
-		ClaimExpiresAt: apiTime(j.ClaimExpiresAt), AgentID: j.AgentID,
+		ClaimExpiresAt: apiTime(j.ClaimExpiresAt), ClaimVoidedAt: optAPITime(j.ClaimVoidedAt), ClientSecret: j.ClientSecret,
+		AgentID: j.AgentID,
 	}
 }
 
@@ -154,13 +157,16 @@ type joinRequestBody struct {
 	MachineIP   string `json:"machineIp"`
 	LLMVersion  string `json:"llmVersion"`
 	Email       string `json:"email"`
+	// ClientSecret is the runtime's own claim secret: only it claims, and a
+	// replay must repeat it.
+	ClientSecret string `json:"clientSecret"`
 	models.Telemetry
 }
 
 func (b joinRequestBody) input(c *gin.Context) models.JoinInput {
 	return models.JoinInput{
 		AdapterType: b.AdapterType, Title: b.Title, MachineName: b.MachineName, MachineIP: b.MachineIP,
-		LLMVersion: b.LLMVersion, Email: b.Email, Telemetry: b.Telemetry,
+		LLMVersion: b.LLMVersion, Email: b.Email, Telemetry: b.Telemetry, ClientSecret: b.ClientSecret,
 		IdempotencyKey: c.GetHeader("Idempotency-Key"), SourceIP: c.ClientIP(), UserAgent: c.Request.UserAgent(),
 	}
 }
@@ -170,7 +176,7 @@ func (h *Handler) join(c *gin.Context, token string, in models.JoinInput) (*mode
 	if err := limit(h.inviteIP, c.ClientIP()); err != nil {
 		return nil, err
 	}
-	return models.JoinInvite(c.Request.Context(), h.db, h.sealer, token, in, h.actor(c))
+	return models.JoinInvite(c.Request.Context(), h.db, token, in, h.actor(c))
 }
 
 // claimURL is where the runtime exchanges its claim secret for the key.
@@ -178,9 +184,28 @@ func (h *Handler) claimURL(id uuid.UUID) string {
 	return strings.TrimRight(h.cfg.PublicURL, "/") + "/api/v1/join-requests/" + id.String() + "/claim"
 }
 
+// joinAnswer is the answer to a join and to a claim re-issue. ClaimSecret is
+// present only when the server issued one now: it exists once.
+func (h *Handler) joinAnswer(j *models.Joined) gin.H {
+	out := gin.H{
+		"joinRequestId":  j.Request.ID,
+		"status":         j.Request.Status,
+		"agentName":      j.Request.AgentName,
+		"clientSecret":   j.Request.ClientSecret,
+		"claimUrl":       h.claimURL(j.Request.ID),
+		"claimExpiresAt": apiTime(j.Request.ClaimExpiresAt),
+	}
+	if j.ClaimSecret != "" {
+		out["claimSecret"] = j.ClaimSecret
+	}
+	return out
+}
+
 // joinInviteAPI serves POST /api/v1/invites/{token}/join → 201
-// {joinRequestId, status, claimSecret, claimUrl}. A retry with the same
-// Idempotency-Key answers the same request (Idempotent-Replayed: true).
+// {joinRequestId, status, claimSecret, claimUrl}; with a clientSecret in the
+// body there is no claimSecret (the runtime's own secret claims). A retry
+// with the same Idempotency-Key answers the same request's id and state,
+// never a secret (Idempotent-Replayed: true).
 func (h *Handler) joinInviteAPI(c *gin.Context) {
 	var body joinRequestBody
 	if err := decodeJSON(c, &body); err != nil {
@@ -195,14 +220,7 @@ func (h *Handler) joinInviteAPI(c *gin.Context) {
 	if j.Replayed {
 		c.Header("Idempotent-Replayed", "true")
 	}
-	c.JSON(http.StatusCreated, gin.H{
-		"joinRequestId":  j.Request.ID,
-		"status":         j.Request.Status,
-		"agentName":      j.Request.AgentName,
-		"claimSecret":    j.ClaimSecret,
-		"claimUrl":       h.claimURL(j.Request.ID),
-		"claimExpiresAt": apiTime(j.Request.ClaimExpiresAt),
-	})
+	c.JSON(http.StatusCreated, h.joinAnswer(j))
 }
 
 // claimAPI serves POST /api/v1/join-requests/{id}/claim {claimSecret}: 202
@@ -411,4 +429,21 @@ func (h *Handler) decideJoinRequestAPI(action string) gin.HandlerFunc {
 		}
 		c.JSON(http.StatusOK, out)
 	}
+}
+
+// reissueClaimAPI serves POST /internal/join-requests/{id}/reissue: a new
+// claim secret for an approved, unclaimed request, shown this once to the
+// operator to hand to the runtime, with a new 7-day window.
+func (h *Handler) reissueClaimAPI(c *gin.Context) {
+	org := scopeOf(c).OrgID
+	id, err := pathUUID(c, "id")
+	var j *models.Joined
+	if err == nil {
+		j, err = models.ReissueClaim(c.Request.Context(), h.db, org, id, h.actor(c))
+	}
+	if err != nil {
+		h.fail(c, err)
+		return
+	}
+	c.JSON(http.StatusOK, h.joinAnswer(j))
 }

@@ -123,4 +123,32 @@ func TestBrowserInviteFlow(t *testing.T) {
 	if !strings.HasPrefix(secret, models.ClaimSecretPrefix) {
 		t.Fatalf("claim secret %q", secret)
 	}
+
+	// The operator re-issues the claim of the approved request: the new
+	// secret shows once, above the list, and stays while the list refreshes.
+	var jrs []struct{ ID, AgentName string }
+	e.call(http.MethodGet, "/api/v1/internal/join-requests?status=pending", tok, nil).want(http.StatusOK).decode(&jrs)
+	if len(jrs) != 1 || jrs[0].AgentName != "landing-1" {
+		t.Fatalf("pending %+v", jrs)
+	}
+	e.call(http.MethodPost, "/api/v1/internal/join-requests/"+jrs[0].ID+"/approve", tok, struct{}{}).want(http.StatusOK)
+	do(t, ctx, "re-issue the claim",
+		chromedp.Navigate(e.srv.URL+"/agents/join-requests?status=approved"),
+		chromedp.WaitVisible(chromedp.CSS(`tr[data-agent-name="landing-1"] [data-testid="jr-reissue"]`)),
+	)
+	waitLive(t, ctx)
+	do(t, ctx, "the new secret shows",
+		chromedp.Click(chromedp.CSS(`tr[data-agent-name="landing-1"] [data-testid="jr-reissue"]`)),
+		chromedp.WaitVisible(chromedp.CSS(`[data-testid="claim-reissued"]`)),
+	)
+	_, other := e.joinNew(tok, "landing-2")
+	e.call(http.MethodPost, "/api/v1/internal/join-requests/"+other.JoinRequestID+"/approve", tok, struct{}{}).want(http.StatusOK)
+	do(t, ctx, "the list refreshes live, the secret stays",
+		chromedp.WaitVisible(chromedp.CSS(`tr[data-agent-name="landing-2"]`)),
+		chromedp.WaitVisible(chromedp.CSS(`[data-testid="claim-reissued"]`)),
+	)
+	shoot(t, ctx, "join-request-reissued")
+	reissued := value(t, ctx, chromedp.Value(chromedp.CSS("#reissued-secret")))
+	e.claim(jrs[0].ID, secret).wantError(http.StatusUnauthorized, "invalid_claim_secret")
+	e.claim(jrs[0].ID, reissued).want(http.StatusOK)
 }

@@ -345,6 +345,7 @@ func (h *Handler) inviteJoinHTML(c *gin.Context) {
 			l.TeamName = t.Name
 		}
 	}
+	// A replay (the form posted again) has no secret to show: it exists once.
 	l.Joined = &views.JoinedView{RequestID: j.Request.ID.String(), ClaimSecret: j.ClaimSecret, ClaimURL: h.claimURL(j.Request.ID)}
 	h.renderStatus(c, http.StatusCreated, views.InviteLandingPage(l))
 }

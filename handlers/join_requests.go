@@ -2,6 +2,7 @@ package handlers
 
 import (
 	"errors"
+	"net/http"
 
 	"github.com/gin-gonic/gin"
 	"github.com/google/uuid"
@@ -36,6 +37,10 @@ func (h *Handler) joinRow(c *gin.Context, j *models.JoinRequest, teams map[uuid.
 func (h *Handler) joinRequestsPage(c *gin.Context) {
 	s, n := h.page(c, "Join requests", "join-requests")
 	filter := c.DefaultQuery("status", "pending")
+	reissued, _ := c.Get(ctxClaimReissue)
+	if reissued != nil {
+		filter = "approved" // a plain re-issue post shows the list it was made from
+	}
 	status, err := models.ParseJoinStatus(filter)
 	if err != nil {
 		h.fail(c, err)
@@ -58,6 +63,9 @@ func (h *Handler) joinRequestsPage(c *gin.Context) {
 	names, users := teamNames(teams), map[uuid.UUID]string{}
 	d := views.JoinRequestsData{Status: filter, SelfURL: "/agents/join-requests?status=" + filter, CanWrite: s.admin(),
 		Rows: make([]views.JoinRow, len(jrs))}
+	if reissued != nil {
+		d.Reissued = reissued.(*views.ClaimReissue)
+	}
 	for i := range jrs {
 		d.Rows[i] = h.joinRow(c, &jrs[i], names, users)
 	}
@@ -109,4 +117,38 @@ func (h *Handler) joinDecisionHTML(action string) gin.HandlerFunc {
 		}
 		seeOther(c, "/agents/join-requests")
 	}
+}
+
+// ctxClaimReissue carries a re-issued claim from reissueClaimHTML to the page it renders.
+const ctxClaimReissue = "claimReissue"
+
+// reissueClaimHTML serves the row button POST /agents/join-requests/{id}/reissue:
+// htmx gets the panel with the new secret (shown this once, outside the table
+// so a live refresh keeps it); a plain post gets the approved list with it.
+func (h *Handler) reissueClaimHTML(c *gin.Context) {
+	org := scopeOf(c).OrgID
+	id, err := pathUUID(c, "id")
+	var j *models.Joined
+	if err == nil {
+		j, err = models.ReissueClaim(c.Request.Context(), h.db, org, id, h.actor(c))
+	}
+	var se *models.StateError
+	if errors.As(err, &se) && isHTMX(c) {
+		toast(c, se.Message, "error")
+		c.Status(http.StatusNoContent)
+		return
+	}
+	if err != nil {
+		h.fail(c, err)
+		return
+	}
+	r := &views.ClaimReissue{AgentName: j.Request.AgentName, RequestID: j.Request.ID.String(), ClaimSecret: j.ClaimSecret,
+		ClaimURL: h.claimURL(j.Request.ID), ExpiresAt: j.Request.ClaimExpiresAt.UTC().Format("2006-01-02 15:04 UTC")}
+	if isHTMX(c) {
+		toast(c, "New claim secret for "+j.Request.AgentName+".", "success")
+		h.render(c, views.ClaimReissuePanel(*r))
+		return
+	}
+	c.Set(ctxClaimReissue, r)
+	h.joinRequestsPage(c)
 }

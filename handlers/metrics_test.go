@@ -107,7 +107,7 @@ func TestMetricsMoveAfterJoinAndApprove(t *testing.T) {
 	before := e.scrape("scrape-secret-123")
 
 	// A runtime asks to join; the operator approves the agent it registers.
-	e.pendingJoin(e.org.ID, "joiner")
+	e.pendingJoin(e.org.ID, "joiner-invite") // another name: a pending request reserves its own
 	_, key := e.teamKey(e.org.ID)
 	team, _ := models.DefaultTeam(t.Context(), e.db, e.org.ID)
 	e.call(http.MethodPost, "/api/v1/teams/"+team.ID.String()+"/agents/register", key, map[string]string{"id": "joiner"}).want(http.StatusOK)

@@ -69,6 +69,7 @@ func (h *Handler) Routes() http.Handler {
 	for _, action := range []string{"approve", "reject", "reject-revoke"} {
 		ui.POST("/agents/join-requests/:id/"+action, adminOf(orgOfJoinRequest), h.joinDecisionHTML(action))
 	}
+	ui.POST("/agents/join-requests/:id/reissue", adminOf(orgOfJoinRequest), h.reissueClaimHTML)
 	// Settings.
 	ui.GET("/settings/teams", viewerOf(orgCurrent), h.teamsPage)
 	ui.POST("/settings/teams", adminOf(orgCurrent), h.teamsCreate)
@@ -146,6 +147,7 @@ func (h *Handler) Routes() http.Handler {
 	api.GET("/internal/join-requests", viewerOf(orgCurrent), h.listJoinRequestsAPI)
 	api.POST("/internal/join-requests/:id/approve", adminOf(orgOfJoinRequest), h.decideJoinRequestAPI("approve"))
 	api.POST("/internal/join-requests/:id/reject", adminOf(orgOfJoinRequest), h.decideJoinRequestAPI("reject"))
+	api.POST("/internal/join-requests/:id/reissue", adminOf(orgOfJoinRequest), h.reissueClaimAPI)
 	// API keys, board columns, webhooks, audit.
 	api.GET("/settings/api-keys", viewerOf(orgCurrent), h.listKeysAPI)
 	api.POST("/settings/api-keys", adminOf(orgBody), h.createKeyAPI)

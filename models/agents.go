@@ -53,6 +53,7 @@ type Agent struct {
 
 	OrgID         uuid.UUID  `bun:"org_id,pk,type:uuid"`
 	ID            string     `bun:"id,pk"`
+	UID           uuid.UUID  `bun:"uid,type:uuid,nullzero"` // this row's identity: a later agent of the same id has another
 	TeamID        uuid.UUID  `bun:"team_id,type:uuid"`
 	Title         string     `bun:"title"`
 	Status        string     `bun:"status"`
@@ -176,7 +177,9 @@ func (in *RegisterInput) Validate() error {
 }
 
 // RegisterAgent creates a pending agent (pickup off) in a team of org. An id
-// already used in the org is a 409 agent_exists. The caller announces the
+// already used in the org is a 409 agent_exists; an id an active invite
+// reserves, or a pending join request waits for, is a 409
+// name_reserved_by_invite (agents and invites share one name space). The caller announces the
 // new agent (EventAgentList) once this returns: registrations are frequent,
 // and notifying inside the transaction would make them commit one at a time.
 func RegisterAgent(ctx context.Context, db bun.IDB, org, team uuid.UUID, in RegisterInput, by Actor) (*Agent, error) {
@@ -190,6 +193,14 @@ func RegisterAgent(ctx context.Context, db bun.IDB, org, team uuid.UUID, in Regi
 		StorageType: in.StorageType, AdapterType: in.AdapterType, JoinedVia: "register",
 	}
 	err := InTx(ctx, db, func(tx bun.Tx) error {
+		// The invite name lock orders this against invite creation: one of the
+		// two sees the other's row.
+		if err := lockInviteNames(ctx, tx, org, []string{in.ID}); err != nil {
+			return err
+		}
+		if err := checkNameReserved(ctx, tx, org, in.ID); err != nil {
+			return err
+		}
 		if err := insertAgent(ctx, tx, a); err != nil {
 			return err
 		}
@@ -202,13 +213,35 @@ func RegisterAgent(ctx context.Context, db bun.IDB, org, team uuid.UUID, in Regi
 		}
 		return nil
 	})
-	if errors.Is(err, ErrConflict) {
+	var se *StateError
+	if errors.Is(err, ErrConflict) && !errors.As(err, &se) {
 		return nil, Conflict("agent_exists", "an agent with this id already exists in the organization", map[string]any{"id": in.ID})
 	}
 	if err != nil {
 		return nil, err
 	}
 	return a, nil
+}
+
+// checkNameReserved is the 409 name_reserved_by_invite when an active invite
+// of org reserves name or a pending join request of org waits for it (its
+// approval would create the agent). One statement reads both, so a join that
+// uses an invite's last use is seen one way or the other. The caller holds the
+// name's invite lock.
+func checkNameReserved(ctx context.Context, tx bun.Tx, org uuid.UUID, name string) error {
+	invite := tx.NewSelect().Model((*Invite)(nil)).ColumnExpr("1").
+		Where("org_id = ? AND agent_name = ? AND revoked_at IS NULL AND uses < max_uses AND expires_at > now()", org, name)
+	pending := tx.NewSelect().Model((*JoinRequest)(nil)).ColumnExpr("1").
+		Where("org_id = ? AND agent_name = ? AND status = ?", org, name, JoinPending)
+	var reserved bool
+	if err := tx.NewSelect().ColumnExpr("EXISTS (?) OR EXISTS (?)", invite, pending).Scan(ctx, &reserved); err != nil {
+		return translate(err, "check name reservation")
+	}
+	if reserved {
+		return Conflict("name_reserved_by_invite", "an invite of the organization reserves this agent name",
+			map[string]any{"id": name})
+	}
+	return nil
 }
 
 // Agent actions on the status state machine (SPEC §5).
@@ -315,16 +348,25 @@ func CheckActive(a *Agent, action string) error {
 const touchInterval = "15 seconds"
 
 // DeleteAgent removes an agent; its bound keys and grants go with it (foreign
-// key cascade) and the audit log keeps its id. It returns ErrNotFound when the
-// agent is not in org.
+// key cascade) and the audit log keeps its id. The unclaimed approved join
+// requests of the agent are voided first, for good. It returns ErrNotFound
+// when the agent is not in org.
 func DeleteAgent(ctx context.Context, db bun.IDB, org uuid.UUID, id string, by Actor) error {
 	return InTx(ctx, db, func(tx bun.Tx) error {
+		voided, err := voidClaims(ctx, tx, org, id)
+		if err != nil {
+			return err
+		}
 		a := new(Agent)
-		err := tx.NewDelete().Model(a).Where("org_id = ? AND id = ?", org, id).Returning("status, title").Scan(ctx)
+		err = tx.NewDelete().Model(a).Where("org_id = ? AND id = ?", org, id).Returning("status, title").Scan(ctx)
 		if err != nil {
 			return translate(err, "delete agent")
 		}
-		if err := auditAgent(ctx, tx, org, by, "agent.deleted", id, map[string]any{"status": a.Status, "title": a.Title}); err != nil {
+		details := map[string]any{"status": a.Status, "title": a.Title}
+		if voided > 0 {
+			details["voidedClaims"] = voided
+		}
+		if err := auditAgent(ctx, tx, org, by, "agent.deleted", id, details); err != nil {
 			return err
 		}
 		return Publish(ctx, tx, Event{Org: org, Kind: EventAgentList, ID: id})

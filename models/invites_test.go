@@ -46,26 +46,13 @@ func TestInviteInputValidate(t *testing.T) {
 	}
 }
 
-func TestSealerDerive(t *testing.T) {
-	s, _ := NewSealer([]byte("0123456789abcdef0123456789abcdef"))
-	other, _ := NewSealer([]byte("another secret of at least 32 by"))
-	a, b := s.Derive("claim secret", "id-1", 40), s.Derive("claim secret", "id-1", 40)
-	if a != b || !IsBase62(a, 40) {
-		t.Fatalf("derive %q %q", a, b)
-	}
-	if a == s.Derive("claim secret", "id-2", 40) || a == s.Derive("other", "id-1", 40) || a == other.Derive("claim secret", "id-1", 40) {
-		t.Fatal("derived secrets collide across inputs")
-	}
-	if got := s.Derive("x", "y", 100); !IsBase62(got, 100) {
-		t.Fatalf("long derive %q", got)
-	}
-}
-
 func FuzzJoinInputValidate(f *testing.F) {
 	f.Add("http", "Claude", "10.0.0.1", "build-7", "boot-1")
+	f.Add("http", "Claude", "10.0.0.1", strings.Repeat("s", 32), "boot-1")
 	f.Add("grpc", "a\nb", "not-an-ip", strings.Repeat("x", 300), "\x00")
 	f.Fuzz(func(t *testing.T, adapter, title, ip, machine, key string) {
-		in := JoinInput{AdapterType: adapter, Title: title, MachineIP: ip, MachineName: machine, IdempotencyKey: key, UserAgent: title + machine}
+		in := JoinInput{AdapterType: adapter, Title: title, MachineIP: ip, MachineName: machine, IdempotencyKey: key, UserAgent: title + machine,
+			ClientSecret: machine}
 		err := in.Validate()
 		var ve *ValidationError
 		if err != nil && !errors.As(err, &ve) {
@@ -73,6 +60,10 @@ func FuzzJoinInputValidate(f *testing.F) {
 		}
 		if err == nil && (strings.ContainsAny(in.Title, "\n\r\x00") || utf8.RuneCountInString(in.Title) > 200 || len(in.IdempotencyKey) > 200) {
 			t.Fatalf("accepted %+v", in)
+		}
+		if err == nil && in.ClientSecret != "" && (len(in.ClientSecret) < ClientSecretMin || len(in.ClientSecret) > ClientSecretMax ||
+			strings.ContainsFunc(in.ClientSecret, func(r rune) bool { return r <= 0x20 || r > 0x7e })) {
+			t.Fatalf("accepted clientSecret %q", in.ClientSecret)
 		}
 		if c := clip(in.UserAgent, 50); len(c) > 50 || !utf8.ValidString(c) {
 			t.Fatalf("clip %q", c)

@@ -26,8 +26,21 @@ const ClaimSecretPrefix = "ag_cs_"
 // ClaimTTL is how long a claim secret works.
 const ClaimTTL = 7 * 24 * time.Hour
 
+// Client secret limits: a runtime's own claim secret (clientSecret).
+const (
+	ClientSecretMin = 32
+	ClientSecretMax = 200
+)
+
+// NewClaimSecret returns a fresh server-issued claim secret: the prefix and 40
+// random base62 characters. Only its SHA-256 is stored, so it is shown once.
+func NewClaimSecret() string { return ClaimSecretPrefix + RandomBase62(40) }
+
 // JoinRequest is a runtime's request to join through an invite. Its claim
-// secret is stored only as a SHA-256.
+// secret is stored only as a SHA-256: of a random server-issued secret, or of
+// the runtime's own clientSecret (ClientSecret true). An approved request is
+// bound to the agent row its approval created or kept (AgentUID); deleting
+// that agent voids the claim for good (ClaimVoidedAt).
 type JoinRequest struct {
 	bun.BaseModel `bun:"table:join_requests"`
 
@@ -52,12 +65,15 @@ type JoinRequest struct {
 	UserAgent       string     `bun:"user_agent"`
 	IdempotencyKey  *string    `bun:"idempotency_key"`
 	ClaimSecretHash []byte     `bun:"claim_secret_hash"`
+	ClientSecret    bool       `bun:"client_secret"`
 	ClaimExpiresAt  time.Time  `bun:"claim_expires_at"`
 	CreatedAt       time.Time  `bun:"created_at,nullzero,default:now()"`
 	DecidedAt       *time.Time `bun:"decided_at"`
 	DecidedBy       *uuid.UUID `bun:"decided_by,type:uuid"`
 	ClaimedAt       *time.Time `bun:"claimed_at"`
 	AgentID         *string    `bun:"agent_id"`
+	AgentUID        *uuid.UUID `bun:"agent_uid,type:uuid"`
+	ClaimVoidedAt   *time.Time `bun:"claim_voided_at"`
 }
 
 // Telemetry returns the machine telemetry the runtime declared.
@@ -82,6 +98,7 @@ type JoinInput struct {
 	Telemetry
 
 	IdempotencyKey string // optional: a retry with the same key replays the request
+	ClientSecret   string // optional: the runtime's own claim secret (32-200 printable ASCII)
 	SourceIP       string
 	UserAgent      string
 }
@@ -109,30 +126,37 @@ func (in *JoinInput) Validate() error {
 	k := in.IdempotencyKey
 	v.Check(len(k) <= 200, "Idempotency-Key", "is too long (at most 200 characters)")
 	v.Check(!strings.ContainsFunc(k, func(r rune) bool { return r < 0x20 || r > 0x7e }), "Idempotency-Key", "must be printable ASCII")
+	if cs := in.ClientSecret; cs != "" {
+		v.Check(len(cs) >= ClientSecretMin && len(cs) <= ClientSecretMax, "clientSecret", "must be 32 to 200 characters")
+		v.Check(!strings.ContainsFunc(cs, func(r rune) bool { return r <= 0x20 || r > 0x7e }), "clientSecret", "must be printable ASCII without spaces")
+	}
 	return v.Err()
 }
 
 // Joined is a created (or replayed) join request and its claim secret.
 type Joined struct {
-	Request     *JoinRequest
+	Request *JoinRequest
+	// ClaimSecret is the server-issued secret, set only when the request was
+	// created now without a clientSecret (or on a re-issue): it exists once.
 	ClaimSecret string
-	Replayed    bool // an Idempotency-Key retry: the invite was not used again
+	Replayed    bool // an Idempotency-Key retry: the invite was not used again, no secret is shown
 }
 
-// claimSecret is the claim secret of a join request. It is derived from the
-// request's random id under the server secret, so an Idempotency-Key retry
-// can answer the same secret although only its hash is stored.
-func claimSecret(s *Sealer, id uuid.UUID) string {
-	return ClaimSecretPrefix + s.Derive("claim secret", id.String(), 40)
-}
+// ErrIdempotencyMismatch answers a replay whose clientSecret (or its absence)
+// differs from the request's: the key belongs to another runtime.
+var ErrIdempotencyMismatch = &StateError{Kind: ErrConflict, Code: "idempotency_key_reused",
+	Message: "this Idempotency-Key was used on this invite with another clientSecret"}
 
 // JoinInvite uses the invite of token once and creates a PENDING join
 // request, in one transaction: the use is one conditional UPDATE, so
-// concurrent joins never exceed max uses. With an idempotency key already
-// used on this invite it returns that request again without using the invite.
+// concurrent joins never exceed max uses. The claim secret is the runtime's
+// clientSecret when it gave one, else a random one returned this once; only
+// its hash is stored. With an idempotency key already used on this invite it
+// returns that request (id and state, never a secret) without using the
+// invite, audited as join_request.replayed; see replayJoin for its refusals.
 // Errors: a ValidationError (nothing written), ErrInviteNotFound (404), 410
 // invite_revoked / invite_spent / invite_expired.
-func JoinInvite(ctx context.Context, db bun.IDB, s *Sealer, token string, in JoinInput, by Actor) (*Joined, error) {
+func JoinInvite(ctx context.Context, db bun.IDB, token string, in JoinInput, by Actor) (*Joined, error) {
 	if err := in.Validate(); err != nil {
 		return nil, err
 	}
@@ -141,7 +165,7 @@ func JoinInvite(ctx context.Context, db bun.IDB, s *Sealer, token string, in Joi
 	}
 	hash := Hash(token)
 	if in.IdempotencyKey != "" {
-		if j, err := replayJoin(ctx, db, s, hash, in.IdempotencyKey); j != nil || err != nil {
+		if j, err := replayJoin(ctx, db, hash, in, by); j != nil || err != nil {
 			return j, err
 		}
 	}
@@ -179,8 +203,13 @@ func JoinInvite(ctx context.Context, db bun.IDB, s *Sealer, token string, in Joi
 		if in.IdempotencyKey != "" {
 			jr.IdempotencyKey = &in.IdempotencyKey
 		}
-		secret := claimSecret(s, jr.ID)
-		jr.ClaimSecretHash = Hash(secret)
+		var secret string
+		if in.ClientSecret != "" {
+			jr.ClaimSecretHash, jr.ClientSecret = Hash(in.ClientSecret), true
+		} else {
+			secret = NewClaimSecret()
+			jr.ClaimSecretHash = Hash(secret)
+		}
 		audits := NewAudits(inv.OrgID, by)
 		audits.Add("invite.used", "invite", inv.ID.String(),
 			map[string]any{"agentName": inv.AgentName, "uses": inv.Uses, "maxUses": inv.MaxUses, "joinRequestId": jr.ID.String()})
@@ -204,7 +233,7 @@ func JoinInvite(ctx context.Context, db bun.IDB, s *Sealer, token string, in Joi
 	})
 	if errors.Is(err, ErrConflict) && in.IdempotencyKey != "" {
 		// A concurrent request with the same key won: answer its request.
-		if j, rerr := replayJoin(ctx, db, s, hash, in.IdempotencyKey); j != nil || rerr != nil {
+		if j, rerr := replayJoin(ctx, db, hash, in, by); j != nil || rerr != nil {
 			return j, rerr
 		}
 	}
@@ -214,18 +243,52 @@ func JoinInvite(ctx context.Context, db bun.IDB, s *Sealer, token string, in Joi
 	return out, nil
 }
 
-// replayJoin returns the join request made on the invite of hash with key, or nil.
-func replayJoin(ctx context.Context, db bun.IDB, s *Sealer, hash []byte, key string) (*Joined, error) {
-	jr := new(JoinRequest)
+// replayJoin returns the join request made on the invite of hash with
+// in.IdempotencyKey (nil when there is none), without its secret, and audits
+// the replay. It is refused with the invite's 410 once the invite is revoked
+// or expired (a spent invite still replays: its last use may be this request),
+// and with ErrIdempotencyMismatch when the clientSecret given differs from the
+// request's, or one is given or missing where the request had none or one.
+func replayJoin(ctx context.Context, db bun.IDB, hash []byte, in JoinInput, by Actor) (*Joined, error) {
+	jr := new(replayedRequest)
 	err := db.NewSelect().Model(jr).
-		Where("invite_id = (SELECT id FROM invites WHERE token_hash = ?) AND idempotency_key = ?", hash, key).Scan(ctx)
+		ColumnExpr("?TableAlias.*").
+		ColumnExpr("i.revoked_at AS invite_revoked_at, i.expires_at AS invite_expires_at").
+		Join("JOIN invites AS i ON i.id = ?TableAlias.invite_id").
+		Where("i.token_hash = ? AND ?TableAlias.idempotency_key = ?", hash, in.IdempotencyKey).Scan(ctx)
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, nil
 	}
 	if err != nil {
 		return nil, translate(err, "find join request")
 	}
-	return &Joined{Request: jr, ClaimSecret: claimSecret(s, jr.ID), Replayed: true}, nil
+	switch {
+	case jr.InviteRevokedAt != nil:
+		return nil, Gone("invite_revoked", "this invite was revoked")
+	case !time.Now().Before(jr.InviteExpiresAt):
+		return nil, Gone("invite_expired", "this invite has expired")
+	}
+	same := jr.ClientSecret == (in.ClientSecret != "")
+	if jr.ClientSecret && in.ClientSecret != "" {
+		same = SecretEqual(Hash(in.ClientSecret), jr.ClaimSecretHash)
+	}
+	if !same {
+		return nil, ErrIdempotencyMismatch
+	}
+	err = Audit(ctx, db, jr.OrgID, by, "join_request.replayed", "join_request", jr.ID.String(), map[string]any{
+		"agentName": jr.AgentName, "inviteId": jr.InviteID.String(), "status": jr.Status,
+		"sourceIp": clip(in.SourceIP, 64), "userAgent": clip(in.UserAgent, 500)})
+	if err != nil {
+		return nil, err
+	}
+	return &Joined{Request: &jr.JoinRequest, Replayed: true}, nil
+}
+
+// replayedRequest is a join request with the state of its invite.
+type replayedRequest struct {
+	JoinRequest     `bun:",extend"`
+	InviteRevokedAt *time.Time `bun:"invite_revoked_at,scanonly"`
+	InviteExpiresAt time.Time  `bun:"invite_expires_at,scanonly"`
 }
 
 func clip(s string, n int) string {
@@ -313,7 +376,7 @@ type Approval struct {
 
 // ApproveJoinRequest marks a pending request approved and creates its agent
 // (status approved, pickup on, the invite's team, the declared title or else
-// the name) in one transaction. When an agent of that name already exists
+// the name) in one transaction, binding the request to that agent row. When an agent of that name already exists
 // because an earlier request of the same invite produced it (re-registration),
 // the agent is kept and its earlier invite-issued keys are revoked; an agent of
 // that name made any other way is a 409 name_taken and nothing changes.
@@ -354,8 +417,12 @@ func ApproveJoinRequest(ctx context.Context, db bun.IDB, org, id uuid.UUID, by A
 		}
 		audits.Add("join_request.approved", "join_request", jr.ID.String(),
 			map[string]any{"agentName": jr.AgentName, "inviteId": jr.InviteID.String(), "reregistered": out.Reregistered})
-		if err := audits.Write(ctx, tx); err != nil {
-			return err
+		// One statement binds the request to the agent row (not its name) and
+		// writes the audit events.
+		jr.AgentUID = &out.Agent.UID
+		_, err = tx.NewUpdate().With("audit", audits.Query(tx)).Model(jr).Set("agent_uid = ?", out.Agent.UID).WherePK().Exec(ctx)
+		if err != nil {
+			return translate(err, "bind join request to its agent")
 		}
 		return Publish(ctx, tx, Event{Org: org, Kind: EventJoinRequest, ID: jr.ID.String()})
 	})
@@ -436,6 +503,11 @@ func RejectJoinRequest(ctx context.Context, db bun.IDB, org, id uuid.UUID, revok
 // the two are not told apart.
 var ErrBadClaim = &StateError{Kind: ErrUnauthorized, Code: "invalid_claim_secret", Message: "unknown join request or wrong claim secret"}
 
+// errAgentDeleted answers a claim whose agent was deleted after approval.
+func errAgentDeleted() error {
+	return Gone("agent_deleted", "the agent of this join request was deleted; its claim is void")
+}
+
 // Claimed is the outcome of a claim: Pending, or the key issued now.
 type Claimed struct {
 	Request *JoinRequest
@@ -448,11 +520,14 @@ type Claimed struct {
 var unknownClaimHash = Hash("no such join request")
 
 // ClaimJoinRequest exchanges the claim secret of request id for its API key.
-// While the request is pending it answers Pending; once approved it issues a
-// key bound to the request's agent exactly once (a conditional UPDATE on
-// claimed_at), later claims are a 409 already_claimed; a rejected request is a
-// 403 join_request_rejected. An unknown id or a wrong secret is ErrBadClaim
-// (401); an expired secret a 401 claim_expired.
+// The secret is the server-issued one or, when the runtime joined with a
+// clientSecret, only that. While the request is pending it answers Pending;
+// once approved it issues a key bound to the request's agent row exactly once
+// (a conditional UPDATE on claimed_at), later claims are a 409
+// already_claimed; a rejected request is a 403 join_request_rejected; a
+// request whose agent was deleted is a 410 agent_deleted, for good, even when
+// an agent of the same name exists again. An unknown id or a wrong secret is
+// ErrBadClaim (401); an expired secret a 401 claim_expired.
 func ClaimJoinRequest(ctx context.Context, db bun.IDB, id uuid.UUID, secret string, by Actor) (*Claimed, error) {
 	jr := new(JoinRequest)
 	err := db.NewSelect().Model(jr).Where("id = ?", id).Scan(ctx)
@@ -465,39 +540,44 @@ func ClaimJoinRequest(ctx context.Context, db bun.IDB, id uuid.UUID, secret stri
 	if !SecretEqual(Hash(secret), stored) || err != nil {
 		return nil, ErrBadClaim
 	}
-	if !time.Now().Before(jr.ClaimExpiresAt) {
-		return nil, &StateError{Kind: ErrUnauthorized, Code: "claim_expired", Message: "this claim secret has expired (after 7 days); ask for a new invite"}
+	if err := claimState(jr); err != nil {
+		return nil, err
 	}
-	switch jr.Status {
-	case JoinPending:
+	if jr.Status == JoinPending {
 		return &Claimed{Request: jr, Pending: true}, nil
-	case JoinRejected:
-		return nil, Forbidden("join_request_rejected", "this join request was rejected")
 	}
 	out := &Claimed{Request: jr}
 	err = InTx(ctx, db, func(tx bun.Tx) error {
-		// The claim also reads its agent's team: an agent deleted since
-		// approval has none, and returning the error rolls the claim back.
+		// The claim also reads the team of the agent row it is bound to. An
+		// agent's deletion voids its claims first (the same row lock), so an
+		// agent found here stays until this commits.
 		claimed := new(claimedRequest)
 		err := tx.NewUpdate().Model(claimed).Set("claimed_at = now()").
-			Where("id = ? AND status = ? AND claimed_at IS NULL AND claim_expires_at > now()", id, JoinApproved).
-			Returning("*, (SELECT a.team_id FROM agents AS a WHERE a.org_id = ?TableAlias.org_id AND a.id = ?TableAlias.agent_id) AS agent_team_id").
+			Where("id = ? AND status = ? AND claimed_at IS NULL AND claim_voided_at IS NULL AND claim_expires_at > now()", id, JoinApproved).
+			Returning("*, (SELECT a.team_id FROM agents AS a WHERE a.org_id = ?TableAlias.org_id AND a.id = ?TableAlias.agent_id AND a.uid = ?TableAlias.agent_uid) AS agent_team_id").
 			Scan(ctx)
 		if errors.Is(err, sql.ErrNoRows) {
+			// Someone changed it since the read above: say what.
+			cur := new(JoinRequest)
+			if err := tx.NewSelect().Model(cur).Where("id = ?", id).Scan(ctx); err != nil {
+				return translate(err, "find join request")
+			}
+			if err := claimState(cur); err != nil {
+				return err
+			}
 			return Conflict("already_claimed", "the API key of this join request was already claimed", nil)
 		}
 		if err != nil {
 			return translate(err, "claim join request")
 		}
 		*jr = claimed.JoinRequest
-		agentDeleted := Gone("agent_deleted", "the agent of this join request was deleted")
 		if claimed.AgentTeamID == nil {
-			return agentDeleted
+			return errAgentDeleted()
 		}
 		out.Key, out.RawKey, err = issueAgentKey(ctx, tx, jr.OrgID, *claimed.AgentTeamID, *jr.AgentID, jr.ID, by)
 		var ve *ValidationError
 		if errors.As(err, &ve) && ve.Fields["reference"] != "" {
-			return agentDeleted // deleted after the UPDATE read it: the key's reference to it fails
+			return errAgentDeleted() // deleted after the UPDATE read it: the key's reference to it fails
 		}
 		if err != nil {
 			return err
@@ -510,9 +590,84 @@ func ClaimJoinRequest(ctx context.Context, db bun.IDB, id uuid.UUID, secret stri
 	return out, nil
 }
 
+// claimState is the refusal of a claim (its secret checked) for the state of
+// jr, or nil when a pending answer or a key may follow.
+func claimState(jr *JoinRequest) error {
+	switch {
+	case jr.Status == JoinRejected:
+		return Forbidden("join_request_rejected", "this join request was rejected")
+	case jr.ClaimVoidedAt != nil:
+		return errAgentDeleted()
+	case jr.ClaimedAt != nil:
+		return Conflict("already_claimed", "the API key of this join request was already claimed", nil)
+	case !time.Now().Before(jr.ClaimExpiresAt):
+		return &StateError{Kind: ErrUnauthorized, Code: "claim_expired",
+			Message: "this claim secret has expired (after 7 days); ask an operator of the organization to re-issue the claim"}
+	}
+	return nil
+}
+
 // claimedRequest is a join request as its claim returns it, with the team of
 // its agent (nil when the agent is gone).
 type claimedRequest struct {
 	JoinRequest `bun:",extend"`
 	AgentTeamID *uuid.UUID `bun:"agent_team_id,scanonly"`
+}
+
+// ReissueClaim gives an approved, unclaimed join request of org a new random
+// claim secret, returned this once for the operator to hand over, and a new
+// 7-day claim window: the way on after the window closed or the runtime lost
+// its secret. The old secret and any clientSecret stop working. It is audited
+// as join_request.claim_reissued. It returns ErrNotFound when the request is
+// not in org, a 409 join_request_pending (approve it first),
+// join_request_rejected or already_claimed, and a 410 agent_deleted.
+func ReissueClaim(ctx context.Context, db bun.IDB, org, id uuid.UUID, by Actor) (*Joined, error) {
+	secret := NewClaimSecret()
+	jr := new(JoinRequest)
+	err := InTx(ctx, db, func(tx bun.Tx) error {
+		audits := NewAudits(org, by)
+		audits.Add("join_request.claim_reissued", "join_request", id.String(), nil)
+		err := tx.NewUpdate().With("audit", audits.Query(tx)).Model(jr).
+			Set("claim_secret_hash = ?", Hash(secret)).Set("client_secret = false").
+			Set("claim_expires_at = ?", time.Now().Add(ClaimTTL)).
+			Where("org_id = ? AND id = ? AND status = ? AND claimed_at IS NULL AND claim_voided_at IS NULL", org, id, JoinApproved).
+			Returning("*").Scan(ctx)
+		if errors.Is(err, sql.ErrNoRows) {
+			cur, err := GetJoinRequest(ctx, tx, org, id)
+			if err != nil {
+				return err
+			}
+			switch {
+			case cur.Status == JoinPending:
+				return Conflict("join_request_pending", "this join request awaits a decision; its runtime's secret still works, approve it first", nil)
+			case cur.Status == JoinRejected:
+				return Conflict("join_request_rejected", "this join request was rejected", nil)
+			case cur.ClaimVoidedAt != nil:
+				return errAgentDeleted()
+			}
+			return Conflict("already_claimed", "the API key of this join request was already claimed", nil)
+		}
+		if err != nil {
+			return translate(err, "re-issue claim")
+		}
+		return Publish(ctx, tx, Event{Org: org, Kind: EventJoinRequest, ID: id.String()})
+	})
+	if err != nil {
+		return nil, err
+	}
+	return &Joined{Request: jr, ClaimSecret: secret}, nil
+}
+
+// voidClaims voids the unclaimed approved requests bound to agent id of org,
+// before the agent is deleted: a claim holds the request's row lock until its
+// key exists, so the void waits for it (and the key goes with the agent) or
+// the claim sees the void. It returns how many were voided.
+func voidClaims(ctx context.Context, tx bun.Tx, org uuid.UUID, id string) (int64, error) {
+	res, err := tx.NewUpdate().Model((*JoinRequest)(nil)).Set("claim_voided_at = now()").
+		Where("org_id = ? AND agent_id = ? AND status = ? AND claimed_at IS NULL AND claim_voided_at IS NULL", org, id, JoinApproved).
+		Exec(ctx)
+	if err != nil {
+		return 0, translate(err, "void claims")
+	}
+	return res.RowsAffected()
 }

@@ -3,7 +3,6 @@ package models
 import (
 	"crypto/aes"
 	"crypto/cipher"
-	"crypto/hmac"
 	"crypto/rand"
 	"crypto/sha256"
 	"crypto/subtle"
@@ -70,11 +69,10 @@ func ValidAPIKeyFormat(s string) bool {
 }
 
 // Sealer encrypts small secrets (invite tokens) with AES-256-GCM so a database
-// dump alone reveals nothing, and derives secrets that can be produced again
-// without being stored (claim secrets).
+// dump alone reveals nothing. Claim secrets are not sealed or derived: they
+// are random and exist once, as their hash.
 type Sealer struct {
 	aead cipher.AEAD
-	mac  []byte
 }
 
 // NewSealer derives the encryption key from the server secret.
@@ -88,27 +86,7 @@ func NewSealer(secret []byte) (*Sealer, error) {
 	if err != nil {
 		return nil, err
 	}
-	mac := sha256.Sum256(append([]byte("agentroster derive v1\x00"), secret...))
-	return &Sealer{aead: aead, mac: mac[:]}, nil
-}
-
-// Derive returns n base62 characters determined by purpose and id under the
-// server secret: the same inputs give the same string, and nobody without the
-// secret can compute it.
-func (s *Sealer) Derive(purpose, id string, n int) string {
-	out := make([]byte, 0, n)
-	for block := byte(0); len(out) < n; block++ {
-		m := hmac.New(sha256.New, s.mac)
-		m.Write([]byte(purpose))
-		m.Write([]byte{0, block})
-		m.Write([]byte(id))
-		for _, b := range m.Sum(nil) {
-			if b < 248 && len(out) < n {
-				out = append(out, base62[b%62])
-			}
-		}
-	}
-	return string(out)
+	return &Sealer{aead: aead}, nil
 }
 
 // Seal encrypts plaintext; the nonce is prepended.

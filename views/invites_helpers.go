@@ -95,6 +95,26 @@ type JoinRequestsData struct {
 	Status   string // pending, approved, rejected or all
 	SelfURL  string
 	CanWrite bool
+	Reissued *ClaimReissue // a claim re-issued now: its secret, shown this once
+}
+
+// ClaimReissue is a re-issued claim for the operator to hand to the runtime.
+type ClaimReissue struct {
+	AgentName   string
+	RequestID   string
+	ClaimSecret string
+	ClaimURL    string
+	ExpiresAt   string
+}
+
+func reissueConfirm(j models.JoinRequest) string {
+	return "Re-issue the claim of " + j.AgentName + "? Its current claim secret stops working and a new one is shown once."
+}
+
+// CanReissue reports whether an operator may re-issue the claim of j: approved,
+// not claimed, its agent not deleted.
+func CanReissue(j models.JoinRequest) bool {
+	return j.Status == models.JoinApproved && j.ClaimedAt == nil && j.ClaimVoidedAt == nil
 }
 
 // JoinStatusFilters are the tab's filter choices.
@@ -129,7 +149,8 @@ type JoinForm struct {
 	Errors         map[string]string
 }
 
-// JoinedView is what the runtime needs after joining: shown once.
+// JoinedView is what the runtime needs after joining: shown once. A replay
+// (the form posted again) has no ClaimSecret: it was shown the first time.
 type JoinedView struct {
 	RequestID   string
 	ClaimSecret string
@@ -138,9 +159,10 @@ type JoinedView struct {
 
 // joinCurl is the command a runtime runs to join.
 func joinCurl(l InviteLanding) string {
-	return "curl -s -X POST " + l.BaseURL + "/api/v1/invites/" + l.Token + "/join \\\n" +
+	return "CLIENT_SECRET=$(openssl rand -hex 32)  # keep it: only it claims the key\n" +
+		"curl -s -X POST " + l.BaseURL + "/api/v1/invites/" + l.Token + "/join \\\n" +
 		"  -H 'Content-Type: application/json' -H \"Idempotency-Key: $(hostname)-1\" \\\n" +
-		"  -d '{\"adapterType\":\"" + l.AdapterType + "\",\"title\":\"My agent\",\"machineName\":\"'\"$(hostname)\"'\"}'"
+		"  -d '{\"adapterType\":\"" + l.AdapterType + "\",\"title\":\"My agent\",\"machineName\":\"'\"$(hostname)\"'\",\"clientSecret\":\"'\"$CLIENT_SECRET\"'\"}'"
 }
 
 // claimCurl is the command that exchanges the claim secret for the API key.
@@ -149,7 +171,8 @@ func claimCurl(claimURL, secret string) string {
 		claimURL = "<claimUrl>"
 	}
 	if secret == "" {
-		secret = "<claimSecret>"
+		// The runtime's own secret from the join command.
+		return "curl -s -X POST " + claimURL + " \\\n  -H 'Content-Type: application/json' -d \"{\\\"claimSecret\\\":\\\"$CLIENT_SECRET\\\"}\""
 	}
 	return "curl -s -X POST " + claimURL + " \\\n  -H 'Content-Type: application/json' -d '{\"claimSecret\":\"" + secret + "\"}'"
 }
@@ -193,6 +216,9 @@ func joinStorage(j models.JoinRequest) string {
 func claimState(j models.JoinRequest) string {
 	if j.ClaimedAt != nil {
 		return "claimed " + exact(*j.ClaimedAt)
+	}
+	if j.ClaimVoidedAt != nil {
+		return "void: the agent was deleted " + exact(*j.ClaimVoidedAt)
 	}
 	return "not claimed yet"
 }

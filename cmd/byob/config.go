@@ -28,7 +28,7 @@ type pendingJoin struct {
 	InviteHash     string    `json:"inviteHash"` // SHA-256 of the invite token
 	IdempotencyKey string    `json:"idempotencyKey"`
 	JoinRequestID  string    `json:"joinRequestId,omitempty"`
-	ClaimSecret    string    `json:"claimSecret,omitempty"`
+	ClaimSecret    string    `json:"claimSecret,omitempty"` // the clientSecret byob generated (or a secret the server issued)
 	CreatedAt      time.Time `json:"createdAt"`
 }
 

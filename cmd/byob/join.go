@@ -63,38 +63,53 @@ func (a *app) join(args []string) error {
 		fmt.Fprintf(a.out, "Resuming join request %s (created %s).\n", p.JoinRequestID, p.CreatedAt.Local().Format(time.DateTime))
 	} else {
 		inv, err := retry(ctx, func() (*client.Invite, error) { return c.Invite(ctx, token) })
-		if err != nil {
+		resuming := p != nil && p.ClaimSecret != ""
+		switch {
+		case err == nil:
+			a.showInvite(inv)
+			if *adapter == "" {
+				*adapter = inv.AdapterType
+			}
+		case resuming && client.IsCode(err, "invite_spent"):
+			// The join sent earlier may have used the last use before its
+			// answer was lost: the retry below names that request.
+		default:
 			return inviteError(err)
-		}
-		a.showInvite(inv)
-		if *adapter == "" {
-			*adapter = inv.AdapterType
 		}
 		if *adapter == "" {
 			*adapter = "http"
 		}
-		if len(inv.AdapterTypes) > 0 && !slices.Contains(inv.AdapterTypes, *adapter) {
+		if inv != nil && len(inv.AdapterTypes) > 0 && !slices.Contains(inv.AdapterTypes, *adapter) {
 			return fail(exitUsage, "this invite accepts the adapter types %s, not %q; pass --adapter", strings.Join(inv.AdapterTypes, ", "), *adapter)
 		}
-		if p == nil {
-			p = &pendingJoin{Server: base, InviteHash: inviteHash, IdempotencyKey: randomKey(), CreatedAt: time.Now().UTC()}
+		if p == nil || p.ClaimSecret == "" {
+			// A pending join without a secret of its own (from an older byob)
+			// could never claim after a lost answer: start afresh.
+			p = &pendingJoin{Server: base, InviteHash: inviteHash, IdempotencyKey: randomKey(), ClaimSecret: randomSecret(),
+				CreatedAt: time.Now().UTC()}
 		}
-		// The idempotency key is stored before the request, so a retry after a
-		// lost answer or a crash never uses the invite twice.
+		// The idempotency key and the client secret are stored before the
+		// request, so a retry after a lost answer or a crash never uses the
+		// invite twice and can still claim: the server shows a secret only
+		// once, and with a clientSecret it shows none.
 		cfg.PendingJoin = p
 		if err := save(cfgPath, cfg); err != nil {
 			return err
 		}
 		dir, _ := os.Getwd()
 		host, _ := os.Hostname()
-		in := client.JoinInput{AdapterType: *adapter, Title: *title, MachineName: host, LLMVersion: *llm, Telemetry: client.CollectTelemetry(dir)}
+		in := client.JoinInput{AdapterType: *adapter, Title: *title, MachineName: host, LLMVersion: *llm, ClientSecret: p.ClaimSecret,
+			Telemetry: client.CollectTelemetry(dir)}
 		jr, err := retry(ctx, func() (*client.JoinRequest, error) { return c.Join(ctx, token, in, p.IdempotencyKey) })
 		if err != nil {
 			cfg.PendingJoin = nil
 			save(cfgPath, cfg)
 			return inviteError(err)
 		}
-		p.JoinRequestID, p.ClaimSecret = jr.JoinRequestID, jr.ClaimSecret
+		p.JoinRequestID = jr.JoinRequestID
+		if jr.ClaimSecret != "" {
+			p.ClaimSecret = jr.ClaimSecret // a server that issued its own
+		}
 		if err := save(cfgPath, cfg); err != nil {
 			return err
 		}
@@ -185,6 +200,8 @@ func inviteError(err error) error {
 		return fail(exitExpired, "this invite has been used up; ask the operator for a new invite link")
 	case client.IsCode(err, "invite_revoked"):
 		return fail(exitExpired, "this invite was revoked; ask the operator for a new invite link")
+	case client.IsCode(err, "idempotency_key_reused"):
+		return fail(exitError, "the server holds this join under another secret; remove pendingJoin from the config and ask for a new invite link")
 	case client.StatusOf(err) == http.StatusGone:
 		return fail(exitExpired, "this invite no longer works (%v); ask the operator for a new invite link", err)
 	case client.StatusOf(err) == http.StatusNotFound:
@@ -199,14 +216,23 @@ func claimError(err error) error {
 	switch {
 	case client.IsCode(err, "join_request_rejected"):
 		return fail(exitRejected, "the join request was rejected by an operator")
+	case client.IsCode(err, "agent_deleted"):
+		return fail(exitError, "the agent of this join request was deleted before its key was claimed; ask for a new invite link")
 	case client.IsCode(err, "claim_expired"), client.StatusOf(err) == http.StatusGone:
-		return fail(exitExpired, "the join request's key was not claimed in time; ask for a new invite link")
+		return fail(exitExpired, "the join request's key was not claimed in time; ask an operator to re-issue the claim (Agents → Join requests), or for a new invite link")
 	case client.IsCode(err, "already_claimed"):
 		return fail(exitError, "the key of this join request was already claimed; ask for a new invite link")
 	case client.StatusOf(err) == http.StatusUnauthorized:
 		return fail(exitError, "the server does not recognise this join request or its claim secret; ask for a new invite link")
 	}
 	return fmt.Errorf("waiting for approval: %w", err)
+}
+
+// randomSecret is the clientSecret byob joins with: 64 hex characters.
+func randomSecret() string {
+	var b [32]byte
+	rand.Read(b[:])
+	return hex.EncodeToString(b[:])
 }
 
 func randomKey() string {

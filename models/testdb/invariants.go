@@ -10,7 +10,7 @@ import (
 // CheckInvariants checks the rules the reliability tests assert after every
 // race, fault and hostile request: invite uses equal their join requests, one
 // decision per request, one agent and at most one key per approved request,
-// no online or pickup-enabled agent that is not approved, no key of a deleted
+// unclaimed approved requests bound to their agent row (or void), no online or pickup-enabled agent that is not approved, no key of a deleted
 // agent, and every agent's status agreeing with its last status event. It
 // returns one line per broken rule (with the number of rows breaking it).
 func CheckInvariants(ctx context.Context, db bun.IDB) ([]string, error) {
@@ -57,15 +57,27 @@ var invariantQueries = []struct{ name, sql string }{
 	{"at most one key per join request", `
 		SELECT count(*) FROM (SELECT join_request_id FROM api_keys WHERE join_request_id IS NOT NULL
 			GROUP BY join_request_id HAVING count(*) > 1) d`},
-	{"claimed iff a key was issued", `
+	// A claimed request's key goes when its agent is deleted (cascade).
+	{"claimed iff a key was issued (or its agent was deleted since)", `
 		SELECT count(*) FROM join_requests j
-		WHERE (j.claimed_at IS NOT NULL) <> EXISTS (SELECT 1 FROM api_keys k WHERE k.join_request_id = j.id)`},
+		WHERE CASE WHEN j.claimed_at IS NULL THEN EXISTS (SELECT 1 FROM api_keys k WHERE k.join_request_id = j.id)
+			ELSE NOT EXISTS (SELECT 1 FROM api_keys k WHERE k.join_request_id = j.id)
+				AND EXISTS (SELECT 1 FROM agents a WHERE a.org_id = j.org_id AND a.id = j.agent_id AND a.uid = j.agent_uid) END`},
 	{"claimed only when approved", `SELECT count(*) FROM join_requests WHERE claimed_at IS NOT NULL AND status <> 'APPROVED'`},
 	{"no online agent that is not approved", `SELECT count(*) FROM agents WHERE is_online AND status <> 'approved'`},
 	{"pickup only for approved agents", `SELECT count(*) FROM agents WHERE pickup_enabled AND status <> 'approved'`},
 	{"no key of a deleted agent", `
 		SELECT count(*) FROM api_keys k WHERE k.agent_id IS NOT NULL
 		AND NOT EXISTS (SELECT 1 FROM agents a WHERE a.org_id = k.org_id AND a.id = k.agent_id)`},
+	{"an unclaimed approved request is bound to its agent row or void", `
+		SELECT count(*) FROM join_requests j
+		WHERE j.status = 'APPROVED' AND j.claimed_at IS NULL AND j.claim_voided_at IS NULL
+		AND NOT EXISTS (SELECT 1 FROM agents a WHERE a.org_id = j.org_id AND a.id = j.agent_id AND a.uid = j.agent_uid)`},
+	{"a claimed key went to the agent row its request is bound to", `
+		SELECT count(*) FROM api_keys k
+		JOIN join_requests j ON j.id = k.join_request_id
+		JOIN agents a ON a.org_id = k.org_id AND a.id = k.agent_id
+		WHERE a.uid IS DISTINCT FROM j.agent_uid`},
 	{"revoked keys are inactive", `SELECT count(*) FROM api_keys WHERE revoked_at IS NOT NULL AND is_active`},
 	// The last status event of every agent agrees with its status: no change
 	// was applied without its event, or audited without being applied.

@@ -188,14 +188,19 @@ type JoinInput struct {
 	MachineIP   string `json:"machineIp,omitempty"`
 	LLMVersion  string `json:"llmVersion,omitempty"`
 	Email       string `json:"email,omitempty"`
+	// ClientSecret is the runtime's own claim secret (at least 32
+	// characters): only it claims the key, and a retry with the same
+	// idempotency key must repeat it.
+	ClientSecret string `json:"clientSecret,omitempty"`
 	Telemetry
 }
 
-// JoinRequest is a created join request. ClaimSecret is shown only once.
+// JoinRequest is a created join request. ClaimSecret is shown only once, and
+// only when no ClientSecret was sent.
 type JoinRequest struct {
 	JoinRequestID string `json:"joinRequestId"`
 	Status        string `json:"status"`
-	ClaimSecret   string `json:"claimSecret"`
+	ClaimSecret   string `json:"claimSecret,omitempty"`
 	ClaimURL      string `json:"claimUrl"`
 	// ClaimExpiresAt is when an approved key stops being claimable.
 	ClaimExpiresAt time.Time `json:"claimExpiresAt"`
