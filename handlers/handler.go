@@ -8,6 +8,7 @@ import (
 	"errors"
 	"log/slog"
 	"net/http"
+	"net/netip"
 	"strings"
 	"sync"
 	"time"
@@ -28,6 +29,9 @@ type Config struct {
 	SessionIdle    time.Duration
 	SessionMaxAge  time.Duration
 	TokenTTL       time.Duration
+	// WebhookAllowCIDRs are internal ranges webhooks may reach anyway
+	// (WEBHOOK_ALLOW_CIDRS); everything else inside is refused.
+	WebhookAllowCIDRs []netip.Prefix
 }
 
 // Deps are the handler's dependencies.

@@ -20,7 +20,7 @@ type webhookJSON struct {
 // --- JSON: /organizations/{orgId}/webhooks ---
 
 func (h *Handler) listWebhooksAPI(c *gin.Context) {
-	org, _, err := h.orgParam(c)
+	org, role, err := h.orgParam(c)
 	var ws []models.WebhookEndpoint
 	if err == nil {
 		ws, err = models.ListWebhooks(c.Request.Context(), h.db, org)
@@ -28,6 +28,13 @@ func (h *Handler) listWebhooksAPI(c *gin.Context) {
 	if err != nil {
 		h.fail(c, err)
 		return
+	}
+	if role != models.RoleAdmin {
+		// Viewers get scheme and host, as on the page: a chat webhook's
+		// path is its secret.
+		for i := range ws {
+			ws[i].URL = models.WebhookHost(ws[i].URL)
+		}
 	}
 	c.JSON(http.StatusOK, ws)
 }
@@ -45,6 +52,9 @@ func (h *Handler) createWebhookAPI(c *gin.Context) {
 	var req webhookRequest
 	if err == nil {
 		err = decodeJSON(c, &req)
+	}
+	if err == nil {
+		err = h.webhookDest().checkURL(req.URL)
 	}
 	var w *models.WebhookEndpoint
 	var secret string
@@ -180,7 +190,12 @@ func (h *Handler) notificationsCreate(c *gin.Context) {
 	if f.Events == nil {
 		f.Events = []string{}
 	}
-	w, secret, err := models.CreateWebhook(c.Request.Context(), h.db, h.sealer, s.Org.ID, models.WebhookInput{URL: f.URL, Events: f.Events}, h.actor(c))
+	err := h.webhookDest().checkURL(f.URL)
+	var w *models.WebhookEndpoint
+	var secret string
+	if err == nil {
+		w, secret, err = models.CreateWebhook(c.Request.Context(), h.db, h.sealer, s.Org.ID, models.WebhookInput{URL: f.URL, Events: f.Events}, h.actor(c))
+	}
 	var ve *models.ValidationError
 	if errors.As(err, &ve) {
 		f.Errors = ve.Fields

@@ -89,6 +89,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		Config: handlers.Config{
 			PublicURL: cfg.PublicURL, TrustedProxies: cfg.TrustedProxies,
 			PresenceWindow: cfg.PresenceWindow, MetricsToken: cfg.MetricsToken,
+			WebhookAllowCIDRs: cfg.WebhookAllowCIDRs,
 		},
 	})
 	if err != nil {
