@@ -203,9 +203,14 @@ func (h *Handler) auditExport(c *gin.Context) {
 		}
 		details, _ := json.Marshal(ev.Details)
 		rec[0], rec[1], rec[2] = strconv.FormatInt(ev.ID, 10), ev.CreatedAt.UTC().Format(time.RFC3339Nano), org
-		rec[3], rec[4], rec[5] = ev.ActorType, csvCell(ev.ActorID), csvCell(ev.ActorLabel)
-		rec[6], rec[7], rec[8] = ev.Action, ev.TargetType, csvCell(ev.TargetID)
+		rec[3], rec[4], rec[5] = ev.ActorType, ev.ActorID, ev.ActorLabel
+		rec[6], rec[7], rec[8] = ev.Action, ev.TargetType, ev.TargetID
 		rec[9], rec[10], rec[11] = ev.IP, ev.RequestID, string(details)
+		// Every cell, whatever its column holds today; quoting is
+		// encoding/csv's.
+		for i := range rec {
+			rec[i] = csvCell(rec[i])
+		}
 		if err := w.Write(rec); err != nil {
 			return err
 		}

@@ -317,3 +317,53 @@ func BenchmarkAuditExportCSV(b *testing.B) {
 	b.ReportMetric(float64(size)/(1<<20), "csv-MiB")
 	b.ReportMetric(float64(rows)/b.Elapsed().Seconds()*float64(b.N), "rows/s")
 }
+
+// TestAuditExportEscapesEveryCell: a formula prefix in any column (the
+// request id included) is neutralised, and commas, quotes and line breaks
+// survive the round trip through a CSV reader.
+func TestAuditExportEscapesEveryCell(t *testing.T) {
+	e := newEnv(t)
+	prefixes := []string{"=", "+", "-", "@", "\t", "\r"}
+	sent := map[string]bool{}
+	for i, p := range prefixes {
+		v := p + `cmd|' /C calc'!A0,"x"` + "\n" + fmt.Sprint(i)
+		sent[v] = true
+		_, err := e.db.ExecContext(t.Context(), `INSERT INTO audit_events (org_id, actor_type, actor_id, actor_label, action, target_type, target_id, ip, request_id, details)
+			VALUES (?, 'user', ?, ?, ?, ?, ?, ?, ?, ?)`, e.org.ID, v, v, v, v, v, v, v, `{"k":1}`)
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	// A request id chosen by the client, through a real audited request.
+	tok := e.token("root@example.com")
+	e.call(http.MethodPost, "/api/v1/organizations/"+e.org.ID.String()+"/teams", tok, map[string]any{"name": "csv-team"},
+		"X-Request-ID", "-1234567.89").want(http.StatusCreated)
+
+	res := e.call(http.MethodGet, "/api/v1/audit/export", tok, nil).want(http.StatusOK)
+	recs, err := csv.NewReader(bytes.NewReader(res.Body)).ReadAll()
+	if err != nil {
+		t.Fatal(err)
+	}
+	hostile, teamRow := 0, false
+	for _, rec := range recs[1:] {
+		for col, cell := range rec {
+			if cell != "" && strings.ContainsRune("=+-@\t\r", rune(cell[0])) {
+				t.Errorf("column %s starts with %q: %q", auditCSVHeader[col], cell[0], cell)
+			}
+		}
+		if rec[6] == "team.created" && rec[10] == "'-1234567.89" {
+			teamRow = true
+		}
+		if strings.Contains(rec[4], "calc") {
+			hostile++
+			for _, col := range []int{4, 5, 6, 7, 8, 9, 10} {
+				if !strings.HasPrefix(rec[col], "'") || !sent[rec[col][1:]] {
+					t.Errorf("column %s: %q, want ' and the value stored", auditCSVHeader[col], rec[col])
+				}
+			}
+		}
+	}
+	if hostile != len(prefixes) || !teamRow {
+		t.Fatalf("export: %d hostile rows, team row with the client's request id %v", hostile, teamRow)
+	}
+}

@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"net/http/cookiejar"
 	"net/http/httptest"
+	"net/netip"
 	"net/url"
 	"strings"
 	"testing"
@@ -39,8 +40,19 @@ func newEnv(t testing.TB) *env {
 	return newEnvOn(t, dbURL)
 }
 
+// testWebhookAllow lets the tests' webhooks reach their receivers on this
+// machine (httptest servers listen on 127.0.0.1).
+var testWebhookAllow = []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8"), netip.MustParsePrefix("::1/128")}
+
 // newEnvOn is newEnv on the migrated, empty database at dbURL.
 func newEnvOn(t testing.TB, dbURL string) *env {
+	t.Helper()
+	return newEnvWith(t, dbURL, nil)
+}
+
+// newEnvWith is newEnvOn with the handler's dependencies (config, logger)
+// changed by edit first (when not nil).
+func newEnvWith(t testing.TB, dbURL string, edit func(*Deps)) *env {
 	t.Helper()
 	db, err := models.Open(dbURL, 8)
 	if err != nil {
@@ -58,11 +70,15 @@ func newEnvOn(t testing.TB, dbURL string) *env {
 	}
 	srv := httptest.NewUnstartedServer(nil)
 	srv.Start()
-	h, err := New(Deps{
+	deps := Deps{
 		DB: db, DatabaseURL: dbURL, Log: slog.New(slog.NewTextHandler(io.Discard, nil)),
 		Secret: []byte("0123456789abcdef0123456789abcdef-test"),
-		Config: Config{PublicURL: srv.URL},
-	})
+		Config: Config{PublicURL: srv.URL, WebhookAllowCIDRs: testWebhookAllow},
+	}
+	if edit != nil {
+		edit(&deps)
+	}
+	h, err := New(deps)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -1,6 +1,7 @@
 package handlers
 
 import (
+	"context"
 	"errors"
 	"log/slog"
 	"net/http"
@@ -101,6 +102,18 @@ func retrySeconds(d time.Duration) int {
 func (h *Handler) fail(c *gin.Context, err error) {
 	status, code, message, details := classify(err)
 	log := logger(c)
+	if status >= 500 && clientGone(c) {
+		// The client hung up and the work stopped with it: not a server
+		// error. Nobody reads the answer; the status is for the log and the
+		// metrics.
+		log.Info("request abandoned by the client", "err", err)
+		if isAPI(c) {
+			c.AbortWithStatusJSON(statusClientClosed, gin.H{"error": gin.H{"code": "client_closed_request", "message": "the client closed the request"}})
+			return
+		}
+		c.AbortWithStatus(statusClientClosed)
+		return
+	}
 	if status >= 500 {
 		log.Error("request failed", "err", err)
 	} else {
@@ -132,6 +145,16 @@ func (h *Handler) fail(c *gin.Context, err error) {
 	}
 	h.renderStatus(c, status, errorPage(c, h, status, message))
 	c.Abort()
+}
+
+// statusClientClosed is the status logged and counted for a request whose
+// client hung up before the answer (nginx's 499).
+const statusClientClosed = 499
+
+// clientGone reports whether the request's client has gone away: its
+// context was cancelled, not timed out by requestTimeout.
+func clientGone(c *gin.Context) bool {
+	return errors.Is(c.Request.Context().Err(), context.Canceled)
 }
 
 func logger(c *gin.Context) *slog.Logger {

@@ -8,6 +8,7 @@ import (
 	"errors"
 	"log/slog"
 	"net/http"
+	"net/netip"
 	"strings"
 	"sync"
 	"time"
@@ -31,6 +32,9 @@ type Config struct {
 	// MetricsAddr, when set, is where the server runs MetricsHandler; the
 	// main listener's /metrics then answers 404.
 	MetricsAddr string
+	// WebhookAllowCIDRs are internal ranges webhooks may reach anyway
+	// (WEBHOOK_ALLOW_CIDRS); everything else inside is refused.
+	WebhookAllowCIDRs []netip.Prefix
 }
 
 // Deps are the handler's dependencies.

@@ -88,6 +88,9 @@ func (m *metrics) observe(c *gin.Context, took time.Duration) {
 		method = "other"
 	}
 	class := strconv.Itoa(c.Writer.Status()/100) + "xx"
+	if c.Writer.Status() == statusClientClosed {
+		class = "client_closed" // the client hung up: neither its error nor ours
+	}
 	m.requests.WithLabelValues(route, method, class).Inc()
 	m.duration.WithLabelValues(route, method).Observe(took.Seconds())
 }

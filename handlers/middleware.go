@@ -13,6 +13,8 @@ import (
 	"time"
 
 	"github.com/gin-gonic/gin"
+
+	"github.com/agentroster/agentroster/models"
 )
 
 const (
@@ -157,6 +159,34 @@ func (h *Handler) limitBody(c *gin.Context) {
 		return
 	}
 	c.Request.Body = http.MaxBytesReader(c.Writer, c.Request.Body, limit)
+	c.Next()
+}
+
+// rejectBadText refuses, before any handler runs, a request whose path
+// parameters, query values or form values hold a NUL byte or invalid UTF-8:
+// 400 invalid_input naming each field. Neither can reach a text column, and
+// bun would write an error marker into the SQL. JSON bodies are checked by
+// decodeJSON.
+func (h *Handler) rejectBadText(c *gin.Context) {
+	fields := map[string]string{}
+	for _, p := range c.Params {
+		if badText(p.Value) {
+			fields[p.Key] = badTextMessage
+		}
+	}
+	badValues(fields, "query", c.Request.URL.Query())
+	if len(fields) == 0 && c.Request.Method != http.MethodGet && c.Request.Method != http.MethodHead {
+		if ct := c.ContentType(); ct == "application/x-www-form-urlencoded" || ct == "multipart/form-data" {
+			if err := parseForm(c); err != nil {
+				h.fail(c, err)
+				return
+			}
+		}
+	}
+	if len(fields) > 0 {
+		h.fail(c, &models.ValidationError{Fields: fields})
+		return
+	}
 	c.Next()
 }
 

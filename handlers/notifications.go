@@ -20,11 +20,18 @@ type webhookJSON struct {
 // --- JSON: /organizations/{orgId}/webhooks ---
 
 func (h *Handler) listWebhooksAPI(c *gin.Context) {
-	org := scopeOf(c).OrgID
-	ws, err := models.ListWebhooks(c.Request.Context(), h.db, org)
+	s := scopeOf(c)
+	ws, err := models.ListWebhooks(c.Request.Context(), h.db, s.OrgID)
 	if err != nil {
 		h.fail(c, err)
 		return
+	}
+	if !s.admin() {
+		// Viewers get scheme and host, as on the page: a chat webhook's
+		// path is its secret.
+		for i := range ws {
+			ws[i].URL = models.WebhookHost(ws[i].URL)
+		}
 	}
 	c.JSON(http.StatusOK, ws)
 }
@@ -41,6 +48,9 @@ func (h *Handler) createWebhookAPI(c *gin.Context) {
 	org := scopeOf(c).OrgID
 	var req webhookRequest
 	err := decodeJSON(c, &req)
+	if err == nil {
+		err = h.webhookDest().checkURL(req.URL)
+	}
 	var w *models.WebhookEndpoint
 	var secret string
 	if err == nil {
@@ -159,7 +169,12 @@ func (h *Handler) notificationsCreate(c *gin.Context) {
 	if f.Events == nil {
 		f.Events = []string{}
 	}
-	w, secret, err := models.CreateWebhook(c.Request.Context(), h.db, h.sealer, s.OrgID, models.WebhookInput{URL: f.URL, Events: f.Events}, h.actor(c))
+	err := h.webhookDest().checkURL(f.URL)
+	var w *models.WebhookEndpoint
+	var secret string
+	if err == nil {
+		w, secret, err = models.CreateWebhook(c.Request.Context(), h.db, h.sealer, s.OrgID, models.WebhookInput{URL: f.URL, Events: f.Events}, h.actor(c))
+	}
 	var ve *models.ValidationError
 	if errors.As(err, &ve) {
 		f.Errors = ve.Fields

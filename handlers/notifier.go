@@ -12,6 +12,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/netip"
 	"net/url"
 	"strconv"
 	"sync"
@@ -32,6 +33,9 @@ type NotifierOptions struct {
 	MaxAttempts  int           // per delivery (default 8)
 	DisableAfter int           // consecutive failures that turn an endpoint off (default 10)
 	StaleEvery   time.Duration // how often silent agents are looked for (default 1 min)
+	// LookupIP resolves endpoint host names (default: the system resolver).
+	// Every address it gives is checked against the destination policy.
+	LookupIP func(ctx context.Context, host string) ([]netip.Addr, error)
 }
 
 // Notifier sends queued webhook deliveries: signed JSON POSTs with retries and
@@ -70,9 +74,12 @@ func (h *Handler) NewNotifier(o NotifierOptions) *Notifier {
 	if o.StaleEvery <= 0 {
 		o.StaleEvery = time.Minute
 	}
+	if o.LookupIP == nil {
+		o.LookupIP = systemLookup
+	}
+	// No proxy: the destination check must see the address actually dialled.
 	transport := &http.Transport{
-		Proxy:                 http.ProxyFromEnvironment,
-		DialContext:           (&net.Dialer{Timeout: o.Timeout}).DialContext,
+		DialContext:           h.webhookDest().dialContext(&net.Dialer{Timeout: o.Timeout}, o.LookupIP),
 		TLSHandshakeTimeout:   o.Timeout,
 		ResponseHeaderTimeout: o.Timeout,
 		MaxIdleConnsPerHost:   2,
@@ -246,6 +253,10 @@ func (n *Notifier) send(ctx context.Context, d *models.Delivery) models.AttemptR
 	start := time.Now()
 	resp, err := n.client.Do(req)
 	took := time.Since(start)
+	if errors.Is(err, errBlockedDestination) {
+		// Nothing left the server: no latency, no connection result.
+		return models.AttemptResult{Error: errBlockedDestination.Error()}
+	}
 	if err != nil {
 		return models.AttemptResult{Latency: took, Error: sendError(err)}
 	}

@@ -142,8 +142,13 @@ func decodeJSON(c *gin.Context, v any) error {
 	if ct := c.GetHeader("Content-Type"); ct != "" && !strings.HasPrefix(ct, "application/json") && !strings.HasSuffix(strings.Split(ct, ";")[0], "+json") {
 		return newErr(http.StatusUnsupportedMediaType, "unsupported_media_type", "send Content-Type: application/json")
 	}
-	if !utf8.Valid(body) {
-		return newErr(http.StatusBadRequest, "malformed_json", "request body is not valid UTF-8")
+	if !utf8.Valid(body) || bytes.Contains(body, []byte(`\u0000`)) {
+		if field, bad := badJSONText(body, ""); bad {
+			return models.Invalid(field, badTextMessage)
+		}
+		if !utf8.Valid(body) {
+			return models.Invalid("body", badTextMessage)
+		}
 	}
 	dec := json.NewDecoder(bytes.NewReader(body))
 	if err := dec.Decode(v); err != nil {
@@ -163,16 +168,107 @@ func decodeJSON(c *gin.Context, v any) error {
 	return nil
 }
 
-// parseForm parses a form body; a malformed one is a 400, an oversized one 413.
+// parseForm parses a form body; a malformed one is a 400, an oversized one
+// 413, and a value (or name) holding a NUL byte or invalid UTF-8 a 400
+// invalid_input naming the field. The request middleware calls it for every
+// form post, so handlers read only checked values.
 func parseForm(c *gin.Context) error {
-	if err := c.Request.ParseForm(); err != nil {
+	err := c.Request.ParseForm()
+	if err == nil && strings.HasPrefix(c.ContentType(), "multipart/form-data") {
+		err = c.Request.ParseMultipartForm(maxFormBody)
+	}
+	if err != nil {
 		var mb *http.MaxBytesError
 		if errors.As(err, &mb) {
 			return err
 		}
 		return newErr(http.StatusBadRequest, "malformed_form", "request body is not a valid form")
 	}
+	fields := map[string]string{}
+	badValues(fields, "form", c.Request.PostForm)
+	if mf := c.Request.MultipartForm; mf != nil {
+		badValues(fields, "form", mf.Value)
+	}
+	if len(fields) > 0 {
+		return &models.ValidationError{Fields: fields}
+	}
 	return nil
+}
+
+// badTextMessage is the field error for a NUL byte or invalid UTF-8: no
+// text column can hold either, so they are refused before any handler runs.
+const badTextMessage = "must be valid UTF-8 text without NUL bytes"
+
+// badText reports whether s holds a NUL byte or invalid UTF-8.
+func badText(s string) bool { return strings.IndexByte(s, 0) >= 0 || !utf8.ValidString(s) }
+
+// badValues records in fields each name of vs with a bad value. A bad name
+// itself is recorded under what (it cannot be shown as a field name).
+func badValues(fields map[string]string, what string, vs map[string][]string) {
+	for k, list := range vs {
+		if badText(k) {
+			fields[what] = badTextMessage
+			continue
+		}
+		for _, v := range list {
+			if badText(v) {
+				fields[k] = badTextMessage
+				break
+			}
+		}
+	}
+}
+
+// badJSONText finds the first string of a JSON value (at path) that holds
+// a NUL byte or invalid UTF-8 and returns its field path ("a.b", "list.2"),
+// or "body" for the top level. The values are read raw, since the decoder
+// would replace invalid UTF-8.
+func badJSONText(raw []byte, path string) (string, bool) {
+	name := path
+	if name == "" {
+		name = "body"
+	}
+	raw = bytes.TrimSpace(raw)
+	if len(raw) == 0 {
+		return "", false
+	}
+	join := func(k string) string {
+		if path == "" {
+			return k
+		}
+		return path + "." + k
+	}
+	switch raw[0] {
+	case '{':
+		var m map[string]json.RawMessage
+		if json.Unmarshal(raw, &m) != nil {
+			return "", false // the real decode reports it
+		}
+		for k, v := range m {
+			if badText(k) || strings.ContainsRune(k, utf8.RuneError) {
+				return name, true
+			}
+			if f, bad := badJSONText(v, join(k)); bad {
+				return f, true
+			}
+		}
+	case '[':
+		var l []json.RawMessage
+		if json.Unmarshal(raw, &l) != nil {
+			return "", false
+		}
+		for i, v := range l {
+			if f, bad := badJSONText(v, join(fmt.Sprint(i))); bad {
+				return f, true
+			}
+		}
+	case '"':
+		var s string
+		if !utf8.Valid(raw) || (json.Unmarshal(raw, &s) == nil && strings.IndexByte(s, 0) >= 0) {
+			return name, true
+		}
+	}
+	return "", false
 }
 
 func jsonKind(goKind string) string {

@@ -29,7 +29,7 @@ func (h *Handler) Routes() http.Handler {
 		h.log.Warn("invalid TRUSTED_PROXIES; trusting none", "err", err)
 		r.SetTrustedProxies(nil)
 	}
-	r.Use(h.requestContext, h.recoverPanics, h.securityHeaders, h.limitBody, h.crossOrigin(), h.announceAfter)
+	r.Use(h.requestContext, h.recoverPanics, h.securityHeaders, h.limitBody, h.crossOrigin(), h.rejectBadText, h.announceAfter)
 	r.NoRoute(func(c *gin.Context) { h.fail(c, errNotFound) })
 	r.NoMethod(func(c *gin.Context) {
 		h.fail(c, newErr(http.StatusMethodNotAllowed, "method_not_allowed", "method not allowed"))

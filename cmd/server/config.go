@@ -7,6 +7,7 @@ import (
 	"flag"
 	"fmt"
 	"net"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"strings"
@@ -30,6 +31,8 @@ type config struct {
 	MetricsToken   string
 	MetricsAddr    string // serve /metrics here without a token (e.g. 127.0.0.1:9090)
 	PprofAddr      string // serve net/http/pprof here when set (e.g. 127.0.0.1:6060)
+	// WebhookAllowCIDRs are internal ranges webhooks may reach anyway.
+	WebhookAllowCIDRs []netip.Prefix
 }
 
 func loadConfig(args []string) (config, error) {
@@ -54,6 +57,7 @@ func loadConfig(args []string) (config, error) {
 	}
 	grace, presence := env("SHUTDOWN_GRACE", "20s"), env("PRESENCE_WINDOW", "2m")
 	proxies := env("TRUSTED_PROXIES", "")
+	webhookAllow := env("WEBHOOK_ALLOW_CIDRS", "")
 	fs := flag.NewFlagSet("server", flag.ContinueOnError)
 	fs.StringVar(&c.Addr, "addr", c.Addr, "listen address (ADDR)")
 	fs.StringVar(&c.PublicURL, "public-url", c.PublicURL, "base URL used in invite links (PUBLIC_URL)")
@@ -64,6 +68,7 @@ func loadConfig(args []string) (config, error) {
 	fs.StringVar(&presence, "presence-window", presence, "silence after which an agent shows offline (PRESENCE_WINDOW)")
 	fs.StringVar(&c.MetricsAddr, "metrics-addr", c.MetricsAddr, "serve /metrics only on this address, without a token (METRICS_ADDR)")
 	fs.StringVar(&proxies, "trusted-proxies", proxies, "comma-separated proxy CIDRs whose X-Forwarded-For is believed (TRUSTED_PROXIES)")
+	fs.StringVar(&webhookAllow, "webhook-allow-cidrs", webhookAllow, "comma-separated internal CIDRs webhooks may reach (WEBHOOK_ALLOW_CIDRS)")
 	if err := fs.Parse(args); err != nil {
 		return c, err
 	}
@@ -86,6 +91,16 @@ func loadConfig(args []string) (config, error) {
 		if c.MetricsAddr == c.Addr {
 			return c, errors.New("METRICS_ADDR: must differ from ADDR")
 		}
+	}
+	for _, p := range strings.Split(webhookAllow, ",") {
+		if p = strings.TrimSpace(p); p == "" {
+			continue
+		}
+		pr, err := netip.ParsePrefix(p)
+		if err != nil {
+			return c, fmt.Errorf("WEBHOOK_ALLOW_CIDRS: %q is not a CIDR like 10.20.0.0/16", p)
+		}
+		c.WebhookAllowCIDRs = append(c.WebhookAllowCIDRs, pr.Masked())
 	}
 	if c.LogFormat != "text" && c.LogFormat != "json" {
 		return c, errors.New("LOG_FORMAT: must be text or json")

@@ -89,7 +89,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		Config: handlers.Config{
 			PublicURL: cfg.PublicURL, TrustedProxies: cfg.TrustedProxies,
 			PresenceWindow: cfg.PresenceWindow, MetricsToken: cfg.MetricsToken,
-			MetricsAddr: cfg.MetricsAddr,
+			MetricsAddr:       cfg.MetricsAddr,
+			WebhookAllowCIDRs: cfg.WebhookAllowCIDRs,
 		},
 	})
 	if err != nil {
