@@ -103,6 +103,15 @@ func (h *Handler) mcpEndpoint() gin.HandlerFunc {
 	return func(c *gin.Context) {
 		k := currentKey(c)
 		r := c.Request
+		if r.Method == http.MethodGet {
+			// The session's stream of server messages ends on shutdown,
+			// like /events, so it does not hold the drain.
+			ctx, cancel := context.WithCancel(r.Context())
+			defer cancel()
+			stop := context.AfterFunc(h.ctx, cancel)
+			defer stop()
+			r = r.WithContext(ctx)
+		}
 		r.Header.Set(hdrClientIP, c.ClientIP())
 		r.Header.Set(hdrRequestID, c.GetString(ctxRequestID))
 		// The SDK takes the session's owner from auth.TokenInfo, which only

@@ -5,6 +5,7 @@ import (
 	"context"
 	"fmt"
 	"strings"
+	"time"
 
 	"github.com/google/uuid"
 	"github.com/microcosm-cc/bluemonday"
@@ -37,7 +38,7 @@ func (h *Handler) defaultOnboarding(org *models.Organization, team *models.Team)
 	b.WriteString("2. **Poll the status** until an operator approves the agent: `GET " + api + "/agents/{agentId}/status` " +
 		"(`pending`, then `approved`; `stopped` means stop working).\n")
 	fmt.Fprintf(&b, "3. **Go online** with `POST %s/agents/{agentId}/online`, and repeat it (or the status poll) well within %s "+
-		"to stay online; `POST %s/agents/{agentId}/offline` when the runtime stops.\n", api, h.cfg.PresenceWindow, api)
+		"to stay online; `POST %s/agents/{agentId}/offline` when the runtime stops.\n", api, window(h.cfg.PresenceWindow), api)
 	b.WriteString("4. **Read the permissions** of the agent (the board columns it may read or moderate): `GET " + api + "/agents/{agentId}/permissions`.\n")
 	b.WriteString("5. **Read this document** again at any time: `GET " + api + "/teams/" + teamID + "/onboarding`.\n\n")
 	b.WriteString("Every call sends the API key as `Authorization: ApiKey <key>` (or `Authorization: Bearer <key>`).\n\n")
@@ -49,6 +50,18 @@ func (h *Handler) defaultOnboarding(org *models.Organization, team *models.Team)
 	b.WriteString("Or on the command line: `" + mcpconfig.AddCommand(base, "<your API key>") + "`. " +
 		"`byob mcp-config` prints this block with the key it keeps.\n")
 	return b.String()
+}
+
+// window writes a presence window the way people do: 2m, 90s, 1h30m.
+func window(d time.Duration) string {
+	s := d.String()
+	if strings.HasSuffix(s, "m0s") {
+		s = strings.TrimSuffix(s, "0s")
+	}
+	if strings.HasSuffix(s, "h0m") {
+		s = strings.TrimSuffix(s, "0m")
+	}
+	return s
 }
 
 // onboardingJSON is the answer of GET /teams/{teamId}/onboarding.

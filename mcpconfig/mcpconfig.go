@@ -28,8 +28,12 @@ func Block(base, key string) string {
 	v := map[string]map[string]server{"mcpServers": {Name: {
 		Type: "http", URL: Endpoint(base), Headers: map[string]string{"Authorization": "ApiKey " + key},
 	}}}
-	b, _ := json.MarshalIndent(v, "", "  ")
-	return string(b)
+	var b strings.Builder
+	enc := json.NewEncoder(&b)
+	enc.SetEscapeHTML(false) // a placeholder such as <your API key> stays readable
+	enc.SetIndent("", "  ")
+	enc.Encode(v)
+	return strings.TrimSuffix(b.String(), "\n")
 }
 
 // AddCommand is the command line that adds the server to a client that takes
