@@ -364,3 +364,32 @@ func TestMCPAudit(t *testing.T) {
 		t.Fatalf("audit events %v", got)
 	}
 }
+
+// TestMCPClientConfigBlock: the configuration block the onboarding document
+// and `byob mcp-config` print reaches the server as it is written.
+func TestMCPClientConfigBlock(t *testing.T) {
+	e := newEnv(t)
+	e.agentIn(e.org.ID, "configured", models.StatusApproved)
+	_, raw := e.boundKey(e.org.ID, "configured")
+	var block struct {
+		MCPServers map[string]struct {
+			URL     string            `json:"url"`
+			Headers map[string]string `json:"headers"`
+		} `json:"mcpServers"`
+	}
+	if err := json.Unmarshal([]byte(mcpconfig.Block(e.srv.URL, raw)), &block); err != nil {
+		t.Fatal(err)
+	}
+	srv := block.MCPServers[mcpconfig.Name]
+	c := mcp.NewClient(&mcp.Implementation{Name: "configured-client", Version: "1"}, nil)
+	s, err := c.Connect(t.Context(), &mcp.StreamableClientTransport{Endpoint: srv.URL, MaxRetries: -1,
+		HTTPClient: &http.Client{Transport: keyHeader{auth: srv.Headers["Authorization"], next: http.DefaultTransport}}}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.Close() })
+	who := e.tool(s, "whoami", nil).ok(t, "whoami")
+	if ag, _ := who["agent"].(map[string]any); ag["id"] != "configured" {
+		t.Fatalf("whoami %v", who)
+	}
+}
