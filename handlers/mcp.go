@@ -42,7 +42,7 @@ const (
 	// own values of these headers are replaced).
 	hdrClientIP  = "X-Agentroster-Client-Ip"
 	hdrRequestID = "X-Agentroster-Request-Id"
-	// onboardingScheme is the URI scheme of the onboarding resources.
+	// onboardingURI prefixes a team id in the URI of its onboarding resource.
 	onboardingURI = "onboarding://team/"
 )
 
@@ -182,7 +182,7 @@ func tool[In any](h *Handler, s *mcp.Server, t *mcp.Tool, run func(ctx context.C
 		}
 		if err != nil {
 			if status, _, _, _ := classify(err); status >= 500 {
-				h.log.Error("mcp tool failed", "tool", t.Name, "err", err, "request_id", req.Extra.Header.Get(hdrRequestID))
+				h.log.Error("mcp tool failed", "tool", t.Name, "err", err, "request_id", cl.actor.RequestID)
 			}
 			return toolError(err), nil, nil
 		}

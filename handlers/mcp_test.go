@@ -393,3 +393,23 @@ func TestMCPClientConfigBlock(t *testing.T) {
 		t.Fatalf("whoami %v", who)
 	}
 }
+
+// TestMCPPendingAgentKey: a pending agent's own key connects and keeps the
+// calls its JSON routes allow a pending agent; the rest are refused with the
+// same code.
+func TestMCPPendingAgentKey(t *testing.T) {
+	e := newEnv(t)
+	e.agentIn(e.org.ID, "waiting", models.StatusPending)
+	_, raw := e.boundKey(e.org.ID, "waiting")
+	s := e.mustMCP("ApiKey " + raw)
+	if st := e.tool(s, "get_status", nil).ok(t, "get_status"); st["status"] != models.StatusPending {
+		t.Fatalf("status %v", st)
+	}
+	e.tool(s, "go_offline", nil).ok(t, "go_offline")
+	for _, name := range []string{"go_online", "get_permissions", "get_onboarding", "list_agents"} {
+		e.tool(s, name, nil).refused(t, name, "agent_not_approved")
+	}
+	if _, err := s.ListResources(t.Context(), nil); err == nil || !strings.Contains(err.Error(), "agent_not_approved") {
+		t.Fatalf("resources/list for a pending agent's key: %v", err)
+	}
+}
