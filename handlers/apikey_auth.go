@@ -1,6 +1,7 @@
 package handlers
 
 import (
+	"context"
 	"errors"
 	"net/http"
 	"strings"
@@ -16,7 +17,12 @@ import (
 // or of `Bearer <key>` when the token carries the key prefix. ok is false when
 // the header holds no API key at all (absent, or an operator's bearer token).
 func apiKeyFrom(c *gin.Context) (key string, ok bool) {
-	scheme, tok, _ := strings.Cut(strings.TrimSpace(c.GetHeader("Authorization")), " ")
+	return apiKeyIn(c.GetHeader("Authorization"))
+}
+
+// apiKeyIn is apiKeyFrom for the value of an Authorization header.
+func apiKeyIn(authorization string) (key string, ok bool) {
+	scheme, tok, _ := strings.Cut(strings.TrimSpace(authorization), " ")
 	tok = strings.TrimSpace(tok)
 	switch {
 	case strings.EqualFold(scheme, "ApiKey"):
@@ -49,32 +55,40 @@ func (l *limiter) exhausted(key string) (bool, time.Duration) {
 // client IP (h.badKeyIP): once that budget is spent the IP gets 429 with
 // Retry-After, even with a good key, until it refills.
 func (h *Handler) checkKey(c *gin.Context) (*models.APIKey, error) {
-	raw, ok := apiKeyFrom(c)
-	if !ok {
-		c.Header("WWW-Authenticate", keyChallenge)
-		return nil, errUnauthenticated
+	key, challenge, err := h.liveKeyOf(c.Request.Context(), c.GetHeader("Authorization"), c.ClientIP())
+	if challenge != "" {
+		c.Header("WWW-Authenticate", challenge)
 	}
-	ip := c.ClientIP()
+	return key, err
+}
+
+// liveKeyOf is checkKey for an Authorization header value sent from ip, without
+// gin: the JSON routes and every MCP tool call use it. challenge is the
+// WWW-Authenticate value to answer with a 401 ("" otherwise).
+func (h *Handler) liveKeyOf(ctx context.Context, authorization, ip string) (key *models.APIKey, challenge string, err error) {
+	raw, ok := apiKeyIn(authorization)
+	if !ok {
+		return nil, keyChallenge, errUnauthenticated
+	}
 	if spent, retry := h.badKeyIP.exhausted(ip); spent {
 		if h.badKeyIP.rejected != nil {
 			h.badKeyIP.rejected()
 		}
-		return nil, &rateLimited{retry: retry}
+		return nil, "", &rateLimited{retry: retry}
 	}
-	key, err := h.cache.Key(c.Request.Context(), h.db, raw)
+	key, err = h.cache.Key(ctx, h.db, raw)
 	if errors.Is(err, models.ErrUnauthorized) {
 		h.metrics.keyFailed.Inc()
 		if err := limit(h.badKeyIP, ip); err != nil {
-			return nil, err
+			return nil, "", err
 		}
-		c.Header("WWW-Authenticate", keyChallenge+`, error="invalid_token"`)
-		return nil, errBadCredential
+		return nil, keyChallenge + `, error="invalid_token"`, errBadCredential
 	}
 	if err != nil {
-		return nil, err
+		return nil, "", err
 	}
 	h.writer.KeyUsed(key)
-	return key, nil
+	return key, "", nil
 }
 
 // keyChallenge is the WWW-Authenticate challenge of the runtime routes.
@@ -90,17 +104,15 @@ var (
 	errKeyBound = newErr(http.StatusForbidden, "key_bound_to_other_agent", "this API key belongs to another agent")
 )
 
-// keyAgent loads the agent of :agentId for the calling key: a key bound to an
-// agent may act only on that agent (403 key_bound_to_other_agent); the agent
-// must be in the key's org (404 otherwise).
-func (h *Handler) keyAgent(c *gin.Context) (*models.Agent, error) {
-	k := currentKey(c)
-	id := c.Param("agentId")
+// agentFor loads agent id for the calling key k: a key bound to an agent may
+// act only on that agent (403 key_bound_to_other_agent); the agent must be in
+// the key's org (404 otherwise).
+func (h *Handler) agentFor(ctx context.Context, k *models.APIKey, id string) (*models.Agent, error) {
 	if k.AgentID != nil && *k.AgentID != id {
 		return nil, errKeyBound
 	}
 	if !models.ValidAgentID(id) {
 		return nil, errNotFound
 	}
-	return h.cache.Agent(c.Request.Context(), h.db, k.OrgID, id)
+	return h.cache.Agent(ctx, h.db, k.OrgID, id)
 }

@@ -16,8 +16,10 @@ import (
 
 // auditExempt lists the state-changing routes that write no audit event, and why.
 var auditExempt = map[string]string{
-	"POST /logout":      "ends the caller's own session; nothing in the organization changes",
-	"POST /orgs/switch": "changes which org the caller's own session shows",
+	"POST /logout":                         "ends the caller's own session; nothing in the organization changes",
+	"POST /orgs/switch":                    "changes which org the caller's own session shows",
+	"POST /settings/teams/:teamId/preview": "renders the posted onboarding document; nothing is stored",
+	"DELETE /mcp":                          "ends the caller's own MCP session; nothing in the organization changes",
 }
 
 // auditCase makes one route succeed once and names the audit event it must write.
@@ -524,6 +526,19 @@ var auditCases = map[string]auditCase{
 	"PATCH /api/v1/organizations/:orgId/teams/:teamId": simple("team.updated", func(a *auditRun) (int, string) {
 		return a.api(http.MethodPatch, "/api/v1/organizations/"+a.e.org.ID.String()+"/teams/"+a.team, a.admin, map[string]string{"onboarding": "# API"})
 	}),
+	"PATCH /api/v1/organizations/:orgId/teams/:teamId/onboarding": simple("team.updated", func(a *auditRun) (int, string) {
+		return a.api(http.MethodPatch, "/api/v1/organizations/"+a.e.org.ID.String()+"/teams/"+a.team+"/onboarding", a.admin, map[string]string{"content": "# Onboarding"})
+	}),
+	// A tool call that changes state, in a session opened beforehand.
+	"POST /mcp": {action: "agent.registered", run: func(a *auditRun) func() (int, string) {
+		init := a.e.rawMCP("ApiKey "+a.key, "", `{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2025-06-18","capabilities":{},"clientInfo":{"name":"audit","version":"1"}}}`)
+		session := init.Header.Get("Mcp-Session-Id")
+		a.e.rawMCP("ApiKey "+a.key, session, `{"jsonrpc":"2.0","method":"notifications/initialized"}`)
+		return func() (int, string) {
+			resp := a.e.rawMCP("ApiKey "+a.key, session, `{"jsonrpc":"2.0","id":2,"method":"tools/call","params":{"name":"register_agent","arguments":{"id":"audit-mcp"}}}`)
+			return resp.StatusCode, ""
+		}
+	}},
 	"POST /api/v1/teams/:teamId/agents/register": simple("agent.registered", func(a *auditRun) (int, string) {
 		return a.api(http.MethodPost, "/api/v1/teams/"+a.team+"/agents/register", a.key, map[string]string{"id": "audit-registered"})
 	}),

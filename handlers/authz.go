@@ -187,14 +187,23 @@ func (h *Handler) resolveKey(c *gin.Context, live bool) error {
 	}
 	c.Set(ctxKey, k)
 	c.Set(ctxScope, scope{OrgID: k.OrgID})
-	if !live || k.AgentID == nil {
+	if !live {
 		return nil
 	}
-	ag, err := h.cache.Agent(c.Request.Context(), h.db, k.OrgID, *k.AgentID)
+	return h.keyLive(c.Request.Context(), k, c.Request.Method+" "+c.FullPath())
+}
+
+// keyLive refuses action to a key bound to an agent that is not approved
+// (see models.CheckActive); team keys are always live.
+func (h *Handler) keyLive(ctx context.Context, k *models.APIKey, action string) error {
+	if k.AgentID == nil {
+		return nil
+	}
+	ag, err := h.cache.Agent(ctx, h.db, k.OrgID, *k.AgentID)
 	if err != nil {
 		return err
 	}
-	return models.CheckActive(ag, c.Request.Method+" "+c.FullPath())
+	return models.CheckActive(ag, action)
 }
 
 // resolveOrg works out the organization of an operator's request from a.org

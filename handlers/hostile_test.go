@@ -158,7 +158,8 @@ func credential(method, path string) string {
 		return ""
 	case strings.HasPrefix(path, "/api/v1/invites/") || strings.HasPrefix(path, "/api/v1/join-requests/") || strings.HasPrefix(path, "/invite/"):
 		return ""
-	case strings.HasSuffix(path, "/agents/register") || strings.HasPrefix(path, "/api/v1/agent/") || strings.HasSuffix(path, "/mcp/list") || strings.HasSuffix(path, "/onboarding"),
+	case strings.HasSuffix(path, "/agents/register") || strings.HasPrefix(path, "/api/v1/agent/") || strings.HasSuffix(path, "/mcp/list") || path == mcpPath,
+		strings.HasSuffix(path, "/onboarding") && method == http.MethodGet,
 		strings.HasPrefix(path, "/api/v1/agents/") && method != http.MethodPatch && method != http.MethodDelete && method != http.MethodPut && !strings.HasSuffix(path, "/pickup"):
 		return "key"
 	case strings.HasPrefix(path, "/api/"):

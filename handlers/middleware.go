@@ -44,9 +44,10 @@ func (h *Handler) requestContext(c *gin.Context) {
 	c.Header("X-Request-ID", id)
 	log := h.log.With("request_id", id)
 	c.Set(ctxLogger, log)
-	// Every request but the event stream has a deadline, so no request waits
-	// without bound for a database connection or a query.
-	if c.FullPath() != "/events" {
+	// Every request but the event streams (ours, and MCP's GET) has a
+	// deadline, so no request waits without bound for a database connection
+	// or a query.
+	if c.FullPath() != "/events" && (c.FullPath() != mcpPath || c.Request.Method != http.MethodGet) {
 		ctx, cancel := context.WithTimeout(c.Request.Context(), requestTimeout)
 		defer cancel()
 		c.Request = c.Request.WithContext(ctx)
@@ -187,6 +188,12 @@ func (h *Handler) rejectBadText(c *gin.Context) {
 		h.fail(c, &models.ValidationError{Fields: fields})
 		return
 	}
+	c.Next()
+}
+
+// answerJSON makes the route's refusals JSON error bodies, as under /api/.
+func answerJSON(c *gin.Context) {
+	c.Set(ctxJSON, true)
 	c.Next()
 }
 

@@ -160,15 +160,15 @@ func (r *recorder) Flush() {}
 var ginParam = regexp.MustCompile(`[:*]([A-Za-z0-9_]+)`)
 
 // TestOpenAPIDocumentsEveryRoute compares gin's route table with the
-// document: every /api/v1 route must be described, and every described
-// operation must exist.
+// document: every /api/v1 route and /mcp (described as a non-JSON route) must
+// be described, and every described operation must exist.
 func TestOpenAPIDocumentsEveryRoute(t *testing.T) {
 	doc, _ := loadContract(t)
 	e := newEnv(t)
 	engine := e.h.Routes().(*gin.Engine)
 	served := map[string]bool{}
 	for _, rt := range engine.Routes() {
-		if !strings.HasPrefix(rt.Path, "/api/v1/") {
+		if !strings.HasPrefix(rt.Path, "/api/v1/") && rt.Path != mcpPath {
 			continue
 		}
 		op := rt.Method + " " + ginParam.ReplaceAllString(rt.Path, "{$1}")

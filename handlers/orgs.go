@@ -3,6 +3,7 @@ package handlers
 import (
 	"errors"
 	"net/http"
+	"strings"
 
 	"github.com/gin-gonic/gin"
 	"github.com/google/uuid"
@@ -49,7 +50,14 @@ func (h *Handler) createOrg(c *gin.Context) {
 		h.fail(c, err)
 		return
 	}
-	org, err := models.CreateOrg(c.Request.Context(), h.db, req.Title, req.Color, &p.User.ID, h.actor(c))
+	taken, err := models.OrgTitleTaken(c.Request.Context(), h.db, req.Title)
+	if err == nil && taken {
+		err = models.Conflict("org_exists", "an organization with that title already exists", map[string]any{"title": strings.TrimSpace(req.Title)})
+	}
+	var org *models.Organization
+	if err == nil {
+		org, err = models.CreateOrg(c.Request.Context(), h.db, req.Title, req.Color, &p.User.ID, h.actor(c))
+	}
 	if err != nil {
 		h.fail(c, err)
 		return
@@ -60,6 +68,13 @@ func (h *Handler) createOrg(c *gin.Context) {
 func (h *Handler) listTeams(c *gin.Context) {
 	org := scopeOf(c).OrgID
 	teams, err := models.ListTeams(c.Request.Context(), h.db, org)
+	if err == nil {
+		ptrs := make([]*models.Team, len(teams))
+		for i := range teams {
+			ptrs[i] = &teams[i]
+		}
+		err = h.fillOnboarding(c.Request.Context(), org, ptrs...)
+	}
 	if err != nil {
 		h.fail(c, err)
 		return
@@ -95,6 +110,10 @@ func (h *Handler) createTeam(c *gin.Context) {
 			return
 		}
 	}
+	if err := h.fillOnboarding(c.Request.Context(), org, team); err != nil {
+		h.fail(c, err)
+		return
+	}
 	c.JSON(http.StatusCreated, team)
 }
 
@@ -123,6 +142,42 @@ func (h *Handler) updateTeam(c *gin.Context) {
 	team, err = models.UpdateTeam(c.Request.Context(), h.db, org, id, name, onboarding, h.actor(c))
 	if errors.Is(err, models.ErrConflict) {
 		err = models.Conflict("team_exists", "a team with that name already exists", nil)
+	}
+	if err == nil {
+		err = h.fillOnboarding(c.Request.Context(), org, team)
+	}
+	if err != nil {
+		h.fail(c, err)
+		return
+	}
+	c.JSON(http.StatusOK, team)
+}
+
+type onboardingRequest struct {
+	Content *string `json:"content"`
+}
+
+// updateOnboarding replaces a team's onboarding document (the Agelo web
+// app's call); an empty content restores the default document.
+func (h *Handler) updateOnboarding(c *gin.Context) {
+	org := scopeOf(c).OrgID
+	id, err := pathUUID(c, "teamId")
+	var req onboardingRequest
+	if err == nil {
+		err = decodeJSON(c, &req)
+	}
+	if err == nil && req.Content == nil {
+		err = models.Invalid("content", "is required")
+	}
+	var team *models.Team
+	if err == nil {
+		team, err = models.GetTeam(c.Request.Context(), h.db, org, id)
+	}
+	if err == nil {
+		team, err = models.UpdateTeam(c.Request.Context(), h.db, org, id, team.Name, *req.Content, h.actor(c))
+	}
+	if err == nil {
+		err = h.fillOnboarding(c.Request.Context(), org, team)
 	}
 	if err != nil {
 		h.fail(c, err)
@@ -211,7 +266,27 @@ func (h *Handler) teamEditPage(c *gin.Context) {
 		h.fail(c, err)
 		return
 	}
-	h.render(c, views.TeamEditPage(n, *t, views.TeamForm{Name: t.Name, Onboarding: t.Onboarding}, c.Query("saved") == "1"))
+	if err := h.fillOnboarding(c.Request.Context(), s.OrgID, t); err != nil {
+		h.fail(c, err)
+		return
+	}
+	f := views.TeamForm{Name: t.Name, Onboarding: t.Onboarding, Preview: renderMarkdown(t.Onboarding)}
+	h.render(c, views.TeamEditPage(n, *t, f, c.Query("saved") == "1"))
+}
+
+// teamPreview renders the posted onboarding document as the team page's
+// preview (an htmx fragment): sanitized HTML, nothing stored.
+func (h *Handler) teamPreview(c *gin.Context) {
+	s := scopeOf(c)
+	id, err := pathUUID(c, "teamId")
+	if err == nil {
+		_, err = models.GetTeam(c.Request.Context(), h.db, s.OrgID, id)
+	}
+	if err != nil {
+		h.fail(c, err)
+		return
+	}
+	h.render(c, views.OnboardingPreview(renderMarkdown(c.PostForm("onboarding"))))
 }
 
 func (h *Handler) teamUpdate(c *gin.Context) {
@@ -226,6 +301,7 @@ func (h *Handler) teamUpdate(c *gin.Context) {
 		return
 	}
 	f := views.TeamForm{Name: c.PostForm("name"), Onboarding: c.PostForm("onboarding")}
+	f.Preview = renderMarkdown(f.Onboarding)
 	_, err = models.UpdateTeam(c.Request.Context(), h.db, s.OrgID, id, f.Name, f.Onboarding, h.actor(c))
 	if errors.Is(err, models.ErrConflict) {
 		err = models.Invalid("name", "a team with that name already exists")

@@ -75,6 +75,7 @@ func (h *Handler) Routes() http.Handler {
 	ui.POST("/settings/teams", adminOf(orgCurrent), h.teamsCreate)
 	ui.GET("/settings/teams/:teamId", viewerOf(orgCurrent), h.teamEditPage)
 	ui.POST("/settings/teams/:teamId", adminOf(orgCurrent), h.teamUpdate)
+	ui.POST("/settings/teams/:teamId/preview", viewerOf(orgCurrent), h.teamPreview)
 	ui.GET("/settings/api-keys", viewerOf(orgCurrent), h.keysPage)
 	ui.POST("/settings/api-keys", adminOf(orgCurrent), h.keysCreate)
 	for _, action := range []string{"disable", "enable", "revoke"} {
@@ -122,6 +123,7 @@ func (h *Handler) Routes() http.Handler {
 	api.GET("/organizations/:orgId/teams", viewerOf(orgPath), h.listTeams)
 	api.POST("/organizations/:orgId/teams", adminOf(orgPath), h.createTeam)
 	api.PATCH("/organizations/:orgId/teams/:teamId", adminOf(orgPath), h.updateTeam)
+	api.PATCH("/organizations/:orgId/teams/:teamId/onboarding", adminOf(orgPath), h.updateOnboarding)
 	api.GET("/organizations/:orgId/members", viewerOf(orgPath), h.listMembersAPI)
 	api.POST("/organizations/:orgId/members", adminOf(orgPath), h.addMemberAPI)
 	api.PATCH("/organizations/:orgId/members/:userId", adminOf(orgPath), h.updateMemberAPI)
@@ -175,6 +177,13 @@ func (h *Handler) Routes() http.Handler {
 	api.GET("/agent/orgs", liveKey, h.agentOrgs)
 	api.GET("/organizations/:orgId/agents/mcp/list", liveKey, h.agentList)
 	api.GET("/teams/:teamId/onboarding", keyOrViewerOf(orgOfTeam), h.teamOnboarding)
+	// The same calls over MCP (mcp.go). A stopped agent's key keeps its
+	// status and offline tools, so each tool checks what it needs.
+	rpc := root.group("/", noStore, answerJSON)
+	mcpHandler := h.mcpEndpoint()
+	for _, method := range []string{http.MethodPost, http.MethodGet, http.MethodDelete} {
+		rpc.handle(method, mcpPath, runtimeKey, mcpHandler)
+	}
 
 	// Public: the invite token, the claim secret or a set-password link is
 	// the credential; operations and documentation need none.

@@ -18,6 +18,9 @@ type Actor struct {
 	Label     string
 	IP        string
 	RequestID string
+	// MCPSession is the MCP session of a change made by an MCP tool call;
+	// its audit rows note it in their details as mcpSession.
+	MCPSession string
 }
 
 // UserID returns the acting user's id, or nil when the actor is not a user.
@@ -90,6 +93,14 @@ func auditEvent(org uuid.UUID, by Actor, action, targetType, targetID string, de
 	}
 	if ev.Details == nil {
 		ev.Details = map[string]any{}
+	}
+	if by.MCPSession != "" {
+		d := make(map[string]any, len(ev.Details)+1)
+		for k, v := range ev.Details {
+			d[k] = v
+		}
+		d["mcpSession"] = by.MCPSession
+		ev.Details = d
 	}
 	return ev
 }

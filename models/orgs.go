@@ -2,6 +2,7 @@ package models
 
 import (
 	"context"
+	"encoding/json"
 	"regexp"
 	"strings"
 	"time"
@@ -30,6 +31,16 @@ type Team struct {
 	Name       string    `json:"name"`
 	Onboarding string    `json:"onboarding"`
 	CreatedAt  time.Time `bun:",nullzero,default:now()" json:"createdAt"`
+}
+
+// MarshalJSON writes a team with its document under both names the clients
+// read: onboarding and onboardingDoc (the Agelo web app's).
+func (t Team) MarshalJSON() ([]byte, error) {
+	type plain Team
+	return json.Marshal(struct {
+		plain
+		OnboardingDoc string `json:"onboardingDoc"`
+	}{plain(t), t.Onboarding})
 }
 
 // DefaultColumns are the board columns every new org starts with.
@@ -95,6 +106,17 @@ func CreateOrg(ctx context.Context, db bun.IDB, title, color string, creator *uu
 		return nil, err
 	}
 	return org, nil
+}
+
+// OrgTitleTaken reports whether an org with title exists, titles compared
+// trimmed and without regard to case.
+func OrgTitleTaken(ctx context.Context, db bun.IDB, title string) (bool, error) {
+	if !utf8.ValidString(title) || strings.ContainsRune(title, 0) {
+		return false, nil // no such title can be stored; CreateOrg refuses it
+	}
+	n, err := db.NewSelect().Model((*Organization)(nil)).
+		Where("lower(btrim(title)) = lower(?)", cleanText(title)).Count(ctx)
+	return n > 0, translate(err, "find org title")
 }
 
 // GetOrg returns an org by id, or ErrNotFound.

@@ -7,6 +7,7 @@
 //	byob register --team <id> --id <agent-id> [--server URL] (key in BYOB_API_KEY)
 //	byob run
 //	byob status
+//	byob mcp-config [--cli]
 //
 // The key is kept in a config file of mode 0600 (default
 // $XDG_CONFIG_HOME/byob/config.json; --config or BYOB_CONFIG to change it).
@@ -54,6 +55,10 @@ Usage:
   byob register --team TEAM_ID --id AGENT_ID [--server URL] [--title TITLE]
   byob run [--interval 15s]
   byob status
+  byob mcp-config [--cli]
+
+mcp-config prints the MCP client configuration block (with --cli, a
+"claude mcp add" command line) for the stored key.
 
 Every command takes --config FILE (default: BYOB_CONFIG, else
 $XDG_CONFIG_HOME/byob/config.json). register reads the team key from
@@ -89,6 +94,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		err = a.run(args[1:])
 	case "status":
 		err = a.status(args[1:])
+	case "mcp-config":
+		err = a.mcpConfig(args[1:])
 	case "version":
 		fmt.Fprintln(stdout, "byob", clientVersion)
 	default:

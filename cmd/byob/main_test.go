@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"encoding/json"
 	"flag"
 	"os"
 	"path/filepath"
@@ -61,5 +62,38 @@ func TestElapsed(t *testing.T) {
 		if got := elapsed(d); got != want {
 			t.Errorf("elapsed(%s) = %s, want %s", d, got, want)
 		}
+	}
+}
+
+func TestMCPConfigPrintsTheStoredKey(t *testing.T) {
+	p := filepath.Join(t.TempDir(), "config.json")
+	if err := save(p, &config{Server: "https://roster.example.com/", APIKey: "ag_ak_secret", AgentID: "a"}); err != nil {
+		t.Fatal(err)
+	}
+	var out, errOut bytes.Buffer
+	if code := run([]string{"mcp-config", "--config", p}, &out, &errOut); code != exitOK {
+		t.Fatalf("mcp-config: %d %s", code, errOut.String())
+	}
+	var block struct {
+		MCPServers map[string]struct {
+			Type    string            `json:"type"`
+			URL     string            `json:"url"`
+			Headers map[string]string `json:"headers"`
+		} `json:"mcpServers"`
+	}
+	if err := json.Unmarshal(out.Bytes(), &block); err != nil {
+		t.Fatalf("not JSON: %v\n%s", err, out.String())
+	}
+	s := block.MCPServers["agentroster"]
+	if s.Type != "http" || s.URL != "https://roster.example.com/mcp" || s.Headers["Authorization"] != "ApiKey ag_ak_secret" {
+		t.Fatalf("block %+v", block)
+	}
+	out.Reset()
+	if code := run([]string{"mcp-config", "--cli", "--config", p}, &out, &errOut); code != exitOK ||
+		!strings.Contains(out.String(), `https://roster.example.com/mcp --header "Authorization: ApiKey ag_ak_secret"`) {
+		t.Fatalf("--cli: %d %s", code, out.String())
+	}
+	if code := run([]string{"mcp-config", "--config", filepath.Join(t.TempDir(), "none.json")}, &out, &errOut); code != exitUsage {
+		t.Fatalf("without a key: %d", code)
 	}
 }
