@@ -10,7 +10,7 @@ import (
 
 	"github.com/modelcontextprotocol/go-sdk/mcp"
 
-	"github.com/agentroster/agentroster/mcpconfig"
+	"github.com/agentroster/agentroster/handlers/mcpconfig"
 	"github.com/agentroster/agentroster/models"
 )
 

@@ -12,7 +12,7 @@ import (
 	"github.com/yuin/goldmark"
 	"github.com/yuin/goldmark/extension"
 
-	"github.com/agentroster/agentroster/mcpconfig"
+	"github.com/agentroster/agentroster/handlers/mcpconfig"
 	"github.com/agentroster/agentroster/models"
 )
 

@@ -3,7 +3,7 @@ package main
 import (
 	"fmt"
 
-	"github.com/agentroster/agentroster/mcpconfig"
+	"github.com/agentroster/agentroster/handlers/mcpconfig"
 )
 
 // mcpConfig prints the MCP client configuration block (or, with --cli, the
