@@ -56,13 +56,17 @@ func (h *Handler) createKeyAPI(c *gin.Context) {
 		h.fail(c, err)
 		return
 	}
-	org := scopeOf(c).OrgID
-	team, err := h.keyTeam(c, org, req.TeamID)
-	var k *models.APIKey
-	var raw string
-	if err == nil {
-		k, raw, err = models.CreateTeamKey(c.Request.Context(), h.db, org, models.KeyInput{Name: req.Name, Team: team, ExpiresAt: req.ExpiresAt}, h.actor(c))
+	s := scopeOf(c)
+	if err := bodyOrgMatches(req.OrgID, s); err != nil {
+		h.fail(c, err)
+		return
 	}
+	team, err := h.keyTeam(c, s.OrgID, req.TeamID)
+	if err != nil {
+		h.fail(c, err)
+		return
+	}
+	k, raw, err := models.CreateTeamKey(c.Request.Context(), h.db, s.OrgID, models.KeyInput{Name: req.Name, Team: team, ExpiresAt: req.ExpiresAt}, h.actor(c))
 	if err != nil {
 		h.fail(c, err)
 		return

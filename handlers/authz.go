@@ -7,7 +7,6 @@ import (
 	"errors"
 	"io"
 	"net/http"
-	"strings"
 
 	"github.com/gin-gonic/gin"
 	"github.com/google/uuid"
@@ -370,10 +369,12 @@ func (h *Handler) agentOrg(c *gin.Context, p *principal, n need) (scope, error) 
 		Details: map[string]any{"orgIds": ids}}
 }
 
-// bodyOrgID reads the orgId a JSON body or a form names, leaving the body
-// for the handler to read again.
+// bodyOrgID reads the orgId a form or a JSON body names (any body that is
+// not a form is read as decodeJSON would), leaving the body for the handler
+// to read again.
 func bodyOrgID(c *gin.Context) (string, error) {
-	if !strings.HasPrefix(c.ContentType(), "application/json") {
+	switch c.ContentType() {
+	case "application/x-www-form-urlencoded", "multipart/form-data":
 		return c.PostForm("orgId"), nil
 	}
 	body, err := io.ReadAll(c.Request.Body)
@@ -394,4 +395,17 @@ func bodyOrgID(c *gin.Context) (string, error) {
 		return id, nil
 	}
 	return "", models.Invalid("orgId", "must be a UUID")
+}
+
+// bodyOrgMatches refuses a body whose orgId is not the org authorize
+// resolved from it: a second line of defence should the two readings of the
+// body ever disagree.
+func bodyOrgMatches(orgID string, s scope) error {
+	if orgID == "" {
+		return nil
+	}
+	if id, err := uuid.Parse(orgID); err != nil || id != s.OrgID {
+		return models.Invalid("orgId", "does not name the organization this request works in")
+	}
+	return nil
 }

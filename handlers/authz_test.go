@@ -1,6 +1,7 @@
 package handlers
 
 import (
+	"encoding/json"
 	"fmt"
 	"io"
 	"net/http"
@@ -9,6 +10,7 @@ import (
 	"testing"
 
 	"github.com/gin-gonic/gin"
+	"github.com/google/uuid"
 
 	"github.com/agentroster/agentroster/models"
 )
@@ -454,5 +456,54 @@ func TestViewersReadWhatAdminsRead(t *testing.T) {
 	}
 	if links != 1 {
 		t.Fatalf("an admin sees %d links for one active invite", links)
+	}
+}
+
+// TestBodyOrgWhateverTheContentType: a body naming another org is read the
+// same way by the authorization layer and by the handler, whatever its
+// Content-Type, so a key or invite is never made in an org the body did not
+// name.
+func TestBodyOrgWhateverTheContentType(t *testing.T) {
+	e := newEnv(t)
+	other := e.otherOrg("AAA First", "first@example.com") // sorts first: the fallback org of a bearer token
+	u, err := models.CreateUser(t.Context(), e.db, "both@example.com", testPassword, false, e.actor)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, org := range []uuid.UUID{e.org.ID, other.ID} {
+		if err := models.AddMember(t.Context(), e.db, org, u.ID, models.RoleAdmin, e.actor); err != nil {
+			t.Fatal(err)
+		}
+	}
+	tok := e.token("both@example.com")
+	made := 0
+	for _, ctype := range []string{"", "application/json", "application/merge-patch+json"} {
+		for _, path := range []string{"/api/v1/settings/api-keys", "/api/v1/internal/invites"} {
+			body := fmt.Sprintf(`{"orgId":%q,"name":"k","agentName":"named-%d"}`, e.org.ID, len(ctype))
+			req, _ := http.NewRequest(http.MethodPost, e.srv.URL+path, strings.NewReader(body))
+			req.Header.Set("Authorization", "Bearer "+tok)
+			if ctype != "" {
+				req.Header.Set("Content-Type", ctype)
+			}
+			resp, err := http.DefaultClient.Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var out struct{ OrgID string }
+			json.NewDecoder(resp.Body).Decode(&out)
+			resp.Body.Close()
+			if resp.StatusCode == http.StatusCreated {
+				made++
+				if out.OrgID != e.org.ID.String() {
+					t.Fatalf("%s with Content-Type %q made it in org %s, not the body's", path, ctype, out.OrgID)
+				}
+			}
+		}
+	}
+	if made < 4 {
+		t.Fatalf("only %d of 6 creations answered 201", made)
+	}
+	if n := e.count("api_keys", "org_id = ?", other.ID) + e.count("invites", "org_id = ?", other.ID); n != 0 {
+		t.Fatalf("%d keys or invites in an org no body named", n)
 	}
 }

@@ -322,7 +322,11 @@ func optTeam(s string) (uuid.UUID, error) {
 func (h *Handler) createInviteAPI(c *gin.Context) {
 	var req createInviteRequest
 	err := decodeJSON(c, &req)
-	org := scopeOf(c).OrgID
+	s := scopeOf(c)
+	if err == nil {
+		err = bodyOrgMatches(req.OrgID, s)
+	}
+	org := s.OrgID
 	var team uuid.UUID
 	if err == nil {
 		team, err = optTeam(req.TeamID)
