@@ -586,3 +586,25 @@ func TestInviteJoinQueuesNotification(t *testing.T) {
 		t.Fatal("the notification is not for the subscribed endpoint or names another request")
 	}
 }
+
+// TestReregistrationVoidsAnEarlierUnclaimedRequest: with a two-use invite,
+// a request approved but never claimed is superseded by a later approved
+// one: only the newest registration gets a key, as its approval revokes the
+// keys of the earlier ones.
+func TestReregistrationVoidsAnEarlierUnclaimedRequest(t *testing.T) {
+	e := newEnv(t)
+	tok := e.token("root@example.com")
+	inv := e.invite(tok, map[string]any{"agentName": "worker", "maxUses": 2})
+	var first, second joinOut
+	e.joinInvite(inv.Token, map[string]any{}).want(http.StatusCreated).decode(&first)
+	e.call(http.MethodPost, "/api/v1/internal/join-requests/"+first.JoinRequestID+"/approve", tok, struct{}{}).want(http.StatusOK)
+	e.joinInvite(inv.Token, map[string]any{}).want(http.StatusCreated).decode(&second)
+	e.call(http.MethodPost, "/api/v1/internal/join-requests/"+second.JoinRequestID+"/approve", tok, struct{}{}).want(http.StatusOK)
+	var cl claimOut
+	e.claim(second.JoinRequestID, second.ClaimSecret).want(http.StatusOK).decode(&cl)
+	e.claim(first.JoinRequestID, first.ClaimSecret).wantError(http.StatusGone, "claim_superseded")
+	if n := e.count("api_keys", "agent_id = 'worker' AND revoked_at IS NULL"); n != 1 {
+		t.Fatalf("%d live keys for one agent", n)
+	}
+	e.call(http.MethodGet, "/api/v1/agent/orgs", cl.APIKey, nil).want(http.StatusOK)
+}

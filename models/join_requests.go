@@ -454,6 +454,13 @@ func reregister(ctx context.Context, tx bun.Tx, ap *Approval, audits *Audits) er
 	if err != nil {
 		return err
 	}
+	// An earlier approved request that was never claimed is superseded too:
+	// only the newest registration gets a key.
+	if _, err := tx.NewUpdate().Model((*JoinRequest)(nil)).Set("claim_voided_at = now()").
+		Where("org_id = ? AND agent_id = ? AND id <> ? AND status = ? AND claimed_at IS NULL AND claim_voided_at IS NULL", jr.OrgID, a.ID, jr.ID, JoinApproved).
+		Exec(ctx); err != nil {
+		return translate(err, "void superseded claims")
+	}
 	ap.Agent, ap.Reregistered, ap.RevokedKeys = a, true, n
 	audits.Add("agent.reregistered", "agent", a.ID, map[string]any{"joinRequestId": jr.ID.String(), "revokedKeys": n})
 	return Publish(ctx, tx, Event{Org: jr.OrgID, Kind: EventAgent, ID: a.ID})
@@ -540,6 +547,15 @@ func ClaimJoinRequest(ctx context.Context, db bun.IDB, id uuid.UUID, secret stri
 	if !SecretEqual(Hash(secret), stored) || err != nil {
 		return nil, ErrBadClaim
 	}
+	if jr.ClaimVoidedAt != nil && jr.AgentUID != nil {
+		alive, err := db.NewSelect().Model((*Agent)(nil)).Where("org_id = ? AND id = ? AND uid = ?", jr.OrgID, jr.AgentName, *jr.AgentUID).Exists(ctx)
+		if err != nil {
+			return nil, translate(err, "find agent")
+		}
+		if alive {
+			return nil, Gone("claim_superseded", "a later join request of the same invite re-registered this agent; this claim is void")
+		}
+	}
 	if err := claimState(jr); err != nil {
 		return nil, err
 	}
@@ -554,6 +570,7 @@ func ClaimJoinRequest(ctx context.Context, db bun.IDB, id uuid.UUID, secret stri
 		claimed := new(claimedRequest)
 		err := tx.NewUpdate().Model(claimed).Set("claimed_at = now()").
 			Where("id = ? AND status = ? AND claimed_at IS NULL AND claim_voided_at IS NULL AND claim_expires_at > now()", id, JoinApproved).
+			Where("claim_secret_hash = ?", stored). // a re-issue since the read voids the old secret
 			Returning("*, (SELECT a.team_id FROM agents AS a WHERE a.org_id = ?TableAlias.org_id AND a.id = ?TableAlias.agent_id AND a.uid = ?TableAlias.agent_uid) AS agent_team_id").
 			Scan(ctx)
 		if errors.Is(err, sql.ErrNoRows) {
@@ -561,6 +578,9 @@ func ClaimJoinRequest(ctx context.Context, db bun.IDB, id uuid.UUID, secret stri
 			cur := new(JoinRequest)
 			if err := tx.NewSelect().Model(cur).Where("id = ?", id).Scan(ctx); err != nil {
 				return translate(err, "find join request")
+			}
+			if !SecretEqual(cur.ClaimSecretHash, stored) {
+				return ErrBadClaim
 			}
 			if err := claimState(cur); err != nil {
 				return err
