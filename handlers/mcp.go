@@ -176,6 +176,11 @@ func tool[In any](h *Handler, s *mcp.Server, t *mcp.Tool, run func(ctx context.C
 		ctx, cancel := context.WithTimeout(ctx, requestTimeout)
 		defer cancel()
 		cl, err := h.mcpCall(ctx, req)
+		if field, bad := badJSONText(req.Params.Arguments, ""); err == nil && bad {
+			// As rejectBadText does for the JSON routes: neither can reach a
+			// text column.
+			err = models.Invalid(field, badTextMessage)
+		}
 		var out any
 		if err == nil {
 			out, err = run(ctx, cl, in)

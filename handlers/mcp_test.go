@@ -413,3 +413,18 @@ func TestMCPPendingAgentKey(t *testing.T) {
 		t.Fatalf("resources/list for a pending agent's key: %v", err)
 	}
 }
+
+// TestMCPBadText: a NUL byte or invalid text in any tool argument is refused
+// as invalid_input naming the argument, as on the JSON routes, never a 5xx.
+func TestMCPBadText(t *testing.T) {
+	e := newEnv(t)
+	e.agentIn(e.org.ID, "ours", models.StatusApproved)
+	_, raw := e.teamKey(e.org.ID)
+	s := e.mustMCP("ApiKey " + raw)
+	e.tool(s, "list_agents", map[string]any{"q": "a\x00b"}).refused(t, "list_agents", "invalid_input")
+	e.tool(s, "register_agent", map[string]any{"id": "fresh", "title": "t\x00"}).refused(t, "register_agent", "invalid_input")
+	e.tool(s, "get_status", map[string]any{"agentId": "ours\x00"}).refused(t, "get_status", "invalid_input")
+	if n := e.count("agents", "id = 'fresh'"); n != 0 {
+		t.Fatal("a refused call registered an agent")
+	}
+}
