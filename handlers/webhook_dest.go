@@ -22,12 +22,17 @@ var errBlockedDestination = errors.New("blocked destination")
 // top of what netip classifies as loopback, private, link-local, unspecified
 // or multicast.
 var blockedPrefixes = []netip.Prefix{
-	netip.MustParsePrefix("0.0.0.0/8"),          // "this network" (0.0.0.0 reaches the local host)
-	netip.MustParsePrefix("100.64.0.0/10"),      // carrier-grade NAT (RFC 6598)
-	netip.MustParsePrefix("169.254.0.0/16"),     // link-local, cloud metadata (169.254.169.254)
-	netip.MustParsePrefix("255.255.255.255/32"), // broadcast
-	netip.MustParsePrefix("::/96"),              // unspecified, loopback, IPv4-compatible
-	netip.MustParsePrefix("fec0::/10"),          // site-local (deprecated)
+	netip.MustParsePrefix("0.0.0.0/8"),       // "this network" (0.0.0.0 reaches the local host)
+	netip.MustParsePrefix("100.64.0.0/10"),   // carrier-grade NAT (RFC 6598)
+	netip.MustParsePrefix("169.254.0.0/16"),  // link-local, cloud metadata (169.254.169.254)
+	netip.MustParsePrefix("192.0.0.0/24"),    // IETF protocol assignments
+	netip.MustParsePrefix("198.18.0.0/15"),   // benchmarking (RFC 2544)
+	netip.MustParsePrefix("240.0.0.0/4"),     // reserved, broadcast
+	netip.MustParsePrefix("::/96"),           // unspecified, loopback, IPv4-compatible
+	netip.MustParsePrefix("::ffff:0:0:0/96"), // IPv4-translated (RFC 2765)
+	netip.MustParsePrefix("64:ff9b:1::/48"),  // local-use NAT64 (RFC 8215)
+	netip.MustParsePrefix("2002::/16"),       // 6to4: may embed any IPv4 address
+	netip.MustParsePrefix("fec0::/10"),       // site-local (deprecated)
 }
 
 // nat64 embeds an IPv4 address in its last 32 bits (RFC 6052).

@@ -26,6 +26,7 @@ func TestInternalAddresses(t *testing.T) {
 		{"169.254.169.254", true}, {"::ffff:169.254.169.254", true}, {"fe80::1", true}, {"fe80::1%eth0", true},
 		{"fc00::1", true}, {"fd12:3456::1", true}, {"0.0.0.0", true}, {"::", true}, {"224.0.0.1", true},
 		{"ff02::1", true}, {"255.255.255.255", true}, {"64:ff9b::7f00:1", true}, {"::127.0.0.1", true},
+		{"64:ff9b:1::a00:1", true}, {"2002:a00:1::1", true}, {"::ffff:0:a00:1", true}, {"198.18.0.1", true}, {"192.0.0.8", true}, {"240.0.0.1", true},
 		{"93.184.216.34", false}, {"2606:2800:220:1::1", false}, {"100.128.0.1", false}, {"172.32.0.1", false},
 	} {
 		if got := internalAddr(netip.MustParseAddr(tc.ip)); got != tc.internal {
