@@ -308,9 +308,13 @@ func (h *Handler) pendingBadge(c *gin.Context) {
 // agentDetailPage serves GET /agents/{id}.
 func (h *Handler) agentDetailPage(c *gin.Context) {
 	s := scopeOf(c)
-	// A link (a webhook message, another tab) may name an agent of another of
-	// the caller's orgs: the page switches the session to that org.
-	if p := currentPrincipal(c); p.Session != nil && (p.Session.OrgID == nil || *p.Session.OrgID != s.OrgID) {
+	// A link may name an agent of another of the caller's orgs: the page
+	// shows it in that org, and a navigation of the user's own (typed, a
+	// bookmark, a link of this site) also switches the session to it. A link
+	// from another site (a chat message) does not change the session.
+	site := c.GetHeader("Sec-Fetch-Site")
+	if p := currentPrincipal(c); p.Session != nil && (site == "same-origin" || site == "none") &&
+		(p.Session.OrgID == nil || *p.Session.OrgID != s.OrgID) {
 		if err := models.SetSessionOrg(c.Request.Context(), h.db, p.token, s.OrgID); err != nil {
 			h.fail(c, err)
 			return

@@ -405,14 +405,35 @@ func TestAgentPageFollowsTheAgentsOrg(t *testing.T) {
 	e.agentIn(other.ID, "in-second", models.StatusApproved)
 	e.agentIn(e.org.ID, "in-first", models.StatusApproved)
 	b := e.signIn("second-admin@example.com")
-	for _, id := range []string{"in-first", "in-second", "in-first"} {
-		status, body := e.get(b, "/agents/"+id)
+	roster := func() string {
+		_, body := e.get(b, "/agents")
+		if strings.Contains(body, "in-first") == strings.Contains(body, "in-second") {
+			t.Fatal("the roster shows both orgs or neither")
+		}
+		if strings.Contains(body, "in-first") {
+			return "first"
+		}
+		return "second"
+	}
+	// From another site (a chat message's link) the page opens in the
+	// agent's org without changing the session's.
+	start := roster()
+	for _, id := range []string{"in-first", "in-second"} {
+		status, body := e.get(b, "/agents/"+id, "Sec-Fetch-Site", "cross-site")
 		if status != http.StatusOK || !strings.Contains(body, id) {
 			t.Fatalf("/agents/%s: %d", id, status)
 		}
 	}
-	// The roster now shows the org of the last agent opened.
-	if _, body := e.get(b, "/agents"); !strings.Contains(body, "in-first") || strings.Contains(body, "in-second") {
+	if roster() != start {
+		t.Fatal("a cross-site link switched the session's org")
+	}
+	// The user's own navigation switches the session to the agent's org.
+	for _, id := range []string{"in-first", "in-second", "in-first"} {
+		if status, body := e.get(b, "/agents/"+id, "Sec-Fetch-Site", "same-origin"); status != http.StatusOK || !strings.Contains(body, id) {
+			t.Fatalf("/agents/%s: %d", id, status)
+		}
+	}
+	if roster() != "first" {
 		t.Fatal("the session did not switch to the agent's org")
 	}
 	if status, _ := e.get(e.signIn("root@example.com"), "/agents/in-nowhere"); status != http.StatusNotFound {
