@@ -40,17 +40,29 @@ type byobProc struct {
 	lines chan string
 	mu    sync.Mutex
 	out   strings.Builder
-	done  chan struct{} // the process ended and all of its output was read
+	std   strings.Builder // stdout alone, complete once the process ended
+	done  chan struct{}   // the process ended and all of its output was read
 	err   error
 }
 
 func startByob(t *testing.T, bin string, env []string, args ...string) *byobProc {
 	t.Helper()
+	return startByobWith(t, bin, env, false, args...)
+}
+
+// startByobWith is startByob; with split, stdout is also kept apart in std
+// (stdout and stderr then travel through two pipes, so lines of one may
+// overtake lines of the other).
+func startByobWith(t *testing.T, bin string, env []string, split bool, args ...string) *byobProc {
+	t.Helper()
 	cmd := exec.Command(bin, args...)
 	cmd.Env = append(os.Environ(), env...)
 	pr, pw := io.Pipe()
-	cmd.Stdout, cmd.Stderr = pw, pw
 	p := &byobProc{t: t, cmd: cmd, lines: make(chan string, 100), done: make(chan struct{})}
+	cmd.Stdout, cmd.Stderr = pw, pw
+	if split {
+		cmd.Stdout = io.MultiWriter(pw, &p.std)
+	}
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
@@ -329,13 +341,16 @@ func TestByobJoinRunFlow(t *testing.T) {
 	// --print-key: the key on stdout, nothing stored.
 	cfg4 := filepath.Join(t.TempDir(), "config.json")
 	_, link = e.newInvite(tok, "joiner-4")
-	join = startByob(t, bin, []string{"BYOB_CONFIG=" + cfg4}, "join", link, "--print-key", "--poll-max", "300ms")
+	join = startByobWith(t, bin, []string{"BYOB_CONFIG=" + cfg4}, true, "join", link, "--print-key", "--poll-max", "300ms")
 	join.waitLine("Waiting for an operator to approve the join request")
 	jr = e.pendingJoinRequest(tok, "joiner-4")
 	e.call(http.MethodPost, "/api/v1/internal/join-requests/"+jr+"/approve", tok, map[string]any{}).want(http.StatusOK)
 	key := join.waitLine(models.APIKeyPrefix)
 	if code := join.exit(); code != 0 || !strings.HasPrefix(key, models.APIKeyPrefix) {
 		t.Fatalf("--print-key: exit %d\n%s", code, join.output())
+	}
+	if got := join.std.String(); got != key+"\n" {
+		t.Fatalf("--print-key: stdout is %q, want the key alone", got)
 	}
 	if b, _ := os.ReadFile(cfg4); strings.Contains(string(b), models.APIKeyPrefix) {
 		t.Fatalf("--print-key stored the key: %s", b)

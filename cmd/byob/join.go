@@ -7,6 +7,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"io"
 	"net/http"
 	"os"
 	"os/signal"
@@ -55,18 +56,23 @@ func (a *app) join(args []string) error {
 	sum := sha256.Sum256([]byte(token))
 	inviteHash := hex.EncodeToString(sum[:])
 
+	// With --print-key stdout holds the key alone: KEY=$(byob join … --print-key).
+	info := a.out
+	if *printKey {
+		info = a.errOut
+	}
 	p := cfg.PendingJoin
 	if p != nil && (p.Server != base || p.InviteHash != inviteHash) {
 		p = nil
 	}
 	if p != nil && p.JoinRequestID != "" {
-		fmt.Fprintf(a.out, "Resuming join request %s (created %s).\n", p.JoinRequestID, p.CreatedAt.Local().Format(time.DateTime))
+		fmt.Fprintf(info, "Resuming join request %s (created %s).\n", p.JoinRequestID, p.CreatedAt.Local().Format(time.DateTime))
 	} else {
 		inv, err := retry(ctx, func() (*client.Invite, error) { return c.Invite(ctx, token) })
 		resuming := p != nil && p.ClaimSecret != ""
 		switch {
 		case err == nil:
-			a.showInvite(inv)
+			showInvite(info, inv)
 			if *adapter == "" {
 				*adapter = inv.AdapterType
 			}
@@ -113,7 +119,7 @@ func (a *app) join(args []string) error {
 		if err := save(cfgPath, cfg); err != nil {
 			return err
 		}
-		fmt.Fprintf(a.out, "Join request %s sent. An operator approves it under Agents → Join requests.\n", jr.JoinRequestID)
+		fmt.Fprintf(info, "Join request %s sent. An operator approves it under Agents → Join requests.\n", jr.JoinRequestID)
 	}
 
 	claim, err := a.waitForClaim(ctx, c, p.JoinRequestID, p.ClaimSecret, *pollMax)
@@ -141,16 +147,16 @@ func (a *app) join(args []string) error {
 	return nil
 }
 
-func (a *app) showInvite(inv *client.Invite) {
-	fmt.Fprintf(a.out, "Invite to %s (team %s)\n", inv.OrgTitle, inv.TeamName)
-	fmt.Fprintf(a.out, "  agent name:    %s\n", inv.AgentName)
+func showInvite(w io.Writer, inv *client.Invite) {
+	fmt.Fprintf(w, "Invite to %s (team %s)\n", inv.OrgTitle, inv.TeamName)
+	fmt.Fprintf(w, "  agent name:    %s\n", inv.AgentName)
 	if inv.AdapterType != "" {
-		fmt.Fprintf(a.out, "  adapter:       %s\n", inv.AdapterType)
+		fmt.Fprintf(w, "  adapter:       %s\n", inv.AdapterType)
 	}
 	if !inv.ExpiresAt.IsZero() {
-		fmt.Fprintf(a.out, "  expires:       %s (in %s)\n", inv.ExpiresAt.Local().Format(time.DateTime), time.Until(inv.ExpiresAt).Round(time.Minute))
+		fmt.Fprintf(w, "  expires:       %s (in %s)\n", inv.ExpiresAt.Local().Format(time.DateTime), time.Until(inv.ExpiresAt).Round(time.Minute))
 	}
-	fmt.Fprintf(a.out, "  uses left:     %d\n", inv.UsesLeft)
+	fmt.Fprintf(w, "  uses left:     %d\n", inv.UsesLeft)
 }
 
 // waitForClaim polls the claim with backoff and jitter until the request is
