@@ -509,6 +509,11 @@ func (h *Handler) platformCreateOrg(c *gin.Context) {
 		h.platformRender(c, http.StatusBadRequest, f)
 		return
 	}
+	if isOrgExists(err) {
+		f.Errors = map[string]string{"title": orgTitleTaken}
+		h.platformRender(c, http.StatusConflict, f)
+		return
+	}
 	if err != nil {
 		h.fail(c, err)
 		return
@@ -516,6 +521,17 @@ func (h *Handler) platformCreateOrg(c *gin.Context) {
 	seeOther(c, "/platform?done=created")
 }
 
+// orgTitleTaken is the platform form's field error for a title in use.
+const orgTitleTaken = "is already the title of another organization"
+
+// isOrgExists reports whether err is the 409 org_exists of a title in use.
+func isOrgExists(err error) bool {
+	var se *models.StateError
+	return errors.As(err, &se) && se.Code == "org_exists"
+}
+
+// platformUpdateOrg renames or recolours an org; a title in use answers 409
+// with the message on the error page.
 func (h *Handler) platformUpdateOrg(c *gin.Context) {
 	org, err := pathUUID(c, "orgId")
 	if err == nil {

@@ -3,7 +3,6 @@ package handlers
 import (
 	"errors"
 	"net/http"
-	"strings"
 
 	"github.com/gin-gonic/gin"
 	"github.com/google/uuid"
@@ -50,14 +49,9 @@ func (h *Handler) createOrg(c *gin.Context) {
 		h.fail(c, err)
 		return
 	}
-	taken, err := models.OrgTitleTaken(c.Request.Context(), h.db, req.Title)
-	if err == nil && taken {
-		err = models.Conflict("org_exists", "an organization with that title already exists", map[string]any{"title": strings.TrimSpace(req.Title)})
-	}
-	var org *models.Organization
-	if err == nil {
-		org, err = models.CreateOrg(c.Request.Context(), h.db, req.Title, req.Color, &p.User.ID, h.actor(c))
-	}
+	// A title already in use (trimmed, any case) is a 409 org_exists, from
+	// the unique index: two concurrent creates cannot both pass.
+	org, err := models.CreateOrg(c.Request.Context(), h.db, req.Title, req.Color, &p.User.ID, h.actor(c))
 	if err != nil {
 		h.fail(c, err)
 		return

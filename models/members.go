@@ -331,22 +331,39 @@ func RemoveMember(ctx context.Context, db bun.IDB, org, user uuid.UUID, by Actor
 	})
 }
 
+// tokenUserFit is the condition (on password_tokens t joined to users u) for
+// a token to set a password besides being unused and unexpired: a platform
+// admin's reset link (org_id NULL) fits any user; a link an org issued fits
+// only while its user is an ordinary, enabled member of that org without a
+// password. Its holder is that org's admin, who must not get an account that
+// has since become a platform admin, been disabled, set its own password or
+// left the org.
+const tokenUserFit = `(t.org_id IS NULL OR (NOT u.is_sa AND u.password_hash = '' AND u.disabled_at IS NULL
+	AND EXISTS (SELECT 1 FROM memberships AS m WHERE m.org_id = t.org_id AND m.user_id = t.user_id)))`
+
+// voidOrgPasswordTokens ends every unused set-password link an org issued for
+// user (on promotion to platform admin and on disable).
+func voidOrgPasswordTokens(ctx context.Context, tx bun.IDB, user uuid.UUID) error {
+	_, err := tx.NewRaw("UPDATE password_tokens SET used_at = now() WHERE user_id = ? AND org_id IS NOT NULL AND used_at IS NULL", user).Exec(ctx)
+	return translate(err, "end org password links")
+}
+
 // PasswordTokenEmail returns the email of the user a live set-password token
-// belongs to. An unknown token is ErrNotFound; a used or expired one is a 410
+// belongs to. An unknown token is ErrNotFound; a used or expired one, or an
+// org's link whose user no longer fits it (see tokenUserFit), is a 410
 // link_expired.
 func PasswordTokenEmail(ctx context.Context, db bun.IDB, token string) (string, error) {
 	if !IsBase62(token, 43) {
 		return "", ErrNotFound
 	}
 	var email string
-	var expires time.Time
-	var used *time.Time
-	err := db.QueryRowContext(ctx, `SELECT u.email, t.expires_at, t.used_at FROM password_tokens AS t
-		JOIN users AS u ON u.id = t.user_id WHERE t.token_hash = ?`, Hash(token)).Scan(&email, &expires, &used)
+	var live bool
+	err := db.QueryRowContext(ctx, `SELECT u.email, t.used_at IS NULL AND t.expires_at > now() AND `+tokenUserFit+`
+		FROM password_tokens AS t JOIN users AS u ON u.id = t.user_id WHERE t.token_hash = ?`, Hash(token)).Scan(&email, &live)
 	if err != nil {
 		return "", translate(err, "find password token")
 	}
-	if used != nil || !time.Now().Before(expires) {
+	if !live {
 		return "", errLinkExpired
 	}
 	return email, nil
@@ -355,9 +372,11 @@ func PasswordTokenEmail(ctx context.Context, db bun.IDB, token string) (string, 
 var errLinkExpired = Gone("link_expired", "this link was already used or has expired: ask an admin for a new one")
 
 // SetPasswordWithToken uses a set-password token once: the user gets password,
-// every earlier session of theirs ends. A used or expired token is a 410
-// link_expired, an unknown one ErrNotFound; both are answered before any
-// password hash is computed, so bogus tokens cost no argon2 time.
+// every earlier session of theirs ends. A used or expired token, or an org's
+// link whose user no longer fits it (checked in the same statement that uses
+// the token, see tokenUserFit), is a 410 link_expired, an unknown one
+// ErrNotFound; both are answered before any password hash is computed, so
+// bogus tokens cost no argon2 time.
 func SetPasswordWithToken(ctx context.Context, db bun.IDB, token, password string, by Actor) (*User, error) {
 	if _, err := PasswordTokenEmail(ctx, db, token); err != nil {
 		return nil, err
@@ -372,8 +391,9 @@ func SetPasswordWithToken(ctx context.Context, db bun.IDB, token, password strin
 	u := new(User)
 	err = InTx(ctx, db, func(tx bun.Tx) error {
 		var user uuid.UUID
-		err := tx.NewRaw(`UPDATE password_tokens SET used_at = now()
-			WHERE token_hash = ? AND used_at IS NULL AND expires_at > now() RETURNING user_id`, Hash(token)).Scan(ctx, &user)
+		err := tx.NewRaw(`UPDATE password_tokens AS t SET used_at = now() FROM users AS u
+			WHERE t.token_hash = ? AND t.used_at IS NULL AND t.expires_at > now() AND u.id = t.user_id
+			AND `+tokenUserFit+` RETURNING t.user_id`, Hash(token)).Scan(ctx, &user)
 		if errors.Is(err, sql.ErrNoRows) {
 			var n int
 			if err := tx.NewRaw("SELECT count(*) FROM password_tokens WHERE token_hash = ?", Hash(token)).Scan(ctx, &n); err != nil {
@@ -387,7 +407,7 @@ func SetPasswordWithToken(ctx context.Context, db bun.IDB, token, password strin
 		if err != nil {
 			return translate(err, "use password token")
 		}
-		if err := setPassword(ctx, tx, user, hash, nil, u); err != nil {
+		if err := setPassword(ctx, tx, user, -1, hash, nil, u); err != nil {
 			return err
 		}
 		by.Type, by.ID, by.Label = "user", u.ID.String(), u.Email
@@ -402,9 +422,15 @@ func SetPasswordWithToken(ctx context.Context, db bun.IDB, token, password strin
 // setPassword stores a new password hash and bumps the auth epoch, which ends
 // every session and bearer token of the user; keep (a session id) survives.
 // The user's open event streams close on every replica (keep's reconnects).
-func setPassword(ctx context.Context, tx bun.IDB, user uuid.UUID, hash string, keep []byte, u *User) error {
-	err := tx.NewUpdate().Model(u).Set("password_hash = ?", hash).Set("auth_epoch = auth_epoch + 1").
-		Where("id = ?", user).Returning("*").Scan(ctx)
+// With epoch >= 0 the write happens only while the user's auth epoch is still
+// epoch (else ErrNotFound).
+func setPassword(ctx context.Context, tx bun.IDB, user uuid.UUID, epoch int, hash string, keep []byte, u *User) error {
+	uq := tx.NewUpdate().Model(u).Set("password_hash = ?", hash).Set("auth_epoch = auth_epoch + 1").
+		Where("id = ?", user)
+	if epoch >= 0 {
+		uq.Where("auth_epoch = ?", epoch)
+	}
+	err := uq.Returning("*").Scan(ctx)
 	if err != nil {
 		return translate(err, "set password")
 	}
@@ -443,15 +469,14 @@ func ChangePassword(ctx context.Context, db bun.IDB, user uuid.UUID, current, pa
 		return nil, err
 	}
 	err = InTx(ctx, db, func(tx bun.Tx) error {
-		// Only if nobody changed it meanwhile: the epoch read above must still hold.
-		n, err := tx.NewSelect().Model((*User)(nil)).Where("id = ? AND auth_epoch = ?", user, u.AuthEpoch).Count(ctx)
-		if err != nil {
-			return translate(err, "check user")
-		}
-		if n == 0 {
+		// Only if nobody changed it meanwhile: the epoch read above must
+		// still hold when the row is written (one conditional UPDATE, so of
+		// two changes racing, the second finds the epoch moved).
+		err := setPassword(ctx, tx, user, u.AuthEpoch, hash, keep, u)
+		if errors.Is(err, ErrNotFound) {
 			return Conflict("password_changed", "the password was changed meanwhile; sign in again", nil)
 		}
-		if err := setPassword(ctx, tx, user, hash, keep, u); err != nil {
+		if err != nil {
 			return err
 		}
 		return Audit(ctx, tx, uuid.Nil, by, "user.password_changed", "user", user.String(), nil)
@@ -499,6 +524,13 @@ func SetUserSA(ctx context.Context, db bun.IDB, user uuid.UUID, isSA bool, by Ac
 				return errLastSA
 			}
 		}
+		if isSA {
+			// A link an org admin holds must not become a platform admin's
+			// first credential.
+			if err := voidOrgPasswordTokens(ctx, tx, user); err != nil {
+				return err
+			}
+		}
 		err := tx.NewUpdate().Model(u).Set("is_sa = ?", isSA).Where("id = ?", user).Returning("*").Scan(ctx)
 		if err != nil {
 			return translate(err, "set platform admin")
@@ -533,6 +565,9 @@ func SetUserDisabled(ctx context.Context, db bun.IDB, user uuid.UUID, disabled b
 			}
 			if cur.IsSA && n == 0 {
 				return errLastSA
+			}
+			if err := voidOrgPasswordTokens(ctx, tx, user); err != nil {
+				return err
 			}
 			q.Set("disabled_at = now()").Set("auth_epoch = auth_epoch + 1").Where("disabled_at IS NULL")
 		} else {
@@ -581,7 +616,7 @@ func UpdateOrg(ctx context.Context, db bun.IDB, id uuid.UUID, title, color strin
 		err := tx.NewUpdate().Model(org).Set("title = ?", title).Set("color = lower(?)", color).
 			Where("id = ?", id).Returning("*").Scan(ctx)
 		if err != nil {
-			return translate(err, "update org")
+			return orgWriteErr(err, title, "update org")
 		}
 		return Audit(ctx, tx, id, by, "org.updated", "org", id.String(), map[string]any{"title": org.Title, "color": org.Color})
 	})

@@ -3,12 +3,14 @@ package models
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"regexp"
 	"strings"
 	"time"
 	"unicode/utf8"
 
 	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/uptrace/bun"
 )
 
@@ -81,7 +83,7 @@ func CreateOrg(ctx context.Context, db bun.IDB, title, color string, creator *uu
 	org := &Organization{Title: title, Color: strings.ToLower(color)}
 	err := db.RunInTx(ctx, nil, func(ctx context.Context, tx bun.Tx) error {
 		if _, err := tx.NewInsert().Model(org).Returning("*").Exec(ctx); err != nil {
-			return translate(err, "create org")
+			return orgWriteErr(err, title, "create org")
 		}
 		team := &Team{OrgID: org.ID, Name: "default"}
 		if _, err := tx.NewInsert().Model(team).Exec(ctx); err != nil {
@@ -108,15 +110,18 @@ func CreateOrg(ctx context.Context, db bun.IDB, title, color string, creator *uu
 	return org, nil
 }
 
-// OrgTitleTaken reports whether an org with title exists, titles compared
-// trimmed and without regard to case.
-func OrgTitleTaken(ctx context.Context, db bun.IDB, title string) (bool, error) {
-	if !utf8.ValidString(title) || strings.ContainsRune(title, 0) {
-		return false, nil // no such title can be stored; CreateOrg refuses it
+// orgTitleKey is the unique index on lower(btrim(title)): no two orgs share a
+// title, compared trimmed and without regard to case.
+const orgTitleKey = "organizations_title_key"
+
+// orgWriteErr maps a write of org title's unique index violation to a 409
+// org_exists, other errors as translate does.
+func orgWriteErr(err error, title, what string) error {
+	var pgErr *pgconn.PgError
+	if errors.As(err, &pgErr) && pgErr.Code == "23505" && pgErr.ConstraintName == orgTitleKey {
+		return Conflict("org_exists", "an organization with that title already exists", map[string]any{"title": title})
 	}
-	n, err := db.NewSelect().Model((*Organization)(nil)).
-		Where("lower(btrim(title)) = lower(?)", cleanText(title)).Count(ctx)
-	return n > 0, translate(err, "find org title")
+	return translate(err, what)
 }
 
 // GetOrg returns an org by id, or ErrNotFound.
