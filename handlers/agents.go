@@ -321,18 +321,23 @@ func (h *Handler) agentDetailPage(c *gin.Context) {
 		}
 		p.Session.OrgID = &s.OrgID
 	}
-	a, err := models.GetAgent(c.Request.Context(), h.db, s.OrgID, c.Param("agentId"))
-	if err != nil {
-		h.fail(c, err)
-		return
-	}
-	d, err := h.agentDetailData(c, s, a)
+	id := c.Param("agentId")
+	d, err := h.agentDetail(c, s, id)
 	if err != nil {
 		h.fail(c, err)
 		return
 	}
 	d.Perms.Saved = c.Query("saved") == "permissions"
-	h.render(c, views.AgentDetailPage(h.nav(c, a.ID, "agents"), d))
+	h.render(c, views.AgentDetailPage(h.nav(c, id, "agents"), d))
+}
+
+// agentDetail is the agent page's data for agent id of the scope's org.
+func (h *Handler) agentDetail(c *gin.Context, s scope, id string) (views.AgentDetailData, error) {
+	a, err := models.GetAgent(c.Request.Context(), h.db, s.OrgID, id)
+	if err != nil {
+		return views.AgentDetailData{}, err
+	}
+	return h.agentDetailData(c, s, a)
 }
 
 func (h *Handler) agentDetailData(c *gin.Context, s scope, a *models.Agent) (views.AgentDetailData, error) {
@@ -414,18 +419,13 @@ func (h *Handler) setPermissionsHTML(c *gin.Context) {
 			h.render(c, views.PermissionsSection(p))
 			return
 		}
-		a, err := models.GetAgent(c.Request.Context(), h.db, s.OrgID, id)
-		if err != nil {
-			h.fail(c, err)
-			return
-		}
-		d, err := h.agentDetailData(c, s, a)
+		d, err := h.agentDetail(c, s, id)
 		if err != nil {
 			h.fail(c, err)
 			return
 		}
 		d.Perms = p
-		h.renderStatus(c, http.StatusBadRequest, views.AgentDetailPage(h.nav(c, a.ID, "agents"), d))
+		h.renderStatus(c, http.StatusBadRequest, views.AgentDetailPage(h.nav(c, id, "agents"), d))
 		return
 	}
 	if err != nil {

@@ -566,30 +566,35 @@ func (h *Handler) platformUserAction(action string) gin.HandlerFunc {
 // platformResetPassword serves POST /platform/users/{userId}/reset-password:
 // the page it answers carries the new link once.
 func (h *Handler) platformResetPassword(c *gin.Context) {
-	user, err := pathUUID(c, "userId")
-	var token, email string
-	if err == nil {
-		token, email, err = models.ResetPasswordLink(c.Request.Context(), h.db, user, h.actor(c))
-	}
+	email, link, err := h.resetPassword(c)
 	if err != nil {
 		h.fail(c, err)
 		return
 	}
-	h.platformRenderLink(c, &views.NewLink{Email: email, URL: h.setPasswordURL(token), Resent: true})
+	h.platformRenderLink(c, &views.NewLink{Email: email, URL: link, Resent: true})
 }
 
 // resetPasswordAPI serves POST /users/{userId}/reset-password (platform admins).
 func (h *Handler) resetPasswordAPI(c *gin.Context) {
-	user, err := pathUUID(c, "userId")
-	var token, email string
-	if err == nil {
-		token, email, err = models.ResetPasswordLink(c.Request.Context(), h.db, user, h.actor(c))
-	}
+	email, link, err := h.resetPassword(c)
 	if err != nil {
 		h.fail(c, err)
 		return
 	}
-	c.JSON(http.StatusOK, passwordLinkJSON{Email: email, SetPasswordURL: h.setPasswordURL(token)})
+	c.JSON(http.StatusOK, passwordLinkJSON{Email: email, SetPasswordURL: link})
+}
+
+// resetPassword issues a platform admin's set-password link for :userId.
+func (h *Handler) resetPassword(c *gin.Context) (email, link string, err error) {
+	user, err := pathUUID(c, "userId")
+	if err != nil {
+		return "", "", err
+	}
+	token, email, err := models.ResetPasswordLink(c.Request.Context(), h.db, user, h.actor(c))
+	if err != nil {
+		return "", "", err
+	}
+	return email, h.setPasswordURL(token), nil
 }
 
 var errSelf = models.Conflict("own_account", "you cannot change your own platform role or disable yourself", nil)

@@ -31,7 +31,7 @@ import (
 )
 
 // suite selects the tests that make up the reliability suite.
-const suite = `^(TestRace|TestHostile|TestAuditCompleteness|TestFault|TestAuthHardening|TestSecurityHeaders|TestSecureCookie|TestStaticFiles|TestLoginRateLimit|TestBadKeyRateLimit|TestSessionRotationAndLogout|TestBearerToken|TestStopWinsOverOnline|TestConstantTime|TestInviteRateLimits|TestInviteConcurrent)`
+const suite = `^(TestEveryRouteEnforcesItsDeclaredAccess|TestRace|TestHostile|TestAuditCompleteness|TestFault|TestAuthHardening|TestSecurityHeaders|TestSecureCookie|TestStaticFiles|TestLoginRateLimit|TestBadKeyRateLimit|TestSessionRotationAndLogout|TestBearerToken|TestStopWinsOverOnline|TestConstantTime|TestInviteRateLimits|TestInviteConcurrent)`
 
 var (
 	summaryRE = regexp.MustCompile(`SUMMARY (.*)$`)
