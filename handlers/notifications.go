@@ -7,6 +7,7 @@ import (
 	"github.com/gin-gonic/gin"
 	"github.com/google/uuid"
 
+	"github.com/agentroster/agentroster/handlers/webhooks"
 	"github.com/agentroster/agentroster/models"
 	"github.com/agentroster/agentroster/views"
 )
@@ -49,7 +50,7 @@ func (h *Handler) createWebhookAPI(c *gin.Context) {
 	var req webhookRequest
 	err := decodeJSON(c, &req)
 	if err == nil {
-		err = h.webhookDest().checkURL(req.URL)
+		err = h.webhookPolicy().CheckURL(req.URL)
 	}
 	var w *models.WebhookEndpoint
 	var secret string
@@ -169,7 +170,7 @@ func (h *Handler) notificationsCreate(c *gin.Context) {
 	if f.Events == nil {
 		f.Events = []string{}
 	}
-	err := h.webhookDest().checkURL(f.URL)
+	err := h.webhookPolicy().CheckURL(f.URL)
 	var w *models.WebhookEndpoint
 	var secret string
 	if err == nil {
@@ -228,4 +229,20 @@ func (h *Handler) webhookLogPage(c *gin.Context) {
 		return
 	}
 	h.render(c, views.WebhookLogPage(n, *w, as))
+}
+
+// webhookPolicy is where this server's webhook deliveries may connect.
+func (h *Handler) webhookPolicy() webhooks.Policy {
+	return webhooks.Policy{Allow: h.cfg.WebhookAllowCIDRs}
+}
+
+// WebhookDeps are what the webhook worker needs from this server: its
+// database, the sealer of the endpoints' secrets, the links' base URL, the
+// presence window, the destination policy and the delivery counter.
+func (h *Handler) WebhookDeps() webhooks.Deps {
+	return webhooks.Deps{
+		DB: h.db, Log: h.log, Sealer: h.sealer, PublicURL: h.cfg.PublicURL, PresenceWindow: h.cfg.PresenceWindow,
+		Policy:    h.webhookPolicy(),
+		Delivered: func(outcome string) { h.metrics.deliveries.WithLabelValues(outcome).Inc() },
+	}
 }

@@ -18,6 +18,7 @@ import (
 	"github.com/google/uuid"
 	"github.com/uptrace/bun"
 
+	"github.com/agentroster/agentroster/handlers/webhooks"
 	"github.com/agentroster/agentroster/models"
 )
 
@@ -81,7 +82,7 @@ func (e *env) pendingDeliveries() int {
 }
 
 // drain runs n until nothing is pending (retries included), at most 200 rounds.
-func (e *env) drain(n *Notifier) {
+func (e *env) drain(n *webhooks.Notifier) {
 	e.t.Helper()
 	for range 200 {
 		if e.pendingDeliveries() == 0 {
@@ -127,14 +128,14 @@ func TestWebhookSignedRetriedThenDelivered(t *testing.T) {
 		t.Fatal("a refused registration queued a notification")
 	}
 
-	n := e.h.NewNotifier(NotifierOptions{Backoff: time.Millisecond})
+	n := webhooks.New(e.h.WebhookDeps(), webhooks.Options{Backoff: time.Millisecond})
 	e.drain(n)
 	got := recv.requests()
 	if len(got) != 3 {
 		t.Fatalf("receiver got %d requests, want 500, 500, then success", len(got))
 	}
 	for i, r := range got {
-		mac := Signature(secret, r.Body)
+		mac := webhooks.Signature(secret, r.Body)
 		if !hmac.Equal([]byte(r.Header.Get("X-Signature-256")), []byte(mac)) {
 			t.Fatalf("request %d: signature %q does not verify", i+1, r.Header.Get("X-Signature-256"))
 		}
@@ -142,7 +143,7 @@ func TestWebhookSignedRetriedThenDelivered(t *testing.T) {
 			t.Fatal("retries differ from the first attempt")
 		}
 	}
-	if Signature("wrong secret", got[0].Body) == got[0].Header.Get("X-Signature-256") {
+	if webhooks.Signature("wrong secret", got[0].Body) == got[0].Header.Get("X-Signature-256") {
 		t.Fatal("signature does not depend on the secret")
 	}
 	var body struct {
@@ -211,7 +212,7 @@ func TestWebhookTwoWorkersSendEachOnce(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	workers := []*Notifier{e.h.NewNotifier(NotifierOptions{Concurrency: 4}), e.h.NewNotifier(NotifierOptions{Concurrency: 4})}
+	workers := []*webhooks.Notifier{webhooks.New(e.h.WebhookDeps(), webhooks.Options{Concurrency: 4}), webhooks.New(e.h.WebhookDeps(), webhooks.Options{Concurrency: 4})}
 	var wg sync.WaitGroup
 	var sent atomic.Int64
 	for _, w := range workers {
@@ -268,7 +269,7 @@ func TestWebhookHangingReceiverDoesNotStallOthers(t *testing.T) {
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
-		e.h.NewNotifier(NotifierOptions{Timeout: time.Minute, Poll: 10 * time.Millisecond}).Run(ctx)
+		webhooks.New(e.h.WebhookDeps(), webhooks.Options{Timeout: time.Minute, Poll: 10 * time.Millisecond}).Run(ctx)
 	}()
 	select {
 	case ev := <-fine:
@@ -316,7 +317,7 @@ func TestWebhookTimeoutNoRedirectAutoDisable(t *testing.T) {
 	rid, _ := e.webhook(tok, redirect.URL, models.NotifyAgentStale)
 	sid, _ := e.webhook(tok, slow.URL, models.NotifyAgentStale)
 
-	n := e.h.NewNotifier(NotifierOptions{Timeout: 100 * time.Millisecond, Backoff: time.Millisecond, DisableAfter: 3, MaxAttempts: 10})
+	n := webhooks.New(e.h.WebhookDeps(), webhooks.Options{Timeout: 100 * time.Millisecond, Backoff: time.Millisecond, DisableAfter: 3, MaxAttempts: 10})
 	c := e.signIn("root@example.com")
 	e.post(c, "/settings/notifications/"+rid.String()+"/test", nil)
 	e.post(c, "/settings/notifications/"+sid.String()+"/test", nil)

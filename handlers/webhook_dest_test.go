@@ -2,6 +2,7 @@ package handlers
 
 import (
 	"context"
+	"net"
 	"net/http"
 	"net/netip"
 	"net/url"
@@ -12,32 +13,10 @@ import (
 
 	"github.com/google/uuid"
 
+	"github.com/agentroster/agentroster/handlers/webhooks"
 	"github.com/agentroster/agentroster/models"
 	"github.com/agentroster/agentroster/models/testdb"
 )
-
-func TestInternalAddresses(t *testing.T) {
-	for _, tc := range []struct {
-		ip       string
-		internal bool
-	}{
-		{"127.0.0.1", true}, {"127.9.9.9", true}, {"::1", true}, {"::ffff:127.0.0.1", true},
-		{"10.0.0.1", true}, {"172.16.5.4", true}, {"192.168.1.1", true}, {"100.64.0.1", true},
-		{"169.254.169.254", true}, {"::ffff:169.254.169.254", true}, {"fe80::1", true}, {"fe80::1%eth0", true},
-		{"fc00::1", true}, {"fd12:3456::1", true}, {"0.0.0.0", true}, {"::", true}, {"224.0.0.1", true},
-		{"ff02::1", true}, {"255.255.255.255", true}, {"64:ff9b::7f00:1", true}, {"::127.0.0.1", true},
-		{"64:ff9b:1::a00:1", true}, {"2002:a00:1::1", true}, {"::ffff:0:a00:1", true}, {"198.18.0.1", true}, {"192.0.0.8", true}, {"240.0.0.1", true},
-		{"93.184.216.34", false}, {"2606:2800:220:1::1", false}, {"100.128.0.1", false}, {"172.32.0.1", false},
-	} {
-		if got := internalAddr(netip.MustParseAddr(tc.ip)); got != tc.internal {
-			t.Errorf("internalAddr(%s) = %v, want %v", tc.ip, got, tc.internal)
-		}
-	}
-	p := destPolicy{allow: []netip.Prefix{netip.MustParsePrefix("10.20.0.0/16")}}
-	if !p.allowed(netip.MustParseAddr("10.20.3.4")) || !p.allowed(netip.MustParseAddr("::ffff:10.20.3.4")) || p.allowed(netip.MustParseAddr("10.21.0.1")) {
-		t.Fatal("allow list not applied")
-	}
-}
 
 // TestWebhookDestinationsRefused: with no allow list, webhooks cannot reach
 // loopback, private or metadata addresses, neither when added nor when a
@@ -104,7 +83,7 @@ func TestWebhookDestinationsRefused(t *testing.T) {
 		if host == "hooks.example.test" {
 			return []netip.Addr{netip.MustParseAddr("127.0.0.1")}, nil
 		}
-		return systemLookup(ctx, host)
+		return net.DefaultResolver.LookupNetIP(ctx, "ip", host)
 	}
 	e.call(http.MethodPost, hooks+"/"+targets["name resolving inside"].String()+"/test", tok, nil).want(http.StatusAccepted)
 	for name, id := range targets {
@@ -112,7 +91,7 @@ func TestWebhookDestinationsRefused(t *testing.T) {
 			e.call(http.MethodPost, hooks+"/"+id.String()+"/test", tok, nil).want(http.StatusAccepted)
 		}
 	}
-	n := e.h.NewNotifier(NotifierOptions{MaxAttempts: 1, Timeout: 2 * time.Second, LookupIP: lookup})
+	n := webhooks.New(e.h.WebhookDeps(), webhooks.Options{MaxAttempts: 1, Timeout: 2 * time.Second, LookupIP: lookup})
 	e.drain(n)
 	if got := recv.requests(); len(got) != 0 {
 		t.Fatalf("the receiver on loopback got %d deliveries", len(got))
@@ -165,7 +144,7 @@ func TestWebhookAllowedCIDR(t *testing.T) {
 		if host == "localhost" {
 			return []netip.Addr{netip.MustParseAddr("::1"), netip.MustParseAddr("127.0.0.1")}, nil
 		}
-		return systemLookup(ctx, host)
+		return net.DefaultResolver.LookupNetIP(ctx, "ip", host)
 	}
 	byName, _ := e.webhook(tok, "http://localhost:"+port+"/b", models.NotifyAgentPending)
 	e.call(http.MethodPost, hooks, tok, map[string]any{"url": "http://10.0.0.1/x", "events": []string{models.NotifyAgentPending}}).
@@ -173,7 +152,7 @@ func TestWebhookAllowedCIDR(t *testing.T) {
 	for _, id := range []uuid.UUID{byIP, byName} {
 		e.call(http.MethodPost, hooks+"/"+id.String()+"/test", tok, nil).want(http.StatusAccepted)
 	}
-	e.drain(e.h.NewNotifier(NotifierOptions{MaxAttempts: 1, LookupIP: lookup}))
+	e.drain(webhooks.New(e.h.WebhookDeps(), webhooks.Options{MaxAttempts: 1, LookupIP: lookup}))
 	if got := recv.requests(); len(got) != 2 {
 		t.Fatalf("the allowed receiver got %d deliveries, want 2", len(got))
 	}

@@ -22,6 +22,7 @@ import (
 	"github.com/uptrace/bun"
 
 	"github.com/agentroster/agentroster/handlers"
+	"github.com/agentroster/agentroster/handlers/webhooks"
 	"github.com/agentroster/agentroster/models"
 	"github.com/agentroster/agentroster/models/pgcluster"
 )
@@ -102,7 +103,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	// lets deliveries in flight finish (each is bounded by its timeout).
 	notifyCtx, stopNotify := context.WithCancel(context.Background())
 	notifyDone := make(chan struct{})
-	go func() { defer close(notifyDone); h.NewNotifier(handlers.NotifierOptions{}).Run(notifyCtx) }()
+	go func() { defer close(notifyDone); webhooks.New(h.WebhookDeps(), webhooks.Options{}).Run(notifyCtx) }()
 	defer func() { stopNotify(); <-notifyDone }()
 
 	srv := &http.Server{

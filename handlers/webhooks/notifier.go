@@ -1,4 +1,8 @@
-package handlers
+// Package webhooks sends an organization's notifications to its webhook
+// endpoints: a worker that claims queued deliveries from PostgreSQL, signs and
+// POSTs them with retries, and never connects inside the server's network
+// unless the operator allows a range.
+package webhooks
 
 import (
 	"bytes"
@@ -10,6 +14,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"net"
 	"net/http"
 	"net/netip"
@@ -18,14 +23,28 @@ import (
 	"sync"
 	"time"
 
+	"github.com/uptrace/bun"
+
 	"github.com/agentroster/agentroster/models"
 )
 
 // notificationLogKeep is how long settled deliveries and their attempt log are kept.
 const notificationLogKeep = 30 * 24 * time.Hour
 
-// NotifierOptions tune the webhook worker; zero values take the defaults.
-type NotifierOptions struct {
+// Deps are what the worker needs from the server.
+type Deps struct {
+	DB             bun.IDB
+	Log            *slog.Logger
+	Sealer         *models.Sealer // opens the endpoints' signing secrets
+	PublicURL      string         // links in the messages
+	PresenceWindow time.Duration  // silence after which an online agent is stale
+	Policy         Policy         // where deliveries may connect
+	// Delivered counts each attempt's outcome (delivered, failed, gave_up).
+	Delivered func(outcome string)
+}
+
+// Options tune the webhook worker; zero values take the defaults.
+type Options struct {
 	Timeout      time.Duration // per request (default 5 s)
 	Poll         time.Duration // how often the queue is checked (default 2 s)
 	Concurrency  int           // deliveries in flight at once (default 8)
@@ -42,17 +61,17 @@ type NotifierOptions struct {
 // exponential backoff. Any number of notifiers (one per replica) may run on
 // one database; models.ClaimDeliveries makes sure each delivery goes out once.
 type Notifier struct {
-	h      *Handler
-	opts   NotifierOptions
+	deps   Deps
+	opts   Options
 	policy models.RetryPolicy
 	client *http.Client
 	slots  chan struct{}
 	wg     sync.WaitGroup
 }
 
-// NewNotifier returns a worker sending this server's notifications. Start it
+// New returns a worker sending the notifications queued in d.DB. Start it
 // with Run.
-func (h *Handler) NewNotifier(o NotifierOptions) *Notifier {
+func New(d Deps, o Options) *Notifier {
 	if o.Timeout <= 0 {
 		o.Timeout = 5 * time.Second
 	}
@@ -79,14 +98,17 @@ func (h *Handler) NewNotifier(o NotifierOptions) *Notifier {
 	}
 	// No proxy: the destination check must see the address actually dialled.
 	transport := &http.Transport{
-		DialContext:           h.webhookDest().dialContext(&net.Dialer{Timeout: o.Timeout}, o.LookupIP),
+		DialContext:           d.Policy.dialContext(&net.Dialer{Timeout: o.Timeout}, o.LookupIP),
 		TLSHandshakeTimeout:   o.Timeout,
 		ResponseHeaderTimeout: o.Timeout,
 		MaxIdleConnsPerHost:   2,
 		IdleConnTimeout:       30 * time.Second,
 	}
+	if d.Delivered == nil {
+		d.Delivered = func(string) {}
+	}
 	return &Notifier{
-		h: h, opts: o,
+		deps: d, opts: o,
 		policy: models.RetryPolicy{MaxAttempts: o.MaxAttempts, Backoff: o.Backoff, MaxBackoff: time.Hour, DisableAfter: o.DisableAfter},
 		client: &http.Client{
 			Transport: transport,
@@ -107,11 +129,11 @@ func (n *Notifier) Run(ctx context.Context) {
 	for ctx.Err() == nil {
 		if time.Since(lastStale) >= n.opts.StaleEvery {
 			lastStale = time.Now()
-			if _, err := models.EnqueueStaleAgents(ctx, n.h.db, n.h.cfg.PresenceWindow); err != nil && ctx.Err() == nil {
-				n.h.log.Warn("notifications: stale agents", "err", err)
+			if _, err := models.EnqueueStaleAgents(ctx, n.deps.DB, n.deps.PresenceWindow); err != nil && ctx.Err() == nil {
+				n.deps.Log.Warn("notifications: stale agents", "err", err)
 			}
-			if _, err := models.PruneNotifications(ctx, n.h.db, notificationLogKeep); err != nil && ctx.Err() == nil {
-				n.h.log.Warn("notifications: prune", "err", err)
+			if _, err := models.PruneNotifications(ctx, n.deps.DB, notificationLogKeep); err != nil && ctx.Err() == nil {
+				n.deps.Log.Warn("notifications: prune", "err", err)
 			}
 		}
 		claimed, free := n.dispatch(ctx)
@@ -132,10 +154,10 @@ func (n *Notifier) dispatch(ctx context.Context) (claimed, free int) {
 	if free == 0 {
 		return 0, 0
 	}
-	ds, err := models.ClaimDeliveries(ctx, n.h.db, free, n.lease())
+	ds, err := models.ClaimDeliveries(ctx, n.deps.DB, free, n.lease())
 	if err != nil {
 		if ctx.Err() == nil {
-			n.h.log.Warn("notifications: claim", "err", err)
+			n.deps.Log.Warn("notifications: claim", "err", err)
 		}
 		return 0, free
 	}
@@ -153,7 +175,7 @@ func (n *Notifier) dispatch(ctx context.Context) (claimed, free int) {
 // RunOnce claims the deliveries due now (up to the concurrency), sends them
 // and waits for the results. It returns how many it sent.
 func (n *Notifier) RunOnce(ctx context.Context) (int, error) {
-	ds, err := models.ClaimDeliveries(ctx, n.h.db, n.opts.Concurrency, n.lease())
+	ds, err := models.ClaimDeliveries(ctx, n.deps.DB, n.opts.Concurrency, n.lease())
 	if err != nil {
 		return 0, err
 	}
@@ -215,24 +237,24 @@ func Signature(secret string, body []byte) string {
 // deliver sends one delivery and records how it went.
 func (n *Notifier) deliver(ctx context.Context, d *models.Delivery) {
 	res := n.send(ctx, d)
-	outcome, disabled, err := models.RecordAttempt(ctx, n.h.db, d, res, n.policy)
+	outcome, disabled, err := models.RecordAttempt(ctx, n.deps.DB, d, res, n.policy)
 	if err != nil {
-		n.h.log.Error("notifications: record attempt", "delivery", d.ID, "err", err)
+		n.deps.Log.Error("notifications: record attempt", "delivery", d.ID, "err", err)
 		return
 	}
-	n.h.metrics.deliveries.WithLabelValues(outcome).Inc()
+	n.deps.Delivered(outcome)
 	if disabled {
-		n.h.log.Warn("notifications: endpoint turned off after repeated failures", "endpoint", d.EndpointID, "org", d.OrgID)
+		n.deps.Log.Warn("notifications: endpoint turned off after repeated failures", "endpoint", d.EndpointID, "org", d.OrgID)
 	}
 }
 
 func (n *Notifier) send(ctx context.Context, d *models.Delivery) models.AttemptResult {
-	secret, err := n.h.sealer.Open(d.SecretEnc)
+	secret, err := n.deps.Sealer.Open(d.SecretEnc)
 	if err != nil {
 		return models.AttemptResult{Error: "cannot unseal the signing secret (SECRET_KEY changed?)"}
 	}
 	path, _ := d.Payload["path"].(string)
-	link := n.h.cfg.PublicURL + path
+	link := n.deps.PublicURL + path
 	body, err := json.Marshal(notificationBody{
 		ID: strconv.FormatInt(d.ID, 10), Event: d.Event, CreatedAt: d.CreatedAt.UTC(),
 		Org:  notifyOrg{ID: d.OrgID.String(), Title: d.OrgTitle},

@@ -1,4 +1,4 @@
-package handlers
+package webhooks
 
 import (
 	"context"
@@ -38,16 +38,15 @@ var blockedPrefixes = []netip.Prefix{
 // nat64 embeds an IPv4 address in its last 32 bits (RFC 6052).
 var nat64 = netip.MustParsePrefix("64:ff9b::/96")
 
-// destPolicy decides which addresses webhook deliveries may reach.
-type destPolicy struct{ allow []netip.Prefix }
-
-func (h *Handler) webhookDest() destPolicy { return destPolicy{allow: h.cfg.WebhookAllowCIDRs} }
+// Policy decides which addresses webhook deliveries may reach: anything
+// public, and the internal ranges in Allow (WEBHOOK_ALLOW_CIDRS).
+type Policy struct{ Allow []netip.Prefix }
 
 // allowed reports whether a delivery may connect to ip: anything public, and
 // anything inside an allowed prefix.
-func (p destPolicy) allowed(ip netip.Addr) bool {
+func (p Policy) allowed(ip netip.Addr) bool {
 	ip = ip.WithZone("")
-	for _, pr := range p.allow {
+	for _, pr := range p.Allow {
 		if pr.Contains(ip) || pr.Contains(ip.Unmap()) {
 			return true
 		}
@@ -76,10 +75,10 @@ func internalAddr(ip netip.Addr) bool {
 	return false
 }
 
-// checkURL refuses, when an endpoint is added, a URL whose host is localhost
+// CheckURL refuses, when an endpoint is added, a URL whose host is localhost
 // or a literal address the policy blocks. Host names are checked again, with
 // every address they resolve to, when a delivery dials.
-func (p destPolicy) checkURL(raw string) error {
+func (p Policy) CheckURL(raw string) error {
 	u, err := url.Parse(strings.TrimSpace(raw))
 	if err != nil {
 		return nil // ValidateWebhookURL names the problem
@@ -112,7 +111,7 @@ func systemLookup(ctx context.Context, host string) ([]netip.Addr, error) {
 // addresses, so a name that resolves inside (or is changed to, between
 // the check and the dial) never gets a connection. The dialer's Control
 // checks the address actually dialled once more.
-func (p destPolicy) dialContext(d *net.Dialer, lookup lookupFunc) func(ctx context.Context, network, addr string) (net.Conn, error) {
+func (p Policy) dialContext(d *net.Dialer, lookup lookupFunc) func(ctx context.Context, network, addr string) (net.Conn, error) {
 	d.Control = func(_, address string, _ syscall.RawConn) error {
 		ap, err := netip.ParseAddrPort(address)
 		if err != nil || !p.allowed(ap.Addr()) {
