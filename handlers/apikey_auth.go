@@ -5,7 +5,6 @@ import (
 	"errors"
 	"net/http"
 	"strings"
-	"time"
 
 	"github.com/gin-gonic/gin"
 	"github.com/google/uuid"
@@ -33,22 +32,6 @@ func apiKeyIn(authorization string) (key string, ok bool) {
 	return "", false
 }
 
-// exhausted reports whether key has no token left, without taking one, and
-// how long until the next.
-func (l *limiter) exhausted(key string) (bool, time.Duration) {
-	now := time.Now()
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	b, ok := l.buckets[key]
-	if !ok {
-		return false, 0
-	}
-	if tokens := b.lim.TokensAt(now); tokens < 1 {
-		return true, time.Duration((1 - tokens) * float64(l.every))
-	}
-	return false, 0
-}
-
 // checkKey returns the live API key of the request. A missing key is 401
 // unauthorized; an unknown, disabled, revoked or expired one is 401
 // invalid_credential; both carry WWW-Authenticate. Failures are counted per
@@ -70,14 +53,11 @@ func (h *Handler) liveKeyOf(ctx context.Context, authorization, ip string) (key 
 	if !ok {
 		return nil, keyChallenge, errUnauthenticated
 	}
-	if spent, retry := h.badKeyIP.exhausted(ip); spent {
-		if h.badKeyIP.rejected != nil {
-			h.badKeyIP.rejected()
-		}
-		return nil, "", &rateLimited{retry: retry}
-	}
 	key, err = h.cache.Key(ctx, h.db, raw)
 	if errors.Is(err, models.ErrUnauthorized) {
+		// Failures are limited per address; a good key is never refused, so
+		// a runtime still polling with its revoked key cannot lock out the
+		// one that replaced it on the same host.
 		h.metrics.keyFailed.Inc()
 		if err := limit(h.badKeyIP, ip); err != nil {
 			return nil, "", err
