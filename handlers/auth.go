@@ -111,15 +111,15 @@ func limit(l *limiter, key string) error {
 	return nil
 }
 
-// login checks credentials. Every attempt takes a token from the address's
-// budget (against password spraying); a failure also uses up the budget of
-// that address and email, which a success refills. Neither budget is shared
+// login checks credentials. Failures spend the address's budget (against
+// password spraying; correct passwords, say many people behind one NAT, do
+// not) and the budget of that address and email, which a success refills. Neither budget is shared
 // with other addresses, so failures from one client never refuse the right
 // password from another.
 func (h *Handler) login(c *gin.Context, email, password string) (*models.User, error) {
 	ip := c.ClientIP()
-	if err := limit(h.loginIP, ip); err != nil {
-		return nil, err
+	if spent, retry := h.loginIP.exhausted(ip); spent {
+		return nil, &rateLimited{retry: retry}
 	}
 	key := ip + "\x00" + strings.ToLower(strings.TrimSpace(email))
 	if err := limit(h.loginIPEmail, key); err != nil {
@@ -128,6 +128,7 @@ func (h *Handler) login(c *gin.Context, email, password string) (*models.User, e
 	u, err := models.Authenticate(c.Request.Context(), h.db, email, password, h.actor(c))
 	if errors.Is(err, models.ErrUnauthorized) {
 		h.metrics.loginFailed.Inc()
+		limit(h.loginIP, ip) // only failures spend the address's budget
 		return nil, newErr(http.StatusUnauthorized, "invalid_credentials", "invalid email or password")
 	}
 	if err == nil {

@@ -55,6 +55,25 @@ func (l *limiter) allow(key string) (bool, time.Duration) {
 	return true, 0
 }
 
+// exhausted reports whether key has no token left, without taking one, and
+// how long until the next: for budgets that only failures spend.
+func (l *limiter) exhausted(key string) (bool, time.Duration) {
+	now := time.Now()
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	b, ok := l.buckets[key]
+	if !ok {
+		return false, 0
+	}
+	if tokens := b.lim.TokensAt(now); tokens < 1 {
+		if l.rejected != nil {
+			l.rejected()
+		}
+		return true, time.Duration((1 - tokens) * float64(l.every))
+	}
+	return false, 0
+}
+
 // reset forgets key's bucket, so its next use starts from a full budget.
 func (l *limiter) reset(key string) {
 	l.mu.Lock()
