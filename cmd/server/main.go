@@ -90,6 +90,9 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return fmt.Errorf("unknown migrate command %q: use up, down or status", sub)
 	}
 
+	limit, source := setMemoryLimit(ctx)
+	log.Info("soft memory limit", "MiB", limit>>20, "from", source)
+
 	if err := models.Migrate(ctx, migrateDB, log); err != nil {
 		return err
 	}
