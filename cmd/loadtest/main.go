@@ -49,6 +49,7 @@ type options struct {
 	streams     int
 	profileDir  string
 	memLimit    string
+	pgClients   int
 }
 
 func main() {
@@ -61,7 +62,8 @@ func main() {
 	flag.StringVar(&o.jsonOut, "json", "loadtest.json", "write the figures here")
 	flag.StringVar(&o.only, "only", "", "comma-separated scenario names to run (default all, sse included)")
 	flag.IntVar(&o.streams, "streams", 1000, "SSE streams to hold open in the sse scenario")
-	flag.StringVar(&o.memLimit, "server-gomemlimit", "36MiB", "GOMEMLIMIT for the server process (empty: none)")
+	flag.StringVar(&o.memLimit, "server-gomemlimit", "", "GOMEMLIMIT for the server process (empty: none, the server as shipped picks its own)")
+	flag.IntVar(&o.pgClients, "pgbench-clients", 16, "pgbench clients for the single-row UPDATE yardstick")
 	flag.StringVar(&o.profileDir, "cpuprofile", "", "write CPU and heap profiles of the server per scenario into this directory (go tool pprof)")
 	flag.Parse()
 	if err := run(context.Background(), o); err != nil {
@@ -134,10 +136,19 @@ func run(ctx context.Context, o options) error {
 			return err
 		}
 	}
-	srv.Env = append(os.Environ(), "PPROF_ADDR="+pprofAddr, "DATABASE_URL="+dbURL, "ADDR=127.0.0.1:"+strconv.Itoa(port), "PUBLIC_URL="+base,
+	// The server as shipped: nothing of this process's Go tuning leaks into it.
+	var environ []string
+	for _, kv := range os.Environ() {
+		if !strings.HasPrefix(kv, "GOMEMLIMIT=") && !strings.HasPrefix(kv, "GOGC=") {
+			environ = append(environ, kv)
+		}
+	}
+	if o.memLimit != "" {
+		environ = append(environ, "GOMEMLIMIT="+o.memLimit)
+	}
+	srv.Env = append(environ, "PPROF_ADDR="+pprofAddr, "DATABASE_URL="+dbURL, "ADDR=127.0.0.1:"+strconv.Itoa(port), "PUBLIC_URL="+base,
 		"DATA_DIR="+filepath.Join(tmp, "data"), "SECRET_KEY="+models.RandomBase62(40),
-		"BOOTSTRAP_SA_EMAIL=load@example.com", "TRUSTED_PROXIES=127.0.0.1/32", "BOOTSTRAP_SA_PASSWORD="+password, "LOG_FORMAT=json",
-		"GOMEMLIMIT="+o.memLimit)
+		"BOOTSTRAP_SA_EMAIL=load@example.com", "TRUSTED_PROXIES=127.0.0.1/32", "BOOTSTRAP_SA_PASSWORD="+password, "LOG_FORMAT=json")
 	logPath := filepath.Join(tmp, "server.log")
 	srvLog, _ := os.Create(logPath)
 	srv.Stdout, srv.Stderr = srvLog, srvLog
@@ -151,6 +162,9 @@ func run(ctx context.Context, o options) error {
 	if err := waitReady(base); err != nil {
 		return err
 	}
+	rss := newRSSRecorder(srv.Process.Pid)
+	defer rss.stop()
+	rss.phase("seed")
 
 	fmt.Fprintf(os.Stderr, "seeding %d agents with keys…\n", o.agents)
 	db, err := models.Open(dbURL, 4)
@@ -180,6 +194,7 @@ func run(ctx context.Context, o options) error {
 			continue
 		}
 		fmt.Fprintf(os.Stderr, "%-16s warm-up %s, measure %s at concurrency %d…\n", sc.name, o.warmup, o.duration, sc.conc(o.concurrency))
+		rss.phase(sc.name)
 		measure(sc, o.warmup, sc.conc(o.concurrency))
 		from := fileSize(logPath)
 		var prof sync.WaitGroup
@@ -202,6 +217,7 @@ func run(ctx context.Context, o options) error {
 	}
 	if o.only == "" || strings.Contains(","+o.only+",", ",sse,") {
 		fmt.Fprintf(os.Stderr, "%-16s opening %d streams…\n", "sse", o.streams)
+		rss.phase("sse")
 		r, err := holdStreams(ctx, env, db, o.streams, srv.Process.Pid)
 		if err != nil {
 			return fmt.Errorf("sse: %w", err)
@@ -216,12 +232,20 @@ func run(ctx context.Context, o options) error {
 			results[i].Ratio = results[i].RPS / results[0].RPS
 		}
 	}
+	rss.phase("idle")
 	peak := peakRSSMiB(srv.Process.Pid)
+	fmt.Fprintf(os.Stderr, "%-16s pgbench -c %d…\n", "pgbench", o.pgClients)
 	pg, pgErr := pgbenchUpdate(ctx, dbURL, seed, o)
+	rss.stop()
 
 	printTable(results, peak, pg, pgErr)
-	fmt.Printf("server GOMEMLIMIT: %s\n", cmp.Or(o.memLimit, "none"))
-	out := map[string]any{"serverGomemlimit": o.memLimit, "results": results, "serverPeakRssMiB": peak, "concurrency": o.concurrency, "durationSeconds": o.duration.Seconds(), "agents": o.agents}
+	fmt.Printf("server GOMEMLIMIT: %s\n", cmp.Or(o.memLimit, "none (as shipped)"))
+	phases := rss.phases()
+	printRSS(phases)
+	goals := goalsOf(results, phases, pg, pgErr)
+	printGoals(goals, o)
+	out := map[string]any{"serverGomemlimit": o.memLimit, "results": results, "serverPeakRssMiB": peak, "concurrency": o.concurrency,
+		"durationSeconds": o.duration.Seconds(), "agents": o.agents, "rssOverTime": phases, "goals": goals, "pgbenchClients": o.pgClients}
 	if pgErr == nil {
 		out["pgbenchUpdateTps"] = pg
 	}

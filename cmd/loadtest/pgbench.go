@@ -17,8 +17,8 @@ import (
 var tpsRE = regexp.MustCompile(`tps = ([0-9.]+)`)
 
 // pgbenchUpdate runs PostgreSQL's own benchmark on the statement the presence
-// path boils down to (one single-row UPDATE of a random agent), at the same
-// concurrency, as the yardstick for the write path.
+// path boils down to (one single-row UPDATE of a random agent, its own
+// transaction and WAL flush each), as the yardstick for the write path.
 func pgbenchUpdate(ctx context.Context, dbURL string, seed *models.LoadSeed, o options) (float64, error) {
 	bin, err := exec.LookPath("pgbench")
 	if err != nil {
@@ -38,7 +38,7 @@ func pgbenchUpdate(ctx context.Context, dbURL string, seed *models.LoadSeed, o o
 		return 0, err
 	}
 	defer os.Remove(script)
-	conc := min(o.concurrency, 64)
+	conc := o.pgClients
 	cmd := exec.CommandContext(ctx, bin, "-n", "-c", strconv.Itoa(conc), "-j", "2", "-T", strconv.Itoa(int(o.duration/time.Second)), "-f", script, dbURL)
 	if os.Geteuid() == 0 {
 		cmd.Env = append(os.Environ(), "PGUSER=postgres")

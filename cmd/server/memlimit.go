@@ -13,12 +13,13 @@ import (
 )
 
 // defaultMemoryLimit is the soft memory limit when neither GOMEMLIMIT nor a
-// cgroup limit says otherwise: enough for the caches, a thousand open streams
-// and two password hashes at once, low enough that garbage (the runtime
-// frees, but keeps mapped, what a burst leaves) goes back to the system soon.
-// It rises with the live heap (twice it, as GOGC=100 would), so a large
+// cgroup limit says otherwise: room for the verification cache of 10,000
+// agents and keys (about 9 MiB) and the requests in flight, low enough that
+// garbage (the runtime frees, but keeps mapped, what a burst leaves) goes
+// back to the system soon. The binary's own pages (about 27 MiB resident)
+// come on top. It rises with the live heap (followLiveHeap), so a large
 // deployment is never held to it.
-const defaultMemoryLimit = 40 << 20
+const defaultMemoryLimit = 32 << 20
 
 // cgroupShare is the part of a container's memory limit the Go heap may use:
 // the rest is for the binary, thread stacks outside Go and, when it runs in
@@ -91,9 +92,9 @@ func cgroupMemoryLimit(root string) int64 {
 }
 
 // setMemoryLimit applies the server's soft memory limit and returns it and
-// its source. With the default, a goroutine raises it to twice the live heap
-// whenever that is more, until ctx ends: the default is there to return
-// garbage to the system, not to hold a large live heap to it.
+// its source. With the default, a goroutine keeps it above the live heap
+// (followLiveHeap) until ctx ends: the default is there to return garbage to
+// the system, not to hold a large live heap to it.
 func setMemoryLimit(ctx context.Context) (int64, string) {
 	limit, source := memoryLimit("/", os.LookupEnv)
 	if limit == 0 {
@@ -106,6 +107,10 @@ func setMemoryLimit(ctx context.Context) (int64, string) {
 	return limit, source
 }
 
+// followLiveHeap sets the limit to the live heap plus a quarter (at least
+// floor/4), never below floor, every 5 s: a live heap that grows (more
+// agents cached, more streams) gets room to allocate in instead of a
+// collector running without pause.
 func followLiveHeap(ctx context.Context, floor int64) {
 	sample := []metrics.Sample{{Name: "/gc/heap/live:bytes"}}
 	t := time.NewTicker(5 * time.Second)
@@ -121,10 +126,15 @@ func followLiveHeap(ctx context.Context, floor int64) {
 		if sample[0].Value.Kind() != metrics.KindUint64 {
 			return
 		}
-		want := max(floor, 2*int64(sample[0].Value.Uint64()))
+		want := limitFor(floor, int64(sample[0].Value.Uint64()))
 		if want != current {
 			debug.SetMemoryLimit(want)
 			current = want
 		}
 	}
+}
+
+// limitFor is the soft limit for a live heap of live bytes.
+func limitFor(floor, live int64) int64 {
+	return max(floor, live+max(floor/4, live/4))
 }

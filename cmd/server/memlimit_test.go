@@ -53,3 +53,16 @@ func TestMemoryLimit(t *testing.T) {
 		t.Fatalf("no cgroup: %d from %s", l, src)
 	}
 }
+
+func TestLimitFollowsTheLiveHeap(t *testing.T) {
+	const floor = defaultMemoryLimit
+	for _, c := range []struct{ live, want int64 }{
+		{10 << 20, floor},              // a small heap: the floor
+		{28 << 20, 28<<20 + floor/4},   // above it: room to allocate
+		{400 << 20, 400<<20 + 100<<20}, // a large deployment: a quarter more
+	} {
+		if got := limitFor(floor, c.live); got != c.want {
+			t.Errorf("live %d MiB: limit %d MiB, want %d MiB", c.live>>20, got>>20, c.want>>20)
+		}
+	}
+}
