@@ -86,9 +86,13 @@ type result struct {
 	ServerP99 float64 `json:"serverP99Ms,omitempty"`
 	// Routes splits the server's time by route when a unit of work makes
 	// several kinds of request (the join flow).
-	Routes     []routeLatency `json:"serverRoutes,omitempty"`
-	Unit       string         `json:"unit,omitempty"`
-	FirstError string         `json:"firstError,omitempty"`
+	Routes []routeLatency `json:"serverRoutes,omitempty"`
+	Unit   string         `json:"unit,omitempty"`
+	// CPU time per unit of work of the server process and of PostgreSQL
+	// (all of the private cluster's processes), in microseconds.
+	ServerCPUus float64 `json:"serverCpuUsPerUnit,omitempty"`
+	PgCPUus     float64 `json:"pgCpuUsPerUnit,omitempty"`
+	FirstError  string  `json:"firstError,omitempty"`
 }
 
 func run(ctx context.Context, o options) error {
@@ -100,7 +104,9 @@ func run(ctx context.Context, o options) error {
 	defer os.RemoveAll(tmp)
 
 	dbURL := o.databaseURL
+	pgdata := ""
 	if dbURL == "" {
+		pgdata = filepath.Join(tmp, "pg", "pgdata")
 		fmt.Fprintln(os.Stderr, "starting a private PostgreSQL…")
 		cluster, err := pgcluster.Start(ctx, pgcluster.Options{Dir: filepath.Join(tmp, "pg"), Logger: log})
 		if err != nil {
@@ -205,7 +211,14 @@ func run(ctx context.Context, o options) error {
 				cpuProfile(pprofAddr, o.duration-time.Second, filepath.Join(o.profileDir, sc.name+".prof"))
 			}()
 		}
+		srvCPU, pgCPU := procCPU(srv.Process.Pid, false), clusterCPU(pgdata)
 		r := measure(sc, o.duration, sc.conc(o.concurrency))
+		if r.Requests > 0 {
+			r.ServerCPUus = float64((procCPU(srv.Process.Pid, false) - srvCPU).Microseconds()) / float64(r.Requests)
+			if pgdata != "" {
+				r.PgCPUus = float64((clusterCPU(pgdata) - pgCPU).Microseconds()) / float64(r.Requests)
+			}
+		}
 		r.RSSMiB = rssMiB(srv.Process.Pid)
 		r.ServerP50, r.ServerP99, r.Routes = serverLatency(logPath, from)
 		prof.Wait()
@@ -235,10 +248,18 @@ func run(ctx context.Context, o options) error {
 	rss.phase("idle")
 	peak := peakRSSMiB(srv.Process.Pid)
 	fmt.Fprintf(os.Stderr, "%-16s pgbench -c %d…\n", "pgbench", o.pgClients)
-	pg, pgErr := pgbenchUpdate(ctx, dbURL, seed, o)
+	pgCPU := clusterCPU(pgdata)
+	pg, pgbenchCPU, pgErr := pgbenchUpdate(ctx, dbURL, seed, o)
+	pgPerTx := 0.0
+	if pgErr == nil && pg > 0 && pgdata != "" {
+		pgPerTx = float64((clusterCPU(pgdata) - pgCPU).Microseconds()) / (pg * o.duration.Seconds())
+	}
 	rss.stop()
 
 	printTable(results, peak, pg, pgErr)
+	if pgErr == nil {
+		fmt.Printf("pgbench CPU per UPDATE: PostgreSQL %.0f µs, pgbench client %.0f µs\n", pgPerTx, float64(pgbenchCPU.Microseconds())/(pg*o.duration.Seconds()))
+	}
 	fmt.Printf("server GOMEMLIMIT: %s\n", cmp.Or(o.memLimit, "none (as shipped)"))
 	phases := rss.phases()
 	printRSS(phases)
@@ -248,6 +269,7 @@ func run(ctx context.Context, o options) error {
 		"durationSeconds": o.duration.Seconds(), "agents": o.agents, "rssOverTime": phases, "goals": goals, "pgbenchClients": o.pgClients}
 	if pgErr == nil {
 		out["pgbenchUpdateTps"] = pg
+		out["pgbenchPgCpuUsPerUpdate"] = pgPerTx
 	}
 	b, _ := json.MarshalIndent(out, "", "  ")
 	return os.WriteFile(o.jsonOut, b, 0o644)
@@ -313,7 +335,7 @@ func measure(sc scenario, d time.Duration, conc int) result {
 }
 
 func printTable(rs []result, peak float64, pg float64, pgErr error) {
-	fmt.Printf("\n%-22s %9s %8s %8s %8s %8s %7s %8s %8s\n", "path", "per sec", "p50 ms", "p99 ms", "srv p50", "srv p99", "errors", "ratio", "RSS MiB")
+	fmt.Printf("\n%-22s %9s %8s %8s %8s %8s %7s %8s %8s %8s %8s\n", "path", "per sec", "p50 ms", "p99 ms", "srv p50", "srv p99", "errors", "ratio", "RSS MiB", "srv µs", "pg µs")
 	for _, r := range rs {
 		name := r.Name
 		if r.Unit != "" {
@@ -326,7 +348,7 @@ func printTable(rs []result, peak float64, pg float64, pgErr error) {
 			if r.ServerP50 == 0 {
 				srv = fmt.Sprintf("%8s %8s", "-", "-") // not logged (healthz is logged at debug level)
 			}
-			fmt.Printf("%-22s %9.0f %8.2f %8.2f %s %7d %7.2fx %8.1f\n", name, r.RPS, r.P50ms, r.P99ms, srv, r.Errors, r.Ratio, r.RSSMiB)
+			fmt.Printf("%-22s %9.0f %8.2f %8.2f %s %7d %7.2fx %8.1f %8.0f %8.0f\n", name, r.RPS, r.P50ms, r.P99ms, srv, r.Errors, r.Ratio, r.RSSMiB, r.ServerCPUus, r.PgCPUus)
 		}
 		for _, rl := range r.Routes {
 			fmt.Printf("  %-52s srv p50 %7.2f  p99 %7.2f\n", rl.Route, rl.P50ms, rl.P99ms)

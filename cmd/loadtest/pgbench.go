@@ -19,23 +19,24 @@ var tpsRE = regexp.MustCompile(`tps = ([0-9.]+)`)
 // pgbenchUpdate runs PostgreSQL's own benchmark on the statement the presence
 // path boils down to (one single-row UPDATE of a random agent, its own
 // transaction and WAL flush each), as the yardstick for the write path.
-func pgbenchUpdate(ctx context.Context, dbURL string, seed *models.LoadSeed, o options) (float64, error) {
+// It also returns the CPU time pgbench itself used.
+func pgbenchUpdate(ctx context.Context, dbURL string, seed *models.LoadSeed, o options) (float64, time.Duration, error) {
 	bin, err := exec.LookPath("pgbench")
 	if err != nil {
 		dir, ferr := pgcluster.FindBinaries()
 		if ferr != nil {
-			return 0, fmt.Errorf("pgbench not found")
+			return 0, 0, fmt.Errorf("pgbench not found")
 		}
 		bin = filepath.Join(dir, "pgbench")
 		if _, err := os.Stat(bin); err != nil {
-			return 0, fmt.Errorf("pgbench not found")
+			return 0, 0, fmt.Errorf("pgbench not found")
 		}
 	}
 	script := filepath.Join(os.TempDir(), "agentroster-pgbench.sql")
 	sql := fmt.Sprintf("\\set id random(0, %d)\nUPDATE agents SET is_online = NOT is_online, last_seen_at = now() WHERE org_id = '%s' AND id = 'load-' || :id;\n",
 		len(seed.Agents)-1, seed.OrgID)
 	if err := os.WriteFile(script, []byte(sql), 0o644); err != nil {
-		return 0, err
+		return 0, 0, err
 	}
 	defer os.Remove(script)
 	conc := o.pgClients
@@ -45,11 +46,12 @@ func pgbenchUpdate(ctx context.Context, dbURL string, seed *models.LoadSeed, o o
 	}
 	out, err := cmd.CombinedOutput()
 	if err != nil {
-		return 0, fmt.Errorf("pgbench: %v: %.300s", err, out)
+		return 0, 0, fmt.Errorf("pgbench: %v: %.300s", err, out)
 	}
 	m := tpsRE.FindSubmatch(out)
 	if m == nil {
-		return 0, fmt.Errorf("pgbench: no tps in output")
+		return 0, 0, fmt.Errorf("pgbench: no tps in output")
 	}
-	return strconv.ParseFloat(string(m[1]), 64)
+	tps, err := strconv.ParseFloat(string(m[1]), 64)
+	return tps, cmd.ProcessState.UserTime() + cmd.ProcessState.SystemTime(), err
 }
