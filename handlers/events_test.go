@@ -135,3 +135,38 @@ func TestPageRefreshEventsWaitForTheRequest(t *testing.T) {
 		t.Fatalf("page refresh event: %v; agent event: %v", deferredErr, direct)
 	}
 }
+
+// TestStreamEndsWhenTheClientLeaves: a stream is served apart from the
+// request once it is open; a client that closes its connection still frees
+// its place (the per-session bound counts open streams) and its subscription.
+func TestStreamEndsWhenTheClientLeaves(t *testing.T) {
+	e := newEnv(t)
+	c := e.signIn("root@example.com")
+	ctx, cancel := context.WithCancel(t.Context())
+	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, e.srv.URL+"/events", nil)
+	resp, err := c.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if resp.StatusCode != http.StatusOK || resp.Header.Get("X-Content-Type-Options") == "" {
+		t.Fatalf("events: %d, headers %v", resp.StatusCode, resp.Header)
+	}
+	line, _ := bufio.NewReader(resp.Body).ReadString('\n')
+	if line != "retry: 2000\n" {
+		t.Fatalf("first line %q", line)
+	}
+	if n := e.h.broker.streams(); n != 1 {
+		t.Fatalf("%d streams open, want 1", n)
+	}
+	cancel()
+	resp.Body.Close()
+	for deadline := time.Now().Add(5 * time.Second); e.h.broker.streams() != 0; time.Sleep(10 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("the stream of a client that left is still subscribed after 5 s")
+		}
+	}
+	// Its place is free again: the session may open its whole allowance.
+	for range maxStreamsPerSession {
+		openStream(t, e, c)
+	}
+}

@@ -74,6 +74,7 @@ type Handler struct {
 	// the requests have drained).
 	stopWriters context.CancelFunc
 	wg          sync.WaitGroup
+	streams     sync.WaitGroup // detached live-update streams (detachStream)
 }
 
 // cacheTTL bounds how long a cached key or agent is used without reading it
@@ -165,6 +166,7 @@ func (h *Handler) Close() {
 	h.shutdown()
 	h.stopWriters()
 	h.wg.Wait()
+	h.streams.Wait()
 }
 
 func (h *Handler) housekeeping() {

@@ -229,94 +229,106 @@ func (w *Writer) SetPresence(ctx context.Context, org uuid.UUID, id string, onli
 	}
 }
 
-// commit applies a batch in one transaction: lock the rows, decide each
-// request, update the rows that change, audit and announce the flips.
+// presenceSQL applies a batch of presence changes in one statement, its own
+// transaction: one round trip and one commit for up to maxPresenceBatch
+// requests. It locks the agents in (org, id) order (batches of other
+// replicas cannot deadlock with it), decides each request on the locked row
+// (refuse: online asked of an agent not approved; none: nothing to write;
+// write), updates the rows to write, appends an audit row for each flip and
+// announces each flip, and returns every agent found with its decision.
+const presenceSQL = `WITH v AS (
+	SELECT * FROM unnest(?::uuid[], ?::text[], ?::boolean[], ?::int[]) AS v(org_id, id, online, ord)
+), cur AS MATERIALIZED (
+	SELECT a.* FROM agents AS a JOIN v ON a.org_id = v.org_id AND a.id = v.id
+	ORDER BY a.org_id, a.id FOR UPDATE OF a
+), want AS MATERIALIZED (
+	SELECT v.org_id, v.id, v.online, v.ord, c.is_online AS was_online,
+		CASE WHEN v.online AND c.status <> 'approved' THEN 'refuse'
+			WHEN v.online AND c.is_online AND c.last_seen_at > now() - ?::interval THEN 'none'
+			WHEN NOT v.online AND NOT c.is_online THEN 'none'
+			ELSE 'write' END AS what
+	FROM v JOIN cur AS c ON c.org_id = v.org_id AND c.id = v.id
+), up AS (
+	UPDATE agents AS a SET is_online = w.online, last_seen_at = now()
+	FROM want AS w WHERE w.what = 'write' AND a.org_id = w.org_id AND a.id = w.id
+	RETURNING a.*
+), flips AS MATERIALIZED (
+	SELECT w.*, x.actor_type, x.actor_id, x.actor_label, x.ip, x.request_id, x.details
+	FROM want AS w JOIN unnest(?::int[], ?::text[], ?::text[], ?::text[], ?::text[], ?::text[], ?::jsonb[])
+		AS x(ord, actor_type, actor_id, actor_label, ip, request_id, details) ON x.ord = w.ord
+	WHERE w.what = 'write' AND w.online <> w.was_online
+), audit AS (
+	INSERT INTO audit_events (org_id, actor_type, actor_id, actor_label, ip, request_id, action, target_type, target_id, details)
+	SELECT f.org_id, f.actor_type, f.actor_id, f.actor_label, f.ip, f.request_id,
+		CASE WHEN f.online THEN 'agent.online' ELSE 'agent.offline' END, 'agent', f.id, f.details
+	FROM flips AS f ORDER BY f.ord
+), notes AS MATERIALIZED (
+	SELECT count(pg_notify(?, json_build_object('org', f.org_id, 'kind', ?::text, 'id', f.id, 'origin', ?::text)::text)) AS n
+	FROM flips AS f
+)
+SELECT w.ord AS presence_ord, w.what AS presence_what, w.was_online AS presence_was_online, (SELECT n FROM notes) AS presence_notes, u.*
+	FROM want AS w JOIN up AS u ON u.org_id = w.org_id AND u.id = w.id
+UNION ALL
+SELECT w.ord, w.what, w.was_online, 0, c.*
+	FROM want AS w JOIN cur AS c ON c.org_id = w.org_id AND c.id = w.id WHERE w.what <> 'write'`
+
+// presenceRow is one agent of a batch as presenceSQL returns it.
+type presenceRow struct {
+	Agent
+	Ord       int    `bun:"presence_ord"`
+	What      string `bun:"presence_what"`
+	WasOnline bool   `bun:"presence_was_online"`
+	Notes     int    `bun:"presence_notes"`
+}
+
+// commit applies a batch in one statement (presenceSQL) and answers each
+// request: its agent, or why not.
 func (w *Writer) commit(ctx context.Context, batch []*presenceReq) {
 	results := make([]presenceResult, len(batch))
 	gen, started := w.cache.Begin()
-	var changed []Agent
-	err := InTx(ctx, w.db, func(tx bun.Tx) error {
-		orgs, ids := make([]uuid.UUID, len(batch)), make([]string, len(batch))
-		for i, r := range batch {
-			orgs[i], ids[i] = r.ref.Org, r.ref.ID
+	n := len(batch)
+	orgs, ids, online, ords := make([]uuid.UUID, n), make([]string, n), make([]bool, n), make([]int, n)
+	types, actorIDs, labels, ips, reqIDs, details := make([]string, n), make([]string, n), make([]string, n), make([]string, n), make([]string, n), make([]string, n)
+	for i, r := range batch {
+		orgs[i], ids[i], online[i], ords[i] = r.ref.Org, r.ref.ID, r.online, i
+		types[i], actorIDs[i], labels[i], ips[i], reqIDs[i] = r.by.Type, r.by.ID, r.by.Label, r.by.IP, r.by.RequestID
+		d := map[string]any{}
+		if r.by.MCPSession != "" {
+			d["mcpSession"] = r.by.MCPSession
 		}
-		var rows []Agent
-		err := tx.NewSelect().Model(&rows).
-			Where("(org_id, id) IN (SELECT unnest(?::uuid[]), unnest(?::text[]))", pgdialect.Array(orgs), pgdialect.Array(ids)).
-			OrderExpr("org_id, id").For("UPDATE").Scan(ctx)
-		if err != nil {
-			return translate(err, "lock agents")
+		b, _ := json.Marshal(d)
+		details[i] = string(b)
+	}
+	var rows []presenceRow
+	err := w.db.NewRaw(presenceSQL,
+		pgdialect.Array(orgs), pgdialect.Array(ids), pgdialect.Array(online), pgdialect.Array(ords), touchInterval,
+		pgdialect.Array(ords), pgdialect.Array(types), pgdialect.Array(actorIDs), pgdialect.Array(labels), pgdialect.Array(ips),
+		pgdialect.Array(reqIDs), pgdialect.Array(details),
+		EventChannel, EventAgent, w.cache.Origin()).Scan(ctx, &rows)
+	if err != nil {
+		err = translate(err, "set presence")
+	}
+	for i := range rows {
+		r := &rows[i]
+		if r.Ord < 0 || r.Ord >= n {
+			continue
 		}
-		byRef := make(map[AgentRef]*Agent, len(rows))
-		for i := range rows {
-			byRef[AgentRef{rows[i].OrgID, rows[i].ID}] = &rows[i]
+		switch r.What {
+		case "refuse":
+			results[r.Ord].err = notApproved(r.Status, "online")
+		default:
+			a := r.Agent
+			results[r.Ord].agent = &a
 		}
-		now := time.Now()
-		var upOrgs []uuid.UUID
-		var upIDs []string
-		var upOnline []bool
-		var flips []int
-		for i, r := range batch {
-			a := byRef[r.ref]
-			switch {
-			case a == nil:
-				results[i].err = ErrNotFound
-				continue
-			case r.online && a.Status != StatusApproved:
-				results[i].err = notApproved(a.Status, "online")
-				continue
-			case r.online && a.IsOnline && a.Fresh(now), !r.online && !a.IsOnline:
-				results[i].agent = a // nothing to write
-				continue
-			}
-			if a.IsOnline != r.online {
-				flips = append(flips, i)
-			}
-			upOrgs, upIDs, upOnline = append(upOrgs, r.ref.Org), append(upIDs, r.ref.ID), append(upOnline, r.online)
-		}
-		if len(upIDs) == 0 {
-			return nil
-		}
-		err = tx.NewRaw(`UPDATE agents AS a SET is_online = v.online, last_seen_at = now()
-			FROM (SELECT unnest(?::uuid[]) AS org_id, unnest(?::text[]) AS id, unnest(?::boolean[]) AS online) AS v
-			WHERE a.org_id = v.org_id AND a.id = v.id RETURNING a.*`,
-			pgdialect.Array(upOrgs), pgdialect.Array(upIDs), pgdialect.Array(upOnline)).Scan(ctx, &changed)
-		if err != nil {
-			return translate(err, "set presence")
-		}
-		for i := range changed {
-			*byRef[AgentRef{changed[i].OrgID, changed[i].ID}] = changed[i]
-		}
-		for i, r := range batch {
-			if results[i].err == nil && results[i].agent == nil {
-				results[i].agent = byRef[r.ref]
-			}
-		}
-		if len(flips) == 0 {
-			return nil
-		}
-		events := make([]AuditEvent, 0, len(flips))
-		notes := make([]string, 0, len(flips))
-		for _, i := range flips {
-			r := batch[i]
-			action := "agent.offline"
-			if r.online {
-				action = "agent.online"
-			}
-			events = append(events, auditEvent(r.ref.Org, r.by, action, "agent", r.ref.ID, nil))
-			b, _ := json.Marshal(Event{Org: r.ref.Org, Kind: EventAgent, ID: r.ref.ID, Origin: w.cache.Origin()})
-			notes = append(notes, string(b))
-		}
-		if _, err := tx.NewInsert().Model(&events).Exec(ctx); err != nil {
-			return translate(err, "write audit events")
-		}
-		return notifyAll(ctx, tx, notes)
-	})
+	}
 	for i, r := range batch {
 		res := results[i]
-		if err != nil {
+		switch {
+		case err != nil:
 			res = presenceResult{err: err}
-		} else if res.agent != nil {
+		case res.agent == nil && res.err == nil:
+			res.err = ErrNotFound
+		case res.agent != nil:
 			w.cache.Put(res.agent, gen, started)
 			a := *res.agent
 			res.agent = &a

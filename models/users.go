@@ -17,7 +17,8 @@ import (
 
 	"github.com/google/uuid"
 	"github.com/uptrace/bun"
-	"golang.org/x/crypto/argon2"
+
+	"github.com/agentroster/agentroster/models/internal/argon2"
 )
 
 // Roles of a user in an org.
@@ -67,6 +68,48 @@ const (
 // instead of growing the server's memory by 12 MiB per request.
 var hashSlots = make(chan struct{}, runtime.GOMAXPROCS(0))
 
+// hashMemory keeps the memory of finished computations for the next ones: at
+// most one buffer per slot, so a burst of sign-ins reuses a few buffers
+// instead of leaving 12 MiB of garbage per sign-in (which the runtime frees
+// but keeps mapped until its scavenger returns it). The buffers are let go
+// once no password was hashed for hashMemoryIdle.
+var hashMemory struct {
+	sync.Mutex
+	free []*argon2.Buffer
+	idle *time.Timer
+}
+
+const hashMemoryIdle = 10 * time.Second
+
+func takeHashBuffer() *argon2.Buffer {
+	hashMemory.Lock()
+	defer hashMemory.Unlock()
+	if n := len(hashMemory.free); n > 0 {
+		b := hashMemory.free[n-1]
+		hashMemory.free = hashMemory.free[:n-1]
+		return b
+	}
+	return new(argon2.Buffer)
+}
+
+func putHashBuffer(b *argon2.Buffer) {
+	hashMemory.Lock()
+	defer hashMemory.Unlock()
+	hashMemory.free = append(hashMemory.free, b)
+	if hashMemory.idle == nil {
+		hashMemory.idle = time.AfterFunc(hashMemoryIdle, releaseHashBuffers)
+	} else {
+		hashMemory.idle.Reset(hashMemoryIdle)
+	}
+}
+
+func releaseHashBuffers() {
+	hashMemory.Lock()
+	defer hashMemory.Unlock()
+	clear(hashMemory.free)
+	hashMemory.free = hashMemory.free[:0]
+}
+
 // argonKey computes an argon2id key in one of the hashSlots, or gives up
 // waiting for one when ctx ends (the client left, or its deadline passed).
 func argonKey(ctx context.Context, password, salt []byte, t, m uint32, p uint8, n uint32) ([]byte, error) {
@@ -76,7 +119,9 @@ func argonKey(ctx context.Context, password, salt []byte, t, m uint32, p uint8, 
 		return nil, ctx.Err()
 	}
 	defer func() { <-hashSlots }()
-	return argon2.IDKey(password, salt, t, m, p, n), nil
+	buf := takeHashBuffer()
+	defer putHashBuffer(buf)
+	return argon2.IDKeyBuffer(buf, password, salt, t, m, p, n), nil
 }
 
 // MinPasswordLen is the shortest password accepted.

@@ -3,6 +3,8 @@ package models
 import (
 	"context"
 	"errors"
+	"runtime"
+	"sync"
 	"testing"
 	"time"
 )
@@ -45,4 +47,33 @@ func TestPasswordHashesWaitForASlot(t *testing.T) {
 	if ok := <-done; !ok {
 		t.Fatal("the right password was refused once a slot freed")
 	}
+}
+
+// TestPasswordChecksReuseTheirMemory checks 40 sign-ins from 8 goroutines at
+// once: argon2id needs 12 MiB per computation, and fresh memory for each
+// would leave 480 MiB of garbage behind; reused buffers (one per hash slot)
+// allocate only what the slots hold.
+func TestPasswordChecksReuseTheirMemory(t *testing.T) {
+	hash := HashPassword("a good password")
+	var before, after runtime.MemStats
+	runtime.ReadMemStats(&before)
+	var wg sync.WaitGroup
+	for range 8 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for range 5 {
+				if !CheckPassword(context.Background(), hash, "a good password") {
+					t.Error("the right password was refused")
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	runtime.ReadMemStats(&after)
+	allocated := after.TotalAlloc - before.TotalAlloc
+	if limit := uint64(cap(hashSlots)+1) * argonMemory * 1024; allocated > limit {
+		t.Fatalf("40 password checks allocated %d MiB, want at most %d MiB (a buffer per hash slot)", allocated>>20, limit>>20)
+	}
+	t.Logf("40 password checks allocated %.1f MiB", float64(allocated)/(1<<20))
 }

@@ -49,6 +49,7 @@ type options struct {
 	streams     int
 	profileDir  string
 	memLimit    string
+	pgClients   int
 }
 
 func main() {
@@ -61,7 +62,8 @@ func main() {
 	flag.StringVar(&o.jsonOut, "json", "loadtest.json", "write the figures here")
 	flag.StringVar(&o.only, "only", "", "comma-separated scenario names to run (default all, sse included)")
 	flag.IntVar(&o.streams, "streams", 1000, "SSE streams to hold open in the sse scenario")
-	flag.StringVar(&o.memLimit, "server-gomemlimit", "36MiB", "GOMEMLIMIT for the server process (empty: none)")
+	flag.StringVar(&o.memLimit, "server-gomemlimit", "", "GOMEMLIMIT for the server process (empty: none, the server as shipped picks its own)")
+	flag.IntVar(&o.pgClients, "pgbench-clients", 16, "pgbench clients for the single-row UPDATE yardstick")
 	flag.StringVar(&o.profileDir, "cpuprofile", "", "write CPU and heap profiles of the server per scenario into this directory (go tool pprof)")
 	flag.Parse()
 	if err := run(context.Background(), o); err != nil {
@@ -84,9 +86,13 @@ type result struct {
 	ServerP99 float64 `json:"serverP99Ms,omitempty"`
 	// Routes splits the server's time by route when a unit of work makes
 	// several kinds of request (the join flow).
-	Routes     []routeLatency `json:"serverRoutes,omitempty"`
-	Unit       string         `json:"unit,omitempty"`
-	FirstError string         `json:"firstError,omitempty"`
+	Routes []routeLatency `json:"serverRoutes,omitempty"`
+	Unit   string         `json:"unit,omitempty"`
+	// CPU time per unit of work of the server process and of PostgreSQL
+	// (all of the private cluster's processes), in microseconds.
+	ServerCPUus float64 `json:"serverCpuUsPerUnit,omitempty"`
+	PgCPUus     float64 `json:"pgCpuUsPerUnit,omitempty"`
+	FirstError  string  `json:"firstError,omitempty"`
 }
 
 func run(ctx context.Context, o options) error {
@@ -98,7 +104,9 @@ func run(ctx context.Context, o options) error {
 	defer os.RemoveAll(tmp)
 
 	dbURL := o.databaseURL
+	pgdata := ""
 	if dbURL == "" {
+		pgdata = filepath.Join(tmp, "pg", "pgdata")
 		fmt.Fprintln(os.Stderr, "starting a private PostgreSQL…")
 		cluster, err := pgcluster.Start(ctx, pgcluster.Options{Dir: filepath.Join(tmp, "pg"), Logger: log})
 		if err != nil {
@@ -134,10 +142,19 @@ func run(ctx context.Context, o options) error {
 			return err
 		}
 	}
-	srv.Env = append(os.Environ(), "PPROF_ADDR="+pprofAddr, "DATABASE_URL="+dbURL, "ADDR=127.0.0.1:"+strconv.Itoa(port), "PUBLIC_URL="+base,
+	// The server as shipped: nothing of this process's Go tuning leaks into it.
+	var environ []string
+	for _, kv := range os.Environ() {
+		if !strings.HasPrefix(kv, "GOMEMLIMIT=") && !strings.HasPrefix(kv, "GOGC=") {
+			environ = append(environ, kv)
+		}
+	}
+	if o.memLimit != "" {
+		environ = append(environ, "GOMEMLIMIT="+o.memLimit)
+	}
+	srv.Env = append(environ, "PPROF_ADDR="+pprofAddr, "DATABASE_URL="+dbURL, "ADDR=127.0.0.1:"+strconv.Itoa(port), "PUBLIC_URL="+base,
 		"DATA_DIR="+filepath.Join(tmp, "data"), "SECRET_KEY="+models.RandomBase62(40),
-		"BOOTSTRAP_SA_EMAIL=load@example.com", "TRUSTED_PROXIES=127.0.0.1/32", "BOOTSTRAP_SA_PASSWORD="+password, "LOG_FORMAT=json",
-		"GOMEMLIMIT="+o.memLimit)
+		"BOOTSTRAP_SA_EMAIL=load@example.com", "TRUSTED_PROXIES=127.0.0.1/32", "BOOTSTRAP_SA_PASSWORD="+password, "LOG_FORMAT=json")
 	logPath := filepath.Join(tmp, "server.log")
 	srvLog, _ := os.Create(logPath)
 	srv.Stdout, srv.Stderr = srvLog, srvLog
@@ -151,6 +168,9 @@ func run(ctx context.Context, o options) error {
 	if err := waitReady(base); err != nil {
 		return err
 	}
+	rss := newRSSRecorder(srv.Process.Pid)
+	defer rss.stop()
+	rss.phase("seed")
 
 	fmt.Fprintf(os.Stderr, "seeding %d agents with keys…\n", o.agents)
 	db, err := models.Open(dbURL, 4)
@@ -180,6 +200,7 @@ func run(ctx context.Context, o options) error {
 			continue
 		}
 		fmt.Fprintf(os.Stderr, "%-16s warm-up %s, measure %s at concurrency %d…\n", sc.name, o.warmup, o.duration, sc.conc(o.concurrency))
+		rss.phase(sc.name)
 		measure(sc, o.warmup, sc.conc(o.concurrency))
 		from := fileSize(logPath)
 		var prof sync.WaitGroup
@@ -190,7 +211,14 @@ func run(ctx context.Context, o options) error {
 				cpuProfile(pprofAddr, o.duration-time.Second, filepath.Join(o.profileDir, sc.name+".prof"))
 			}()
 		}
+		srvCPU, pgCPU := procCPU(srv.Process.Pid, false), clusterCPU(pgdata)
 		r := measure(sc, o.duration, sc.conc(o.concurrency))
+		if r.Requests > 0 {
+			r.ServerCPUus = float64((procCPU(srv.Process.Pid, false) - srvCPU).Microseconds()) / float64(r.Requests)
+			if pgdata != "" {
+				r.PgCPUus = float64((clusterCPU(pgdata) - pgCPU).Microseconds()) / float64(r.Requests)
+			}
+		}
 		r.RSSMiB = rssMiB(srv.Process.Pid)
 		r.ServerP50, r.ServerP99, r.Routes = serverLatency(logPath, from)
 		prof.Wait()
@@ -202,6 +230,7 @@ func run(ctx context.Context, o options) error {
 	}
 	if o.only == "" || strings.Contains(","+o.only+",", ",sse,") {
 		fmt.Fprintf(os.Stderr, "%-16s opening %d streams…\n", "sse", o.streams)
+		rss.phase("sse")
 		r, err := holdStreams(ctx, env, db, o.streams, srv.Process.Pid)
 		if err != nil {
 			return fmt.Errorf("sse: %w", err)
@@ -216,14 +245,31 @@ func run(ctx context.Context, o options) error {
 			results[i].Ratio = results[i].RPS / results[0].RPS
 		}
 	}
+	rss.phase("idle")
 	peak := peakRSSMiB(srv.Process.Pid)
-	pg, pgErr := pgbenchUpdate(ctx, dbURL, seed, o)
+	fmt.Fprintf(os.Stderr, "%-16s pgbench -c %d…\n", "pgbench", o.pgClients)
+	pgCPU := clusterCPU(pgdata)
+	pg, pgbenchCPU, pgErr := pgbenchUpdate(ctx, dbURL, seed, o)
+	pgPerTx := 0.0
+	if pgErr == nil && pg > 0 && pgdata != "" {
+		pgPerTx = float64((clusterCPU(pgdata) - pgCPU).Microseconds()) / (pg * o.duration.Seconds())
+	}
+	rss.stop()
 
 	printTable(results, peak, pg, pgErr)
-	fmt.Printf("server GOMEMLIMIT: %s\n", cmp.Or(o.memLimit, "none"))
-	out := map[string]any{"serverGomemlimit": o.memLimit, "results": results, "serverPeakRssMiB": peak, "concurrency": o.concurrency, "durationSeconds": o.duration.Seconds(), "agents": o.agents}
+	if pgErr == nil {
+		fmt.Printf("pgbench CPU per UPDATE: PostgreSQL %.0f µs, pgbench client %.0f µs\n", pgPerTx, float64(pgbenchCPU.Microseconds())/(pg*o.duration.Seconds()))
+	}
+	fmt.Printf("server GOMEMLIMIT: %s\n", cmp.Or(o.memLimit, "none (as shipped)"))
+	phases := rss.phases()
+	printRSS(phases)
+	goals := goalsOf(results, phases, pg, pgErr)
+	printGoals(goals, o)
+	out := map[string]any{"serverGomemlimit": o.memLimit, "results": results, "serverPeakRssMiB": peak, "concurrency": o.concurrency,
+		"durationSeconds": o.duration.Seconds(), "agents": o.agents, "rssOverTime": phases, "goals": goals, "pgbenchClients": o.pgClients}
 	if pgErr == nil {
 		out["pgbenchUpdateTps"] = pg
+		out["pgbenchPgCpuUsPerUpdate"] = pgPerTx
 	}
 	b, _ := json.MarshalIndent(out, "", "  ")
 	return os.WriteFile(o.jsonOut, b, 0o644)
@@ -289,7 +335,7 @@ func measure(sc scenario, d time.Duration, conc int) result {
 }
 
 func printTable(rs []result, peak float64, pg float64, pgErr error) {
-	fmt.Printf("\n%-22s %9s %8s %8s %8s %8s %7s %8s %8s\n", "path", "per sec", "p50 ms", "p99 ms", "srv p50", "srv p99", "errors", "ratio", "RSS MiB")
+	fmt.Printf("\n%-22s %9s %8s %8s %8s %8s %7s %8s %8s %8s %8s\n", "path", "per sec", "p50 ms", "p99 ms", "srv p50", "srv p99", "errors", "ratio", "RSS MiB", "srv µs", "pg µs")
 	for _, r := range rs {
 		name := r.Name
 		if r.Unit != "" {
@@ -302,7 +348,7 @@ func printTable(rs []result, peak float64, pg float64, pgErr error) {
 			if r.ServerP50 == 0 {
 				srv = fmt.Sprintf("%8s %8s", "-", "-") // not logged (healthz is logged at debug level)
 			}
-			fmt.Printf("%-22s %9.0f %8.2f %8.2f %s %7d %7.2fx %8.1f\n", name, r.RPS, r.P50ms, r.P99ms, srv, r.Errors, r.Ratio, r.RSSMiB)
+			fmt.Printf("%-22s %9.0f %8.2f %8.2f %s %7d %7.2fx %8.1f %8.0f %8.0f\n", name, r.RPS, r.P50ms, r.P99ms, srv, r.Errors, r.Ratio, r.RSSMiB, r.ServerCPUus, r.PgCPUus)
 		}
 		for _, rl := range r.Routes {
 			fmt.Printf("  %-52s srv p50 %7.2f  p99 %7.2f\n", rl.Route, rl.P50ms, rl.P99ms)

@@ -117,6 +117,10 @@ func scenarios(e *loadEnv) []scenario {
 			_, err = e.call(e.client, http.MethodPost, "/api/v1/join-requests/"+jr.JoinRequestID+"/claim", "", map[string]string{"claimSecret": jr.ClaimSecret}, 200, from...)
 			return err
 		}},
+		{name: "roster-json", conc: func(int) int { return 4 }, do: func(_ int, _ int64) error {
+			_, err := e.call(e.client, http.MethodGet, "/api/v1/organizations/"+org+"/agents", e.admin, nil, 200)
+			return err
+		}},
 		{name: "roster", conc: func(int) int { return 4 }, do: func(_ int, _ int64) error {
 			_, err := e.call(e.browser, http.MethodGet, "/agents", "", nil, 200)
 			return err

@@ -17,20 +17,24 @@ import (
 // config is the server's whole configuration, read from the environment;
 // flags of the same meaning override it.
 type config struct {
-	Addr           string
-	PublicURL      string
-	DatabaseURL    string
-	DataDir        string
-	SecretKey      string
-	BootstrapEmail string
-	BootstrapPass  string
-	LogFormat      string
-	TrustedProxies []string
-	ShutdownGrace  time.Duration
-	PresenceWindow time.Duration
-	MetricsToken   string
-	MetricsAddr    string // serve /metrics here without a token (e.g. 127.0.0.1:9090)
-	PprofAddr      string // serve net/http/pprof here when set (e.g. 127.0.0.1:6060)
+	Addr        string
+	PublicURL   string
+	DatabaseURL string
+	// ListenDatabaseURL is a direct (or session-pooled) URL to the same
+	// database, for LISTEN and migrations, when DATABASE_URL goes through a
+	// transaction pooler such as PgBouncer.
+	ListenDatabaseURL string
+	DataDir           string
+	SecretKey         string
+	BootstrapEmail    string
+	BootstrapPass     string
+	LogFormat         string
+	TrustedProxies    []string
+	ShutdownGrace     time.Duration
+	PresenceWindow    time.Duration
+	MetricsToken      string
+	MetricsAddr       string // serve /metrics here without a token (e.g. 127.0.0.1:9090)
+	PprofAddr         string // serve net/http/pprof here when set (e.g. 127.0.0.1:6060)
 	// WebhookAllowCIDRs are internal ranges webhooks may reach anyway.
 	WebhookAllowCIDRs []netip.Prefix
 }
@@ -43,17 +47,18 @@ func loadConfig(args []string) (config, error) {
 		return def
 	}
 	c := config{
-		Addr:           env("ADDR", ":8080"),
-		PublicURL:      env("PUBLIC_URL", ""),
-		DatabaseURL:    env("DATABASE_URL", ""),
-		DataDir:        env("DATA_DIR", "./data"),
-		SecretKey:      env("SECRET_KEY", ""),
-		BootstrapEmail: env("BOOTSTRAP_SA_EMAIL", "admin@localhost"),
-		BootstrapPass:  env("BOOTSTRAP_SA_PASSWORD", ""),
-		LogFormat:      env("LOG_FORMAT", "text"),
-		MetricsToken:   env("METRICS_TOKEN", ""),
-		MetricsAddr:    env("METRICS_ADDR", ""),
-		PprofAddr:      env("PPROF_ADDR", ""),
+		Addr:              env("ADDR", ":8080"),
+		PublicURL:         env("PUBLIC_URL", ""),
+		DatabaseURL:       env("DATABASE_URL", ""),
+		ListenDatabaseURL: env("LISTEN_DATABASE_URL", ""),
+		DataDir:           env("DATA_DIR", "./data"),
+		SecretKey:         env("SECRET_KEY", ""),
+		BootstrapEmail:    env("BOOTSTRAP_SA_EMAIL", "admin@localhost"),
+		BootstrapPass:     env("BOOTSTRAP_SA_PASSWORD", ""),
+		LogFormat:         env("LOG_FORMAT", "text"),
+		MetricsToken:      env("METRICS_TOKEN", ""),
+		MetricsAddr:       env("METRICS_ADDR", ""),
+		PprofAddr:         env("PPROF_ADDR", ""),
 	}
 	grace, presence := env("SHUTDOWN_GRACE", "20s"), env("PRESENCE_WINDOW", "2m")
 	proxies := env("TRUSTED_PROXIES", "")
@@ -62,6 +67,7 @@ func loadConfig(args []string) (config, error) {
 	fs.StringVar(&c.Addr, "addr", c.Addr, "listen address (ADDR)")
 	fs.StringVar(&c.PublicURL, "public-url", c.PublicURL, "base URL used in invite links (PUBLIC_URL)")
 	fs.StringVar(&c.DatabaseURL, "database-url", c.DatabaseURL, "PostgreSQL URL; empty starts a private cluster (DATABASE_URL)")
+	fs.StringVar(&c.ListenDatabaseURL, "listen-database-url", c.ListenDatabaseURL, "direct PostgreSQL URL for LISTEN and migrations when DATABASE_URL is a transaction pooler (LISTEN_DATABASE_URL)")
 	fs.StringVar(&c.DataDir, "data-dir", c.DataDir, "directory for the private cluster and the generated secret (DATA_DIR)")
 	fs.StringVar(&c.LogFormat, "log-format", c.LogFormat, "text or json (LOG_FORMAT)")
 	fs.StringVar(&grace, "shutdown-grace", grace, "how long in-flight requests may finish on shutdown (SHUTDOWN_GRACE)")
@@ -101,6 +107,9 @@ func loadConfig(args []string) (config, error) {
 			return c, fmt.Errorf("WEBHOOK_ALLOW_CIDRS: %q is not a CIDR like 10.20.0.0/16", p)
 		}
 		c.WebhookAllowCIDRs = append(c.WebhookAllowCIDRs, pr.Masked())
+	}
+	if c.ListenDatabaseURL != "" && c.DatabaseURL == "" {
+		return c, errors.New("LISTEN_DATABASE_URL: needs DATABASE_URL (the private cluster is always direct)")
 	}
 	if c.LogFormat != "text" && c.LogFormat != "json" {
 		return c, errors.New("LOG_FORMAT: must be text or json")

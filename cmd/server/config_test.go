@@ -24,3 +24,16 @@ func TestConfigWebhookAllowCIDRs(t *testing.T) {
 		t.Fatal("a bare address was taken as a CIDR")
 	}
 }
+
+func TestConfigListenDatabaseURL(t *testing.T) {
+	t.Setenv("DATABASE_URL", "postgres://u@pgbouncer:6432/roster")
+	t.Setenv("LISTEN_DATABASE_URL", "postgres://u@db:5432/roster")
+	c, err := loadConfig(nil)
+	if err != nil || c.ListenDatabaseURL != "postgres://u@db:5432/roster" {
+		t.Fatalf("LISTEN_DATABASE_URL: %q %v", c.ListenDatabaseURL, err)
+	}
+	t.Setenv("DATABASE_URL", "")
+	if _, err := loadConfig(nil); err == nil {
+		t.Fatal("LISTEN_DATABASE_URL without DATABASE_URL was accepted (the private cluster is direct)")
+	}
+}

@@ -63,20 +63,42 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		}
 	}()
 
+	// Migrations hold a session-level advisory lock and LISTEN holds its
+	// connection: neither survives a transaction pooler, so both take
+	// LISTEN_DATABASE_URL (direct) when it is set.
+	migrateDB, listenURL := db, dbURL
+	if cfg.ListenDatabaseURL != "" {
+		direct, err := models.Open(cfg.ListenDatabaseURL, 2)
+		if err == nil {
+			err = models.Ping(ctx, direct, 10*time.Second)
+		}
+		if err != nil {
+			return fmt.Errorf("connect to LISTEN_DATABASE_URL: %w", err)
+		}
+		defer direct.Close()
+		migrateDB, listenURL = direct, cfg.ListenDatabaseURL
+	}
+
 	switch sub {
 	case "":
 	case "up":
-		return models.Migrate(ctx, db, log)
+		return models.Migrate(ctx, migrateDB, log)
 	case "down":
-		return models.Rollback(ctx, db, log)
+		return models.Rollback(ctx, migrateDB, log)
 	case "status":
-		return models.MigrationStatus(ctx, db, stdout)
+		return models.MigrationStatus(ctx, migrateDB, stdout)
 	default:
 		return fmt.Errorf("unknown migrate command %q: use up, down or status", sub)
 	}
 
-	if err := models.Migrate(ctx, db, log); err != nil {
+	limit, source := setMemoryLimit(ctx)
+	log.Info("soft memory limit", "MiB", limit>>20, "from", source)
+
+	if err := models.Migrate(ctx, migrateDB, log); err != nil {
 		return err
+	}
+	if migrateDB != db {
+		migrateDB.Close() // only LISTEN keeps a direct connection from here on
 	}
 	if err := bootstrap(ctx, db, cfg, log); err != nil {
 		return err
@@ -86,7 +108,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return err
 	}
 	h, err := handlers.New(handlers.Deps{
-		DB: db, DatabaseURL: dbURL, Log: log, Secret: secret,
+		DB: db, DatabaseURL: listenURL, Log: log, Secret: secret,
 		Config: handlers.Config{
 			PublicURL: cfg.PublicURL, TrustedProxies: cfg.TrustedProxies,
 			PresenceWindow: cfg.PresenceWindow, MetricsToken: cfg.MetricsToken,

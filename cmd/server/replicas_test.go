@@ -50,8 +50,8 @@ func (b *syncBuffer) Write(p []byte) (int, error) {
 }
 
 // startReplicas builds the server and starts n processes at the same moment on
-// one database with one secret, and waits until each answers /readyz.
-func startReplicas(t *testing.T, dbURL string, n int) []*replica {
+// one database with one secret (env adds to their environment), and waits until each answers /readyz.
+func startReplicas(t *testing.T, dbURL string, n int, env ...string) []*replica {
 	t.Helper()
 	dir := t.TempDir()
 	bin := filepath.Join(dir, "server")
@@ -72,6 +72,7 @@ func startReplicas(t *testing.T, dbURL string, n int) []*replica {
 		cmd.Env = append(os.Environ(), "DATABASE_URL="+dbURL, "ADDR=127.0.0.1:"+strconv.Itoa(port), "PUBLIC_URL="+base,
 			"DATA_DIR="+filepath.Join(dir, strconv.Itoa(i)), "SECRET_KEY="+secret,
 			"BOOTSTRAP_SA_EMAIL="+replicaEmail, "BOOTSTRAP_SA_PASSWORD="+replicaPassword, "SHUTDOWN_GRACE=2s")
+		cmd.Env = append(cmd.Env, env...)
 		buf := &syncBuffer{}
 		cmd.Stdout, cmd.Stderr = buf, buf
 		if err := cmd.Start(); err != nil {

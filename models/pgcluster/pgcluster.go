@@ -255,6 +255,14 @@ func (c *Cluster) command(name string, args ...string) *exec.Cmd {
 	return cmd
 }
 
+// durableTuning is the private cluster's postgresql.conf beyond the defaults
+// (see start); none of it gives up the durability of a committed write.
+var durableTuning = []string{
+	"-c wal_level=minimal", "-c max_wal_senders=0",
+	"-c checkpoint_timeout=15min", "-c max_wal_size=2GB",
+	"-c jit=off",
+}
+
 func (c *Cluster) start(ctx context.Context) error {
 	// We hold the lock, so a live postmaster here was left by a crashed predecessor.
 	if c.command("pg_ctl", "status", "-D", c.data).Run() == nil {
@@ -264,6 +272,14 @@ func (c *Cluster) start(ctx context.Context) error {
 		}
 	}
 	opts := fmt.Sprintf("-c listen_addresses='' -k %s -c unix_socket_permissions=0700 -c max_connections=200", c.sock)
+	// The private cluster serves this server alone: nothing replicates from
+	// it, so its WAL need not carry what standbys or logical decoding read;
+	// checkpoints further apart write fewer full-page images (random updates
+	// of agents and audit indexes are most of the WAL otherwise); JIT
+	// compilation costs more than it saves on these short queries. fsync,
+	// synchronous_commit and full_page_writes stay on: an acknowledged write
+	// survives a crash of the machine.
+	opts += " " + strings.Join(durableTuning, " ")
 	if c.fast {
 		opts += " -c fsync=off -c synchronous_commit=off -c full_page_writes=off"
 	}

@@ -174,3 +174,23 @@ func TestMissingBinaries(t *testing.T) {
 		}
 	}
 }
+
+// TestShippedClusterIsDurable starts the cluster the server runs by default
+// (not the tests' fast one): its tuning keeps every setting a committed
+// write's survival depends on.
+func TestShippedClusterIsDurable(t *testing.T) {
+	requireBinaries(t)
+	c, err := Start(context.Background(), Options{Dir: filepath.Join(t.TempDir(), "pg")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Stop()
+	for setting, want := range map[string]string{
+		"fsync": "on", "synchronous_commit": "on", "full_page_writes": "on",
+		"wal_level": "minimal", "jit": "off", "checkpoint_timeout": "15min",
+	} {
+		if got := query(t, c, "SHOW "+setting); got != want {
+			t.Errorf("%s = %q, want %q", setting, got, want)
+		}
+	}
+}
