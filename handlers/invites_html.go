@@ -338,14 +338,76 @@ func (h *Handler) inviteJoinHTML(c *gin.Context) {
 		// The join used the last use: show the invite as it was.
 		l = views.InviteLanding{Token: token, AgentName: j.Request.AgentName, AdapterType: j.Request.AdapterType,
 			BaseURL: strings.TrimRight(h.cfg.PublicURL, "/")}
-		if org, err := models.GetOrg(c.Request.Context(), h.db, j.Request.OrgID); err == nil {
+		ctx := c.Request.Context()
+		if inv, err := models.GetInvite(ctx, h.db, j.Request.OrgID, j.Request.InviteID); err == nil {
+			l.AdapterType = inv.AdapterType
+			l.ExpiresAt = inv.ExpiresAt.UTC().Format("2006-01-02 15:04 UTC")
+		}
+		if org, err := models.GetOrg(ctx, h.db, j.Request.OrgID); err == nil {
 			l.OrgTitle = org.Title
 		}
-		if t, err := models.GetTeam(c.Request.Context(), h.db, j.Request.OrgID, j.Request.TeamID); err == nil {
+		if t, err := models.GetTeam(ctx, h.db, j.Request.OrgID, j.Request.TeamID); err == nil {
 			l.TeamName = t.Name
 		}
 	}
 	// A replay (the form posted again) has no secret to show: it exists once.
-	l.Joined = &views.JoinedView{RequestID: j.Request.ID.String(), ClaimSecret: j.ClaimSecret, ClaimURL: h.claimURL(j.Request.ID)}
+	l.Joined = &views.JoinedView{RequestID: j.Request.ID.String(), ClaimSecret: j.ClaimSecret, ClaimURL: h.claimURL(j.Request.ID),
+		ClaimExpiresAt: j.Request.ClaimExpiresAt.UTC().Format("2006-01-02 15:04 UTC")}
 	h.renderStatus(c, http.StatusCreated, views.InviteLandingPage(l))
+}
+
+// joinWaitHTML serves POST /join-requests/{id}/status, the landing page's
+// poll of a join request it sent. The claim secret in the body is the
+// credential (an unknown id and a wrong secret answer alike, rate limited per
+// IP like the claim API): pending polls on; approved claims the key now and
+// shows it once (a later poll finds it claimed); rejected says so. Known
+// outcomes answer 200 so htmx swaps them in and the polling stops.
+func (h *Handler) joinWaitHTML(c *gin.Context) {
+	if err := limit(h.claimIP, c.ClientIP()); err != nil {
+		h.fail(c, err)
+		return
+	}
+	secret := c.PostForm("claimSecret")
+	id, err := uuid.Parse(c.Param("id"))
+	w := views.JoinWait{RequestID: c.Param("id"), ClaimSecret: secret, BaseURL: strings.TrimRight(h.cfg.PublicURL, "/")}
+	var cl *models.Claimed
+	if err == nil && secret != "" {
+		cl, err = models.ClaimJoinRequest(c.Request.Context(), h.db, id, secret, h.actor(c))
+	} else {
+		err = models.ErrBadClaim
+	}
+	var se *models.StateError
+	switch {
+	case err == nil && cl.Pending:
+		w.State = "pending"
+	case err == nil:
+		w.State = "approved"
+		w.APIKey, w.AgentID, w.OrgID, w.TeamID = cl.RawKey, *cl.Key.AgentID, cl.Key.OrgID.String(), cl.Key.TeamID.String()
+	case errors.As(err, &se) && se.Code == "join_request_rejected":
+		w.State = "rejected"
+	case errors.As(err, &se) && se.Code == "already_claimed":
+		w.State, w.Message = "closed", "The API key of this request was already claimed, here or from a runtime. It is shown only once; if it is lost, an operator can issue a new key."
+	case errors.As(err, &se) && se.Code == "claim_expired":
+		w.State, w.Message = "closed", "The claim secret has expired (after 7 days). Ask an operator of the organization to re-issue the claim."
+	case errors.As(err, &se) && se.Code == "agent_deleted":
+		w.State, w.Message = "closed", "The agent of this request was deleted, so its key can no longer be claimed. Ask for a new invite link."
+	case errors.As(err, &se) && se.Code == "invalid_claim_secret":
+		w.State, w.Message = "closed", "This page can no longer follow the request: its claim secret was re-issued by an operator or does not match. Claim with the secret you were given."
+	default:
+		h.fail(c, err)
+		return
+	}
+	if w.State != "pending" {
+		w.ClaimSecret = ""
+	}
+	if cl != nil {
+		if org, err := models.GetOrg(c.Request.Context(), h.db, cl.Request.OrgID); err == nil {
+			w.OrgTitle = org.Title
+		}
+	}
+	if isHTMX(c) {
+		h.render(c, views.JoinWaitView(w))
+		return
+	}
+	h.render(c, views.JoinWaitPage(w))
 }

@@ -194,6 +194,7 @@ func (h *Handler) Routes() http.Handler {
 	pages := root.group("/", noStore)
 	pages.GET("/invite/:token", public, h.invitePage)
 	pages.POST("/invite/:token", public, h.inviteJoinHTML)
+	pages.POST("/join-requests/:id/status", public, h.joinWaitHTML)
 	pages.GET("/set-password/:token", public, h.setPasswordPage)
 	pages.POST("/set-password/:token", public, h.setPasswordSubmit)
 	root.GET("/docs/api", public, h.apiDocsPage)

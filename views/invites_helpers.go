@@ -155,6 +155,56 @@ type JoinedView struct {
 	RequestID   string
 	ClaimSecret string
 	ClaimURL    string
+	// ClaimExpiresAt is when the claim secret stops working.
+	ClaimExpiresAt string
+}
+
+// JoinWait is the landing page's live status of a join request sent from the
+// browser. The claim secret, held only by that page, authorises each poll:
+// the request id alone reveals nothing. State is "pending" (it polls again),
+// "approved" (the key claimed now, shown once), "rejected", or "closed" with
+// Message saying why the page stopped following.
+type JoinWait struct {
+	RequestID   string
+	ClaimSecret string
+	OrgTitle    string
+	State       string
+	Message     string
+	AgentID     string
+	OrgID       string
+	TeamID      string
+	APIKey      string
+	BaseURL     string
+}
+
+// operatorOf names who decides a join request.
+func operatorOf(orgTitle string) string {
+	if orgTitle == "" {
+		return "an operator"
+	}
+	return "an operator of " + orgTitle
+}
+
+// JoinWaitPath is where the landing page polls the request's status.
+func JoinWaitPath(id string) string { return "/join-requests/" + id + "/status" }
+
+// byobJoin is the reference runtime's one command for an invite link.
+func byobJoin(l InviteLanding) string {
+	return "byob join " + l.BaseURL + "/invite/" + l.Token
+}
+
+// keyCommands are the next commands once the browser holds the agent's key:
+// store it for byob, or use it with curl.
+func keyCommands(w JoinWait) string {
+	return "mkdir -p ~/.config/byob && umask 077 && cat > ~/.config/byob/config.json <<'EOF'\n" +
+		`{"server":"` + w.BaseURL + `","apiKey":"` + w.APIKey + `","agentId":"` + w.AgentID + `","orgId":"` + w.OrgID + `","teamId":"` + w.TeamID + `"}` + "\nEOF\n" +
+		"byob run"
+}
+
+func keyCurl(w JoinWait) string {
+	return "API_KEY=" + w.APIKey + "\n" +
+		"curl -s -X POST " + w.BaseURL + "/api/v1/agents/" + w.AgentID + "/online -H \"Authorization: ApiKey $API_KEY\"\n" +
+		orgsCurl(w.BaseURL)
 }
 
 // joinCurl is the command a runtime runs to join.
