@@ -102,7 +102,7 @@ func inviteFormInput(f views.InviteForm, errs map[string]string) models.InviteIn
 	if f.TeamID != "" {
 		team, err := uuid.Parse(f.TeamID)
 		if err != nil {
-			errs["teamId"] = "choose a team of the list"
+			errs["teamId"] = "must be one of the list"
 		}
 		in.Team = team
 	}
@@ -124,11 +124,23 @@ func formErrorsOf(err error, errs map[string]string) bool {
 		if line, ok := se.Details["line"].(int); ok {
 			key = "invites[" + strconv.Itoa(line-1) + "].agentName"
 		}
-		errs[key] = "is taken: " + se.Message
+		// A sentence of its own: "Another active invite already reserves this name: …".
+		errs[key] = takenSentence(se.Message)
 	default:
 		return false
 	}
 	return true
+}
+
+// takenSentence words a name_taken refusal for a form.
+func takenSentence(message string) string {
+	switch {
+	case strings.Contains(message, "invite"):
+		return "This name is taken: another active invite already reserves it. Choose another name, or delete that invite first."
+	case strings.Contains(message, "agent"):
+		return "This name is taken: an agent with this name already exists in the organization. Choose another name."
+	}
+	return "This name is taken. Choose another name."
 }
 
 // invitesCreate serves the New Invite form POST /agents/invites. htmx gets

@@ -196,7 +196,7 @@ func TestInviteBulkCSV(t *testing.T) {
 		t.Fatalf("bad bulk: %d %s", status, body)
 	}
 	status, _, body = e.post(admin, "/agents/invites/bulk", url.Values{"names": {"ok-1\nbulk-2"}})
-	if status != http.StatusBadRequest || !strings.Contains(body, "Line 2") || !strings.Contains(body, "is taken") {
+	if status != http.StatusBadRequest || !strings.Contains(body, "Line 2") || !strings.Contains(body, "This name is taken") {
 		t.Fatalf("taken bulk: %d %s", status, body)
 	}
 	status, _, body = e.post(admin, "/agents/invites/bulk", url.Values{"names": {"ok-1\nok-2"}, "maxUses": {"500"}})

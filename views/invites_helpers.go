@@ -243,13 +243,13 @@ func bulkLineErrors(errs map[string]string) []string {
 		prefix := "invites[" + strconv.Itoa(i) + "]."
 		for _, f := range []string{"agentName", "adapterType", "maxUses", "ttlSeconds"} {
 			if msg, ok := errs[prefix+f]; ok {
-				out = append(out, "Line "+strconv.Itoa(i+1)+": "+f+" "+msg)
+				out = append(out, "Line "+strconv.Itoa(i+1)+": "+FieldSentence(f, msg))
 			}
 		}
 	}
 	for _, f := range []string{"adapterType", "maxUses", "ttlSeconds", "teamId", "line"} {
 		if msg, ok := errs[f]; ok {
-			out = append(out, f+": "+msg)
+			out = append(out, FieldSentence(f, msg))
 		}
 	}
 	return out
