@@ -20,14 +20,31 @@ import (
 // --- Invites tab ---
 
 func (h *Handler) invitesData(c *gin.Context, s scope) (views.InvitesData, error) {
-	d := views.InvitesData{CanWrite: s.admin()}
+	d := views.InvitesData{CanWrite: s.admin(), Query: strings.TrimSpace(c.Query("q")), State: strings.ToLower(c.DefaultQuery("state", "active"))}
+	f := models.InviteFilter{Org: s.OrgID, Query: d.Query}
+	var err error
+	if f.State, err = models.ParseInviteState(d.State); err != nil {
+		return d, err
+	}
+	if d.State == "" {
+		d.State = "all"
+	}
+	if after := c.Query("after"); after != "" {
+		if f.After, err = models.ParseInviteCursor(after); err != nil {
+			return d, err
+		}
+		d.After = after
+	}
 	teams, err := models.ListTeams(c.Request.Context(), h.db, s.OrgID)
 	if err != nil {
 		return d, err
 	}
-	invs, err := models.ListInvites(c.Request.Context(), h.db, s.OrgID)
+	invs, next, err := models.ListInvitePage(c.Request.Context(), h.db, f)
 	if err != nil {
 		return d, err
+	}
+	if next != nil {
+		d.Next = next.String()
 	}
 	names := teamNames(teams)
 	d.Teams = teams

@@ -219,7 +219,7 @@ func TestInviteHTMLViewerAndUnknownToken(t *testing.T) {
 	inv, j := e.joinNew(tok, "seen")
 	viewer := e.signIn("viewer@example.com")
 
-	status, body := e.get(viewer, "/agents/invites")
+	status, body := e.get(viewer, "/agents/invites?state=all")
 	if status != http.StatusOK || !strings.Contains(body, `data-agent-name="seen"`) || strings.Contains(body, inv.Token) ||
 		strings.Contains(body, `data-testid="new-invite"`) || strings.Contains(body, `data-testid="invite-delete"`) {
 		t.Fatalf("viewer invites: %d", status)

@@ -54,7 +54,48 @@ type InvitesData struct {
 	ShowForm bool // a plain form post failed: show the form on the page
 	ShowBulk bool
 	CanWrite bool
+	// The list's search (Query), state filter (State: active, spent,
+	// expired, revoked or all) and keyset page (After: this page's cursor,
+	// Next: the next page's, "" on the last).
+	Query, State, After, Next string
 }
+
+// InviteStateFilters are the list's state choices; Active is the default.
+var InviteStateFilters = []struct{ Value, Label string }{
+	{"active", "Active"}, {"spent", "Spent"}, {"expired", "Expired"}, {"revoked", "Revoked"}, {"all", "All states"},
+}
+
+// Filtered reports whether the list shows less than every invite.
+func (d InvitesData) Filtered() bool { return d.Query != "" || d.State != "all" }
+
+// StateNoun names the invites the state filter shows.
+func (d InvitesData) StateNoun() string {
+	if d.State == "all" || d.State == "" {
+		return "invite"
+	}
+	return d.State + " invite"
+}
+
+// PageURL is the list with its search and filter at the page after cursor.
+func (d InvitesData) PageURL(after string) string {
+	v := url.Values{}
+	if d.Query != "" {
+		v.Set("q", d.Query)
+	}
+	if d.State != "" && d.State != "active" {
+		v.Set("state", d.State)
+	}
+	if after != "" {
+		v.Set("after", after)
+	}
+	if len(v) == 0 {
+		return "/agents/invites"
+	}
+	return "/agents/invites?" + v.Encode()
+}
+
+// SelfURL is the list as shown, for its live refresh.
+func (d InvitesData) SelfURL() string { return d.PageURL(d.After) }
 
 // TTLPresets are the New Invite dialog's lifetimes (seconds).
 var TTLPresets = []struct{ Value, Label string }{

@@ -44,7 +44,12 @@
       setTimeout(function () {
         btn.setAttribute("data-copy-state", "copy");
         showIcon(btn, "copy");
-        setTimeout(function () { btn.setAttribute("data-copy-state", "done"); }, 150);
+        setTimeout(function () {
+          btn.setAttribute("data-copy-state", "done");
+          var label = btn.querySelector("[data-copy-label]");
+          if (label) label.textContent = "Copied";
+          btn.title = "Copied. Click to copy again";
+        }, 150);
       }, 900);
     }, fallback);
   }
