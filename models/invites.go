@@ -382,6 +382,19 @@ func ListInvitePage(ctx context.Context, db bun.IDB, f InviteFilter) ([]Invite, 
 	return invs, next, nil
 }
 
+// InvitesByID returns the invites of org among ids, by id (one query).
+func InvitesByID(ctx context.Context, db bun.IDB, org uuid.UUID, ids []uuid.UUID) (map[uuid.UUID]Invite, error) {
+	out := make(map[uuid.UUID]Invite, len(ids))
+	var invs []Invite
+	if err := db.NewSelect().Model(&invs).Where("org_id = ? AND id = ANY(?::uuid[])", org, pgdialect.Array(ids)).Scan(ctx); err != nil {
+		return nil, translate(err, "invites by id")
+	}
+	for _, inv := range invs {
+		out[inv.ID] = inv
+	}
+	return out, nil
+}
+
 // GetInvite returns an invite of org, or ErrNotFound.
 func GetInvite(ctx context.Context, db bun.IDB, org, id uuid.UUID) (*Invite, error) {
 	inv := new(Invite)

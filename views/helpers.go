@@ -185,3 +185,12 @@ func capitalize(s string) string {
 	}
 	return s
 }
+
+// teamChosen reports whether team t is the selected option: the one chosen,
+// else the org's default team.
+func teamChosen(chosen string, t models.Team) bool {
+	if chosen == "" {
+		return t.Name == "default"
+	}
+	return chosen == t.ID.String()
+}

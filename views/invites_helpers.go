@@ -127,7 +127,41 @@ func joinRequestURL(id, suffix string) string {
 type JoinRow struct {
 	Request  models.JoinRequest
 	TeamName string
-	Decider  string // email of the operator who decided
+	Decider  string         // email of the operator who decided
+	Invite   *models.Invite // the invite it used (nil if unknown)
+}
+
+// AdapterMismatch is the invite's adapter type when the runtime declared
+// another one, else "".
+func (r JoinRow) AdapterMismatch() string {
+	if r.Invite != nil && r.Invite.AdapterType != r.Request.AdapterType {
+		return r.Invite.AdapterType
+	}
+	return ""
+}
+
+// InviteSummary names the invite a request used: its agent name, adapter
+// and uses, never its id.
+func (r JoinRow) InviteSummary() string {
+	if r.Invite == nil {
+		return "—"
+	}
+	i := r.Invite
+	return "for " + i.AgentName + ", " + i.AdapterType + ", " + strconv.Itoa(i.Uses) + " of " + strconv.Itoa(i.MaxUses) + " uses"
+}
+
+// InviteListURL finds the request's invite in the Invites list.
+func (r JoinRow) InviteListURL() string {
+	return "/agents/invites?state=all&q=" + url.QueryEscape(r.Request.AgentName)
+}
+
+// AgentURL is the page of the agent an approved request created, or "".
+func (r JoinRow) AgentURL() string {
+	j := r.Request
+	if j.Status != models.JoinApproved || j.AgentID == nil || j.ClaimVoidedAt != nil {
+		return ""
+	}
+	return "/agents/" + url.PathEscape(*j.AgentID)
 }
 
 // JoinRequestsData is the Join Requests tab.
