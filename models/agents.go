@@ -509,3 +509,10 @@ func TeamOrg(ctx context.Context, db bun.IDB, team uuid.UUID) (uuid.UUID, error)
 	err := db.NewSelect().Table("teams").Column("org_id").Where("id = ?", team).Scan(ctx, &org)
 	return org, translate(err, "get team org")
 }
+
+// CountPendingAgents returns how many agents of org await approval (those
+// registered with a team key; a join request is counted on its own).
+func CountPendingAgents(ctx context.Context, db bun.IDB, org uuid.UUID) (int, error) {
+	n, err := db.NewSelect().Table("agents").Where("org_id = ? AND status = ?", org, StatusPending).Count(ctx)
+	return int(n), translate(err, "count pending agents")
+}

@@ -6,6 +6,7 @@ import (
 	"regexp"
 	"strings"
 	"testing"
+	"time"
 )
 
 // TestErrorPagesSayWhatAndWhereTo: every error page has a heading, one
@@ -59,5 +60,16 @@ func TestFieldSentence(t *testing.T) {
 		if got := FieldSentence(tc[0], tc[1]); got != tc[2] {
 			t.Errorf("FieldSentence(%q, %q) = %q, want %q", tc[0], tc[1], got, tc[2])
 		}
+	}
+}
+
+func TestPresenceDotReadsLastSeenWithASpace(t *testing.T) {
+	seen := time.Now().Add(-time.Minute)
+	var buf bytes.Buffer
+	if err := PresenceDot(false, &seen).Render(context.Background(), &buf); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(buf.String(), "last seen <time") {
+		t.Fatalf("presence cell %s", buf.String())
 	}
 }

@@ -24,6 +24,8 @@ type Nav struct {
 	Role         string
 	PendingJoins int
 	Invitations  int // the user's membership invitations awaiting their decision
+	// PendingAgents counts agents awaiting approval (registered with a key).
+	PendingAgents int
 }
 
 // CanWrite reports whether the viewer may change things in the current org.
