@@ -98,10 +98,8 @@ func TestBrowserInviteFlow(t *testing.T) {
 		chromedp.WaitVisible(chromedp.CSS(row+`[data-status="stopped"] [data-testid="presence-dot"][data-online="false"]`)),
 	)
 	e.call(http.MethodPost, "/api/v1/agents/web-1/online", key.APIKey, nil).wantError(http.StatusForbidden, "agent_stopped")
-	do(t, ctx, "delete with confirmation",
-		chromedp.Click(chromedp.CSS(row+` [data-testid="action-delete"]`)),
-		chromedp.WaitNotPresent(chromedp.CSS(row)),
-	)
+	confirmStyled(t, ctx, row+` [data-testid="action-delete"]`)
+	do(t, ctx, "deleted", chromedp.WaitNotPresent(chromedp.CSS(row)))
 	if !value(t, ctx, chromedp.Evaluate[bool](`window.__noReload === true`)) {
 		t.Fatal("the roster reloaded during the journey")
 	}
@@ -139,10 +137,8 @@ func TestBrowserInviteFlow(t *testing.T) {
 		chromedp.WaitVisible(chromedp.CSS(`tr[data-agent-name="landing-1"] [data-testid="jr-reissue"]`)),
 	)
 	waitLive(t, ctx)
-	do(t, ctx, "the new secret shows",
-		chromedp.Click(chromedp.CSS(`tr[data-agent-name="landing-1"] [data-testid="jr-reissue"]`)),
-		chromedp.WaitVisible(chromedp.CSS(`[data-testid="claim-reissued"]`)),
-	)
+	confirmStyled(t, ctx, `tr[data-agent-name="landing-1"] [data-testid="jr-reissue"]`)
+	do(t, ctx, "the new secret shows", chromedp.WaitVisible(chromedp.CSS(`[data-testid="claim-reissued"]`)))
 	_, other := e.joinNew(tok, "landing-2")
 	e.call(http.MethodPost, "/api/v1/internal/join-requests/"+other.JoinRequestID+"/approve", tok, struct{}{}).want(http.StatusOK)
 	do(t, ctx, "the list refreshes live, the secret stays",

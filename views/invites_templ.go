@@ -238,7 +238,7 @@ func InvitesTable(d InvitesData) templ.Component {
 		if templ_7745c5c3_Err != nil {
 			return templ_7745c5c3_Err
 		}
-		templ_7745c5c3_Err = templruntime.WriteString(templ_7745c5c3_Buffer, 16, "\" hx-trigger=\"sse:invites, invitesChanged from:body\" hx-select=\"#invites\" hx-swap=\"outerHTML\" hx-sync=\"this:replace\" hx-disinherit=\"*\" data-testid=\"invites-list\">")
+		templ_7745c5c3_Err = templruntime.WriteString(templ_7745c5c3_Buffer, 16, "\" hx-trigger=\"sse:invites, invitesChanged from:body\" hx-select=\"#invites\" hx-swap=\"outerHTML\" hx-sync=\"this:queue last\" hx-disinherit=\"*\" data-testid=\"invites-list\">")
 		if templ_7745c5c3_Err != nil {
 			return templ_7745c5c3_Err
 		}
@@ -417,7 +417,7 @@ func inviteFilters(d InvitesData) templ.Component {
 			templ_7745c5c3_Var14 = templ.NopComponent
 		}
 		ctx = templ.ClearChildren(ctx)
-		templ_7745c5c3_Err = templruntime.WriteString(templ_7745c5c3_Buffer, 31, "<form method=\"get\" action=\"/agents/invites\" role=\"search\" class=\"mb-3 flex flex-wrap items-end gap-2\" hx-get=\"/agents/invites\" hx-trigger=\"input changed delay:300ms from:#invite-search, change from:#invite-state, submit\" hx-target=\"#invites\" hx-select=\"#invites\" hx-swap=\"outerHTML\" hx-push-url=\"true\" hx-sync=\"this:replace\" data-testid=\"invite-filters\"><div class=\"min-w-0 flex-1 sm:max-w-xs\"><label for=\"invite-search\" class=\"label\">Search</label> <input id=\"invite-search\" type=\"search\" name=\"q\" value=\"")
+		templ_7745c5c3_Err = templruntime.WriteString(templ_7745c5c3_Buffer, 31, "<form method=\"get\" action=\"/agents/invites\" role=\"search\" class=\"mb-3 flex flex-wrap items-end gap-2\" hx-get=\"/agents/invites\" hx-trigger=\"input changed delay:300ms from:#invite-search, change from:#invite-state, submit\" hx-target=\"#invites\" hx-select=\"#invites\" hx-swap=\"outerHTML\" hx-push-url=\"true\" hx-sync=\"this:queue last\" data-testid=\"invite-filters\"><div class=\"min-w-0 flex-1 sm:max-w-xs\"><label for=\"invite-search\" class=\"label\">Search</label> <input id=\"invite-search\" type=\"search\" name=\"q\" value=\"")
 		if templ_7745c5c3_Err != nil {
 			return templ_7745c5c3_Err
 		}

@@ -181,7 +181,7 @@ func JoinRequestsTable(d JoinRequestsData) templ.Component {
 		if templ_7745c5c3_Err != nil {
 			return templ_7745c5c3_Err
 		}
-		templ_7745c5c3_Err = templruntime.WriteString(templ_7745c5c3_Buffer, 11, "\" hx-trigger=\"sse:join_requests\" hx-select=\"#join-requests\" hx-swap=\"outerHTML\" hx-sync=\"this:replace\" hx-disinherit=\"*\">")
+		templ_7745c5c3_Err = templruntime.WriteString(templ_7745c5c3_Buffer, 11, "\" hx-trigger=\"sse:join_requests\" hx-select=\"#join-requests\" hx-swap=\"outerHTML\" hx-sync=\"this:queue last\" hx-disinherit=\"*\">")
 		if templ_7745c5c3_Err != nil {
 			return templ_7745c5c3_Err
 		}

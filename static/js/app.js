@@ -79,10 +79,84 @@
     if (close) { var d = close.closest("dialog"); if (d) { e.preventDefault(); d.close(); } }
   });
 
-  // --- Plain forms that need a confirmation: <form data-confirm="…"> -------------
+  // --- Confirmations: a styled <dialog> instead of window.confirm ---------------
+  // hx-confirm (htmx buttons) and <form data-confirm="…"> (plain posts) ask
+  // here. The focus starts on Cancel, Esc cancels, the confirm button is named
+  // after the action, and the focus goes back to the button that asked.
+  var confirmDlg = null, confirmThen = null;
+  function el(tag, cls, text) {
+    var n = document.createElement(tag);
+    if (cls) n.className = cls;
+    if (text) n.textContent = text;
+    return n;
+  }
+  function confirmDialog() {
+    if (confirmDlg) return confirmDlg;
+    var d = el("dialog", "confirm-dialog w-full max-w-md rounded-lg bg-white p-0 text-gray-900 shadow-xl backdrop:bg-gray-900/50 dark:bg-gray-800 dark:text-gray-100");
+    d.id = "confirm-dialog";
+    d.setAttribute("aria-labelledby", "confirm-title");
+    d.setAttribute("aria-describedby", "confirm-message");
+    var body = el("div", "px-5 pt-5 pb-4");
+    var title = el("h2", "text-base font-semibold", "Please confirm");
+    title.id = "confirm-title";
+    var msg = el("p", "mt-2 text-sm text-gray-600 dark:text-gray-300");
+    msg.id = "confirm-message";
+    body.appendChild(title);
+    body.appendChild(msg);
+    var bar = el("div", "flex justify-end gap-2 border-t border-gray-200 px-5 py-3 dark:border-gray-700");
+    var no = el("button", "btn btn-secondary", "Cancel");
+    no.type = "button";
+    no.setAttribute("data-testid", "confirm-cancel");
+    var yes = el("button", "btn btn-danger", "Confirm");
+    yes.type = "button";
+    yes.setAttribute("data-testid", "confirm-ok");
+    bar.appendChild(no);
+    bar.appendChild(yes);
+    d.appendChild(body);
+    d.appendChild(bar);
+    no.addEventListener("click", function () { d.close(); });
+    yes.addEventListener("click", function () {
+      var then = confirmThen;
+      confirmThen = null;
+      d.close();
+      if (then) then();
+    });
+    d.addEventListener("close", function () { confirmThen = null; });
+    document.body.appendChild(d);
+    confirmDlg = d;
+    return d;
+  }
+  function actionLabel(from) {
+    var t = from && from.textContent ? from.textContent.replace(/\s+/g, " ").trim() : "";
+    return t && t.length <= 40 ? t : "Confirm";
+  }
+  function askConfirm(message, from, then) {
+    var d = confirmDialog();
+    d.querySelector("#confirm-message").textContent = message;
+    var yes = d.querySelector("[data-testid=confirm-ok]");
+    yes.textContent = actionLabel(from);
+    var danger = from && from.classList && !from.classList.contains("btn-danger") ? "btn btn-primary" : "btn btn-danger";
+    yes.className = danger;
+    if (d.open) d.close();
+    confirmThen = then;
+    openDialog(d, from);
+  }
+  document.addEventListener("htmx:confirm", function (e) {
+    if (!e.detail || !e.detail.question) return;
+    e.preventDefault();
+    askConfirm(e.detail.question, e.detail.elt, function () { e.detail.issueRequest(true); });
+  });
   document.addEventListener("submit", function (e) {
-    var msg = e.target.getAttribute && e.target.getAttribute("data-confirm");
-    if (msg && !window.confirm(msg)) e.preventDefault();
+    var form = e.target;
+    var msg = form.getAttribute && form.getAttribute("data-confirm");
+    if (!msg) return;
+    if (form.__confirmed) { form.__confirmed = false; return; }
+    e.preventDefault();
+    var submitter = e.submitter || null;
+    askConfirm(msg, submitter || form.querySelector("button[type=submit]"), function () {
+      form.__confirmed = true;
+      if (submitter) form.requestSubmit(submitter); else form.requestSubmit();
+    });
   }, true);
 
   // --- Selects that submit their form on change: <select data-autosubmit> --------
@@ -120,7 +194,14 @@
     el.className = "toast toast-" + level;
     el.textContent = e.detail.message || "";
     box.appendChild(el);
-    setTimeout(function () { el.remove(); }, 4000);
+    // Shown again on each toast, so it sits above a modal dialog opened since.
+    if (box.showPopover) {
+      try { if (box.matches(":popover-open")) box.hidePopover(); box.showPopover(); } catch (err) { /* not supported */ }
+    }
+    setTimeout(function () {
+      el.remove();
+      if (!box.children.length && box.hidePopover) { try { box.hidePopover(); } catch (err) { /* closed */ } }
+    }, 4000);
   });
 
   // --- After htmx swaps: open self-opening dialogs, refresh times ----------------
