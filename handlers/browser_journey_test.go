@@ -98,6 +98,7 @@ func jsString(s string) string {
 func TestBrowserRosterJourney(t *testing.T) {
 	e := newEnv(t)
 	ctx := newBrowser(t)
+	watchCSP(t, ctx)
 	native := acceptDialogs(ctx)
 	_, key := e.teamKey(e.org.ID)
 	team := defaultTeamID(t, e)
@@ -163,6 +164,9 @@ func TestBrowserRosterJourney(t *testing.T) {
 	do(t, ctx, "deleted", chromedp.WaitNotPresent(chromedp.CSS(row)))
 	if n := native.Load(); n != 0 {
 		t.Fatalf("%d native JavaScript dialogs", n)
+	}
+	if v := cspViolations(t, ctx); len(v) > 0 {
+		t.Fatalf("CSP violations across the journey: %q", v)
 	}
 	if !value(t, ctx, chromedp.Evaluate[bool](`window.__noReload === true`)) {
 		t.Fatal("the roster reloaded; actions must swap rows in place")

@@ -17,8 +17,9 @@ func TestBrowserInviteFlow(t *testing.T) {
 	e := newEnv(t)
 	e.relaxInviteLimits()
 	ctx := newBrowser(t)
+	watchCSP(t, ctx)
 	grantClipboard(t, ctx, e.srv.URL)
-	acceptDialogs(ctx)
+	native := acceptDialogs(ctx)
 	signInBrowser(t, ctx, e.srv.URL, "root@example.com")
 	do(t, ctx, "open the first screen",
 		chromedp.Navigate(e.srv.URL+"/agents/invites"),
@@ -149,4 +150,10 @@ func TestBrowserInviteFlow(t *testing.T) {
 	reissued := value(t, ctx, chromedp.Value(chromedp.CSS("#reissued-secret")))
 	e.claim(jrs[0].ID, secret).wantError(http.StatusUnauthorized, "invalid_claim_secret")
 	e.claim(jrs[0].ID, reissued).want(http.StatusOK)
+	if v := cspViolations(t, ctx); len(v) > 0 {
+		t.Fatalf("CSP violations across the journey: %q", v)
+	}
+	if n := native.Load(); n != 0 {
+		t.Fatalf("%d native JavaScript dialogs", n)
+	}
 }
