@@ -56,7 +56,7 @@ func InvitesPage(n Nav, d InvitesData) templ.Component {
 				}
 				ctx = templ.InitializeContext(ctx)
 				if d.CanWrite {
-					templ_7745c5c3_Err = templruntime.WriteString(templ_7745c5c3_Buffer, 1, "<a href=\"/agents/invites?new=invite\" role=\"button\" class=\"btn btn-primary\" data-dialog-open=\"#new-invite\" data-testid=\"new-invite\">New invite</a> <a href=\"/agents/invites?new=bulk\" role=\"button\" class=\"btn btn-secondary\" data-dialog-open=\"#bulk-invites\" data-testid=\"bulk-invites\">Bulk create</a>")
+					templ_7745c5c3_Err = templruntime.WriteString(templ_7745c5c3_Buffer, 1, "<a href=\"/agents/invites?new=invite\" role=\"button\" class=\"btn btn-primary\" data-dialog-open=\"#new-invite\" data-testid=\"new-invite\" data-shortcut=\"new\" title=\"New invite (n)\">New invite</a> <a href=\"/agents/invites?new=bulk\" role=\"button\" class=\"btn btn-secondary\" data-dialog-open=\"#bulk-invites\" data-testid=\"bulk-invites\">Bulk create</a>")
 					if templ_7745c5c3_Err != nil {
 						return templ_7745c5c3_Err
 					}
@@ -430,7 +430,7 @@ func inviteFilters(d InvitesData) templ.Component {
 		if templ_7745c5c3_Err != nil {
 			return templ_7745c5c3_Err
 		}
-		templ_7745c5c3_Err = templruntime.WriteString(templ_7745c5c3_Buffer, 32, "\" placeholder=\"Agent name\" autocomplete=\"off\" class=\"input mt-1\" data-shortcut=\"search\"></div><div><label for=\"invite-state\" class=\"label\">State</label> <select id=\"invite-state\" name=\"state\" class=\"input mt-1\">")
+		templ_7745c5c3_Err = templruntime.WriteString(templ_7745c5c3_Buffer, 32, "\" placeholder=\"Agent name  (press /)\" autocomplete=\"off\" class=\"input mt-1\" data-shortcut=\"search\"></div><div><label for=\"invite-state\" class=\"label\">State</label> <select id=\"invite-state\" name=\"state\" class=\"input mt-1\">")
 		if templ_7745c5c3_Err != nil {
 			return templ_7745c5c3_Err
 		}

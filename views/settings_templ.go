@@ -480,7 +480,7 @@ func TeamEditPage(n Nav, t models.Team, f TeamForm, saved bool) templ.Component 
 			if templ_7745c5c3_Err != nil {
 				return templ_7745c5c3_Err
 			}
-			templ_7745c5c3_Err = templruntime.WriteString(templ_7745c5c3_Buffer, 36, "</div><div><label for=\"team-onboarding\" class=\"label\">Onboarding document (Markdown)</label><div class=\"mt-1 grid gap-4 lg:grid-cols-2\"><textarea id=\"team-onboarding\" name=\"onboarding\" rows=\"24\" class=\"input font-mono text-sm\"")
+			templ_7745c5c3_Err = templruntime.WriteString(templ_7745c5c3_Buffer, 36, "</div><div><label for=\"team-onboarding\" class=\"label\">Onboarding document (Markdown)</label><div class=\"mt-1 grid grid-cols-1 gap-4 lg:grid-cols-2\"><textarea id=\"team-onboarding\" name=\"onboarding\" rows=\"24\" class=\"input font-mono text-sm\"")
 			if templ_7745c5c3_Err != nil {
 				return templ_7745c5c3_Err
 			}

@@ -4,6 +4,27 @@
 (function () {
   "use strict";
 
+  // --- Theme: loaded in <head> (not deferred) so the chosen theme applies
+  // before the first paint. localStorage "theme" is "dark" or "light" once
+  // the toggle was used; without it the page follows prefers-color-scheme.
+  var root = document.documentElement;
+  function storedTheme() {
+    try { return localStorage.getItem("theme"); } catch (err) { return null; }
+  }
+  function isDark() {
+    if (root.classList.contains("dark")) return true;
+    if (root.classList.contains("light")) return false;
+    return !!(window.matchMedia && window.matchMedia("(prefers-color-scheme: dark)").matches);
+  }
+  function setTheme(t) {
+    root.classList.remove("dark", "light");
+    if (t === "dark" || t === "light") root.classList.add(t);
+    document.querySelectorAll("[data-theme-toggle]").forEach(function (b) {
+      b.setAttribute("aria-pressed", isDark() ? "true" : "false");
+    });
+  }
+  setTheme(storedTheme());
+
   // --- Copy buttons: [data-copy-target="#id"] or [data-copy="text"] -------------
   // After a successful copy the button's data-copy-state flashes
   // check → copy → done: the check icon shows, the copy icon comes back, and
@@ -71,6 +92,13 @@
   document.addEventListener("click", function (e) {
     var t = e.target.closest ? e.target : e.target.parentElement;
     if (!t) return;
+    var theme = t.closest("[data-theme-toggle]");
+    if (theme) {
+      var next = isDark() ? "light" : "dark";
+      try { localStorage.setItem("theme", next); } catch (err) { /* private mode: this page only */ }
+      setTheme(next);
+      return;
+    }
     var btn = t.closest("[data-copy-target], [data-copy]");
     if (btn) { e.preventDefault(); copy(btn); return; }
     var open = t.closest("[data-dialog-open]");
@@ -159,6 +187,67 @@
     });
   }, true);
 
+  // --- Keyboard shortcuts: "/" focuses the page's search, "n" opens New invite
+  // (from any page, for admins). Not while typing or with a dialog open.
+  document.addEventListener("keydown", function (e) {
+    if (e.defaultPrevented || e.ctrlKey || e.metaKey || e.altKey) return;
+    var t = e.target;
+    if (t && (t.isContentEditable || /^(INPUT|TEXTAREA|SELECT)$/.test(t.tagName))) return;
+    if (document.querySelector("dialog[open]")) return;
+    if (e.key === "/") {
+      var s = document.querySelector("[data-shortcut=search]") || document.querySelector("input[type=search]");
+      if (s) { e.preventDefault(); s.focus(); if (s.select) s.select(); }
+    } else if (e.key === "n") {
+      var b = document.querySelector("[data-shortcut=new]");
+      if (b) { e.preventDefault(); b.click(); }
+      else if (document.body.getAttribute("data-can-write") === "true") { e.preventDefault(); location.href = "/agents/invites?new=invite"; }
+    }
+  });
+
+  // --- Sortable tables: <table data-sortable id> with <th><button data-sort>.
+  // Sorts the rows shown (a page of the list) by that column, ascending then
+  // descending; a cell's <time datetime> sorts by time. The choice is kept
+  // for the tab (sessionStorage) and applied again after a live refresh.
+  function cellKey(row, i) {
+    var td = row.children[i];
+    if (!td) return "";
+    var tm = td.querySelector("time[datetime]");
+    if (tm) return tm.getAttribute("datetime");
+    return (td.getAttribute("data-sort-value") || td.textContent || "").replace(/\s+/g, " ").trim().toLowerCase();
+  }
+  function sortTable(table, col, dir) {
+    var body = table.tBodies[0];
+    if (!body) return;
+    var rows = Array.prototype.slice.call(body.rows);
+    rows.sort(function (a, b) {
+      var x = cellKey(a, col), y = cellKey(b, col);
+      return (x < y ? -1 : x > y ? 1 : 0) * (dir === "descending" ? -1 : 1);
+    });
+    rows.forEach(function (r) { body.appendChild(r); });
+    table.querySelectorAll("thead th").forEach(function (th, i) {
+      if (th.hasAttribute("aria-sort")) th.setAttribute("aria-sort", i === col ? dir : "none");
+    });
+  }
+  function applySavedSort(root) {
+    var tables = [];
+    if (root.matches && root.matches("table[data-sortable]")) tables.push(root);
+    if (root.querySelectorAll) root.querySelectorAll("table[data-sortable]").forEach(function (t) { tables.push(t); });
+    tables.forEach(function (table) {
+      var saved = null;
+      try { saved = JSON.parse(sessionStorage.getItem("sort:" + table.id) || "null"); } catch (err) { saved = null; }
+      if (saved) sortTable(table, saved.col, saved.dir);
+    });
+  }
+  document.addEventListener("click", function (e) {
+    var b = e.target.closest ? e.target.closest("table[data-sortable] th button[data-sort]") : null;
+    if (!b) return;
+    var th = b.closest("th"), table = b.closest("table");
+    var col = Array.prototype.indexOf.call(th.parentNode.children, th);
+    var dir = th.getAttribute("aria-sort") === "ascending" ? "descending" : "ascending";
+    sortTable(table, col, dir);
+    try { sessionStorage.setItem("sort:" + table.id, JSON.stringify({ col: col, dir: dir })); } catch (err) { /* this view only */ }
+  });
+
   // --- Selects that submit their form on change: <select data-autosubmit> --------
   document.addEventListener("change", function (e) {
     if (e.target.matches && e.target.matches("select[data-autosubmit]") && e.target.form) e.target.form.requestSubmit();
@@ -207,6 +296,7 @@
   // --- After htmx swaps: open self-opening dialogs, refresh times ----------------
   document.addEventListener("htmx:load", function (e) {
     refreshTimes(e.target);
+    applySavedSort(e.target);
     var root = e.target;
     var dlgs = [];
     if (root.matches && root.matches("dialog[data-dialog-autoopen]")) dlgs.push(root);
@@ -225,7 +315,9 @@
   document.addEventListener("htmx:sseError", function () { document.body.setAttribute("data-live", "reconnecting"); });
 
   document.addEventListener("DOMContentLoaded", function () {
+    setTheme(storedTheme());
     refreshTimes(document);
+    applySavedSort(document);
     setInterval(function () { refreshTimes(document); }, 30000);
   });
 })();
