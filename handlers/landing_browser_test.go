@@ -90,6 +90,9 @@ func TestBrowserInviteLandingFinishesTheJob(t *testing.T) {
 		t.Fatalf("next commands %q", next)
 	}
 	e.call(http.MethodGet, "/api/v1/agent/orgs", key, nil).want(http.StatusOK)
+	if value(t, ctx, chromedp.Evaluate[bool](`!!document.querySelector('[data-testid="claim-elsewhere"]').offsetParent`)) {
+		t.Fatal("the spent claim secret still shows after the key was claimed")
+	}
 	// Shown once: the claim is spent.
 	e.claim(id, secret).wantError(http.StatusConflict, "already_claimed")
 	shoot(t, ctx, "invite-landing-approved")
