@@ -1,6 +1,8 @@
 package handlers
 
 import (
+	"bytes"
+	"image/png"
 	"net/http"
 	"strings"
 	"testing"
@@ -188,4 +190,32 @@ func TestBrowserShortcutsAndSorting(t *testing.T) {
 	}
 	do(t, ctx, "n on the invites page opens the dialog", chromedp.Navigate(e.srv.URL+"/agents/invites"), chromedp.WaitVisible(chromedp.CSS(`[data-testid="new-invite"]`)),
 		chromedp.KeyEvent("n"), chromedp.WaitVisible(chromedp.CSS(`#new-invite[open]`)))
+}
+
+// TestBrowserToastAboveDialog: a toast raised while a modal dialog is open
+// shows above it (the dialog's backdrop does not cover it).
+func TestBrowserToastAboveDialog(t *testing.T) {
+	e := newEnv(t)
+	ctx := newBrowser(t)
+	signInBrowser(t, ctx, e.srv.URL, "root@example.com")
+	do(t, ctx, "open New invite", chromedp.Navigate(e.srv.URL+"/agents/invites"),
+		chromedp.Click(chromedp.CSS(`[data-testid="new-invite"]`)), chromedp.WaitVisible(chromedp.CSS(`#new-invite[open]`)))
+	value(t, ctx, chromedp.Evaluate[bool](`(document.body.dispatchEvent(new CustomEvent("showToast", {bubbles: true, detail: {message: "Saved.", level: "success"}})), true)`))
+	// Hit testing skips what a modal dialog makes inert, so look at the
+	// pixels: the toast's green shows undimmed by the backdrop.
+	r := value(t, ctx, chromedp.Evaluate[[]float64](`(() => { const r = document.querySelector("#toasts .toast").getBoundingClientRect(); return [r.left, r.top, r.height]; })()`))
+	shot, err := chromedp.Run(ctx, chromedp.CaptureScreenshot())
+	if err != nil {
+		t.Fatal(err)
+	}
+	img, err := png.Decode(bytes.NewReader(shot))
+	if err != nil {
+		t.Fatal(err)
+	}
+	scale := float64(img.Bounds().Dx()) / 1280
+	cr, cg, cb, _ := img.At(int((r[0]+4)*scale), int((r[1]+r[2]/2)*scale)).RGBA()
+	if g, rr, b := int(cg>>8), int(cr>>8), int(cb>>8); g < 140 || rr > 60 || b > 100 { // green-600 is 22,163,74; dimmed it is about 20,94,56
+		t.Fatalf("toast pixel %d,%d,%d: not the toast's green (under the backdrop?)", rr, g, b)
+	}
+	shoot(t, ctx, "toast-over-dialog")
 }

@@ -278,9 +278,10 @@
   document.addEventListener("showToast", function (e) {
     var box = document.getElementById("toasts");
     if (!box || !e.detail) return;
-    var level = ["success", "error"].indexOf(e.detail.level) >= 0 ? e.detail.level : "info";
+    // Whole class names, so Tailwind keeps them in the built CSS.
+    var classes = { success: "toast toast-success", error: "toast toast-error", info: "toast toast-info" };
     var el = document.createElement("div");
-    el.className = "toast toast-" + level;
+    el.className = classes[e.detail.level] || classes.info;
     el.textContent = e.detail.message || "";
     box.appendChild(el);
     // Shown again on each toast, so it sits above a modal dialog opened since.
