@@ -297,6 +297,15 @@ func (h *Handler) agentRowHTML(c *gin.Context) {
 // pendingBadge serves the nav's pending join request count.
 func (h *Handler) pendingBadge(c *gin.Context) {
 	s := scopeOf(c)
+	if c.Query("kind") == "agents" {
+		n, err := models.CountPendingAgents(c.Request.Context(), h.db, s.OrgID)
+		if err != nil {
+			h.fail(c, err)
+			return
+		}
+		h.render(c, views.AgentsBadge(n))
+		return
+	}
 	n, err := models.CountPendingJoinRequests(c.Request.Context(), h.db, s.OrgID)
 	if err != nil {
 		h.fail(c, err)

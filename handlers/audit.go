@@ -118,6 +118,10 @@ func (h *Handler) auditPage(c *gin.Context) {
 		if f.Before > 0 {
 			d.FirstURL = "/audit?" + q.Encode()
 		}
+		if d.TargetNames, err = models.AuditTargetNames(c.Request.Context(), h.db, d.Events); err != nil {
+			h.fail(c, err)
+			return
+		}
 		d.OrgTitles = map[string]string{}
 		for _, o := range n.Orgs {
 			d.OrgTitles[o.ID.String()] = o.Title

@@ -244,6 +244,13 @@ var auditCases = map[string]auditCase{
 			return a.api(http.MethodPost, "/api/v1/join-requests/"+j.JoinRequestID+"/claim", "", map[string]string{"claimSecret": j.ClaimSecret})
 		}
 	}},
+	"POST /join-requests/:id/status": {action: "api_key.claimed", run: func(a *auditRun) func() (int, string) {
+		j := a.joinRequest()
+		a.api(http.MethodPost, "/api/v1/internal/join-requests/"+j.JoinRequestID+"/approve", a.admin, struct{}{})
+		return func() (int, string) {
+			return a.form("/join-requests/"+j.JoinRequestID+"/status", url.Values{"claimSecret": {j.ClaimSecret}})
+		}
+	}},
 	"POST /api/v1/internal/join-requests/:id/approve": {action: "join_request.approved", also: []string{"agent.created"}, run: func(a *auditRun) func() (int, string) {
 		j := a.joinRequest()
 		return func() (int, string) {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"net/http"
 	"strings"
+	"sync/atomic"
 	"testing"
 
 	"github.com/chromedp/cdproto/browser"
@@ -32,17 +33,39 @@ func waitLive(t *testing.T, ctx context.Context) {
 	do(t, ctx, "event stream connected", chromedp.WaitReady(chromedp.CSS(`body[data-live="open"]`)))
 }
 
-// acceptDialogs answers every JavaScript confirm() of the tab with OK.
-func acceptDialogs(ctx context.Context) {
+// acceptDialogs answers every native JavaScript dialog (alert, confirm) of
+// the tab with OK and counts them: the screens use styled <dialog>
+// confirmations, so a test expects none.
+func acceptDialogs(ctx context.Context) *atomic.Int32 {
+	var n atomic.Int32
 	dialogs := chromedp.Events(ctx, page.JavascriptDialogOpening)
 	go func() {
 		for _, err := range dialogs {
 			if err != nil {
 				return
 			}
+			n.Add(1)
 			chromedp.Call(ctx, page.HandleJavaScriptDialog, page.HandleJavaScriptDialogParams{Accept: true})
 		}
 	}()
+	return &n
+}
+
+// confirmStyled answers the styled confirmation dialog that clicking sel
+// opens: its focus starts on Cancel, Esc dismisses it (nothing happens), and
+// the named action button confirms.
+func confirmStyled(t *testing.T, ctx context.Context, sel string) {
+	t.Helper()
+	do(t, ctx, "ask "+sel, chromedp.Click(chromedp.CSS(sel)), chromedp.WaitVisible(chromedp.CSS(`#confirm-dialog[open]`)))
+	if f := value(t, ctx, chromedp.Evaluate[string](`document.activeElement.getAttribute("data-testid") || ""`)); f != "confirm-cancel" {
+		t.Fatalf("focus on %q in the confirmation, want Cancel", f)
+	}
+	do(t, ctx, "Esc dismisses", chromedp.KeyEvent(kb.Escape), chromedp.WaitNotVisible(chromedp.CSS(`#confirm-dialog`)))
+	if !value(t, ctx, chromedp.Evaluate[bool](`document.activeElement === document.querySelector(`+jsString(sel)+`)`)) {
+		t.Fatal("focus did not return to the button after Esc")
+	}
+	do(t, ctx, "ask again", chromedp.Click(chromedp.CSS(sel)), chromedp.WaitVisible(chromedp.CSS(`#confirm-dialog[open]`)))
+	do(t, ctx, "confirm", chromedp.Click(chromedp.CSS(`#confirm-dialog [data-testid="confirm-ok"]`)))
 }
 
 // attr reads one attribute of the first node matching sel.
@@ -75,7 +98,8 @@ func jsString(s string) string {
 func TestBrowserRosterJourney(t *testing.T) {
 	e := newEnv(t)
 	ctx := newBrowser(t)
-	acceptDialogs(ctx)
+	watchCSP(t, ctx)
+	native := acceptDialogs(ctx)
 	_, key := e.teamKey(e.org.ID)
 	team := defaultTeamID(t, e)
 
@@ -124,10 +148,26 @@ func TestBrowserRosterJourney(t *testing.T) {
 	do(t, ctx, "back to roster", chromedp.Navigate(e.srv.URL+"/agents"), chromedp.WaitVisible(chromedp.CSS(row)))
 	value(t, ctx, chromedp.Evaluate[bool](`window.__noReload = true`))
 
-	do(t, ctx, "delete with confirmation",
-		chromedp.Click(chromedp.CSS(row+` [data-testid="action-delete"]`)),
-		chromedp.WaitNotPresent(chromedp.CSS(row)),
-	)
+	if e.dbAgent(e.org.ID, "builder-1") == nil {
+		t.Fatal("agent gone before the delete")
+	}
+	do(t, ctx, "the confirmation", chromedp.Click(chromedp.CSS(row+` [data-testid="action-delete"]`)), chromedp.WaitVisible(chromedp.CSS(`#confirm-dialog[open]`)))
+	if label := value(t, ctx, chromedp.Text(chromedp.CSS(`#confirm-dialog [data-testid="confirm-ok"]`))); label != "Delete" {
+		t.Fatalf("confirm button %q, want the action's name", label)
+	}
+	shoot(t, ctx, "confirm-delete")
+	do(t, ctx, "cancel", chromedp.Click(chromedp.CSS(`#confirm-dialog [data-testid="confirm-cancel"]`)), chromedp.WaitNotVisible(chromedp.CSS(`#confirm-dialog`)))
+	if e.dbAgent(e.org.ID, "builder-1") == nil {
+		t.Fatal("Cancel deleted the agent")
+	}
+	confirmStyled(t, ctx, row+` [data-testid="action-delete"]`)
+	do(t, ctx, "deleted", chromedp.WaitNotPresent(chromedp.CSS(row)))
+	if n := native.Load(); n != 0 {
+		t.Fatalf("%d native JavaScript dialogs", n)
+	}
+	if v := cspViolations(t, ctx); len(v) > 0 {
+		t.Fatalf("CSP violations across the journey: %q", v)
+	}
 	if !value(t, ctx, chromedp.Evaluate[bool](`window.__noReload === true`)) {
 		t.Fatal("the roster reloaded; actions must swap rows in place")
 	}

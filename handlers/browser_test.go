@@ -127,7 +127,7 @@ func TestBrowserLogin(t *testing.T) {
 		chromedp.Navigate(e.srv.URL+"/settings/teams"),
 		chromedp.WaitVisible(chromedp.CSS(`[data-testid="teams-table"]`)),
 	)
-	if h := value(t, ctx, chromedp.Text(chromedp.CSS("h1"))); h != "Settings" {
+	if h := value(t, ctx, chromedp.Text(chromedp.CSS("h1"))); h != "Teams" {
 		t.Fatalf("heading %q", h)
 	}
 	shoot(t, ctx, "settings-teams")

@@ -156,7 +156,8 @@ func credential(method, path string) string {
 	switch {
 	case path == "/api/v1/auth/login" || !strings.HasPrefix(path, "/api/") && (path == "/login" || path == "/healthz" || path == "/readyz" || strings.HasPrefix(path, "/static/") || path == "/favicon.ico" || path == "/" || path == "/logout"):
 		return ""
-	case strings.HasPrefix(path, "/api/v1/invites/") || strings.HasPrefix(path, "/api/v1/join-requests/") || strings.HasPrefix(path, "/invite/"):
+	case strings.HasPrefix(path, "/api/v1/invites/") || strings.HasPrefix(path, "/api/v1/join-requests/") || strings.HasPrefix(path, "/invite/") ||
+		strings.HasPrefix(path, "/join-requests/"):
 		return ""
 	case strings.HasSuffix(path, "/agents/register") || strings.HasPrefix(path, "/api/v1/agent/") || strings.HasSuffix(path, "/mcp/list") || path == mcpPath,
 		strings.HasSuffix(path, "/onboarding") && method == http.MethodGet,

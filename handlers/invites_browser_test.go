@@ -17,8 +17,9 @@ func TestBrowserInviteFlow(t *testing.T) {
 	e := newEnv(t)
 	e.relaxInviteLimits()
 	ctx := newBrowser(t)
+	watchCSP(t, ctx)
 	grantClipboard(t, ctx, e.srv.URL)
-	acceptDialogs(ctx)
+	native := acceptDialogs(ctx)
 	signInBrowser(t, ctx, e.srv.URL, "root@example.com")
 	do(t, ctx, "open the first screen",
 		chromedp.Navigate(e.srv.URL+"/agents/invites"),
@@ -98,10 +99,8 @@ func TestBrowserInviteFlow(t *testing.T) {
 		chromedp.WaitVisible(chromedp.CSS(row+`[data-status="stopped"] [data-testid="presence-dot"][data-online="false"]`)),
 	)
 	e.call(http.MethodPost, "/api/v1/agents/web-1/online", key.APIKey, nil).wantError(http.StatusForbidden, "agent_stopped")
-	do(t, ctx, "delete with confirmation",
-		chromedp.Click(chromedp.CSS(row+` [data-testid="action-delete"]`)),
-		chromedp.WaitNotPresent(chromedp.CSS(row)),
-	)
+	confirmStyled(t, ctx, row+` [data-testid="action-delete"]`)
+	do(t, ctx, "deleted", chromedp.WaitNotPresent(chromedp.CSS(row)))
 	if !value(t, ctx, chromedp.Evaluate[bool](`window.__noReload === true`)) {
 		t.Fatal("the roster reloaded during the journey")
 	}
@@ -126,6 +125,8 @@ func TestBrowserInviteFlow(t *testing.T) {
 
 	// The operator re-issues the claim of the approved request: the new
 	// secret shows once, above the list, and stays while the list refreshes.
+	// Leave the page first: while open it claims the key once approved.
+	do(t, ctx, "leave the invite page", chromedp.Navigate("about:blank"))
 	var jrs []struct{ ID, AgentName string }
 	e.call(http.MethodGet, "/api/v1/internal/join-requests?status=pending", tok, nil).want(http.StatusOK).decode(&jrs)
 	if len(jrs) != 1 || jrs[0].AgentName != "landing-1" {
@@ -137,10 +138,8 @@ func TestBrowserInviteFlow(t *testing.T) {
 		chromedp.WaitVisible(chromedp.CSS(`tr[data-agent-name="landing-1"] [data-testid="jr-reissue"]`)),
 	)
 	waitLive(t, ctx)
-	do(t, ctx, "the new secret shows",
-		chromedp.Click(chromedp.CSS(`tr[data-agent-name="landing-1"] [data-testid="jr-reissue"]`)),
-		chromedp.WaitVisible(chromedp.CSS(`[data-testid="claim-reissued"]`)),
-	)
+	confirmStyled(t, ctx, `tr[data-agent-name="landing-1"] [data-testid="jr-reissue"]`)
+	do(t, ctx, "the new secret shows", chromedp.WaitVisible(chromedp.CSS(`[data-testid="claim-reissued"]`)))
 	_, other := e.joinNew(tok, "landing-2")
 	e.call(http.MethodPost, "/api/v1/internal/join-requests/"+other.JoinRequestID+"/approve", tok, struct{}{}).want(http.StatusOK)
 	do(t, ctx, "the list refreshes live, the secret stays",
@@ -151,4 +150,10 @@ func TestBrowserInviteFlow(t *testing.T) {
 	reissued := value(t, ctx, chromedp.Value(chromedp.CSS("#reissued-secret")))
 	e.claim(jrs[0].ID, secret).wantError(http.StatusUnauthorized, "invalid_claim_secret")
 	e.claim(jrs[0].ID, reissued).want(http.StatusOK)
+	if v := cspViolations(t, ctx); len(v) > 0 {
+		t.Fatalf("CSP violations across the journey: %q", v)
+	}
+	if n := native.Load(); n != 0 {
+		t.Fatalf("%d native JavaScript dialogs", n)
+	}
 }

@@ -20,14 +20,31 @@ import (
 // --- Invites tab ---
 
 func (h *Handler) invitesData(c *gin.Context, s scope) (views.InvitesData, error) {
-	d := views.InvitesData{CanWrite: s.admin()}
+	d := views.InvitesData{CanWrite: s.admin(), Query: strings.TrimSpace(c.Query("q")), State: strings.ToLower(c.DefaultQuery("state", "active"))}
+	f := models.InviteFilter{Org: s.OrgID, Query: d.Query}
+	var err error
+	if f.State, err = models.ParseInviteState(d.State); err != nil {
+		return d, err
+	}
+	if d.State == "" {
+		d.State = "all"
+	}
+	if after := c.Query("after"); after != "" {
+		if f.After, err = models.ParseInviteCursor(after); err != nil {
+			return d, err
+		}
+		d.After = after
+	}
 	teams, err := models.ListTeams(c.Request.Context(), h.db, s.OrgID)
 	if err != nil {
 		return d, err
 	}
-	invs, err := models.ListInvites(c.Request.Context(), h.db, s.OrgID)
+	invs, next, err := models.ListInvitePage(c.Request.Context(), h.db, f)
 	if err != nil {
 		return d, err
+	}
+	if next != nil {
+		d.Next = next.String()
 	}
 	names := teamNames(teams)
 	d.Teams = teams
@@ -102,7 +119,7 @@ func inviteFormInput(f views.InviteForm, errs map[string]string) models.InviteIn
 	if f.TeamID != "" {
 		team, err := uuid.Parse(f.TeamID)
 		if err != nil {
-			errs["teamId"] = "choose a team of the list"
+			errs["teamId"] = "must be one of the list"
 		}
 		in.Team = team
 	}
@@ -124,11 +141,23 @@ func formErrorsOf(err error, errs map[string]string) bool {
 		if line, ok := se.Details["line"].(int); ok {
 			key = "invites[" + strconv.Itoa(line-1) + "].agentName"
 		}
-		errs[key] = "is taken: " + se.Message
+		// A sentence of its own: "Another active invite already reserves this name: …".
+		errs[key] = takenSentence(se.Message)
 	default:
 		return false
 	}
 	return true
+}
+
+// takenSentence words a name_taken refusal for a form.
+func takenSentence(message string) string {
+	switch {
+	case strings.Contains(message, "invite"):
+		return "This name is taken: another active invite already reserves it. Choose another name, or delete that invite first."
+	case strings.Contains(message, "agent"):
+		return "This name is taken: an agent with this name already exists in the organization. Choose another name."
+	}
+	return "This name is taken. Choose another name."
 }
 
 // invitesCreate serves the New Invite form POST /agents/invites. htmx gets
@@ -338,14 +367,76 @@ func (h *Handler) inviteJoinHTML(c *gin.Context) {
 		// The join used the last use: show the invite as it was.
 		l = views.InviteLanding{Token: token, AgentName: j.Request.AgentName, AdapterType: j.Request.AdapterType,
 			BaseURL: strings.TrimRight(h.cfg.PublicURL, "/")}
-		if org, err := models.GetOrg(c.Request.Context(), h.db, j.Request.OrgID); err == nil {
+		ctx := c.Request.Context()
+		if inv, err := models.GetInvite(ctx, h.db, j.Request.OrgID, j.Request.InviteID); err == nil {
+			l.AdapterType = inv.AdapterType
+			l.ExpiresAt = inv.ExpiresAt.UTC().Format("2006-01-02 15:04 UTC")
+		}
+		if org, err := models.GetOrg(ctx, h.db, j.Request.OrgID); err == nil {
 			l.OrgTitle = org.Title
 		}
-		if t, err := models.GetTeam(c.Request.Context(), h.db, j.Request.OrgID, j.Request.TeamID); err == nil {
+		if t, err := models.GetTeam(ctx, h.db, j.Request.OrgID, j.Request.TeamID); err == nil {
 			l.TeamName = t.Name
 		}
 	}
 	// A replay (the form posted again) has no secret to show: it exists once.
-	l.Joined = &views.JoinedView{RequestID: j.Request.ID.String(), ClaimSecret: j.ClaimSecret, ClaimURL: h.claimURL(j.Request.ID)}
+	l.Joined = &views.JoinedView{RequestID: j.Request.ID.String(), ClaimSecret: j.ClaimSecret, ClaimURL: h.claimURL(j.Request.ID),
+		ClaimExpiresAt: j.Request.ClaimExpiresAt.UTC().Format("2006-01-02 15:04 UTC")}
 	h.renderStatus(c, http.StatusCreated, views.InviteLandingPage(l))
+}
+
+// joinWaitHTML serves POST /join-requests/{id}/status, the landing page's
+// poll of a join request it sent. The claim secret in the body is the
+// credential (an unknown id and a wrong secret answer alike, rate limited per
+// IP like the claim API): pending polls on; approved claims the key now and
+// shows it once (a later poll finds it claimed); rejected says so. Known
+// outcomes answer 200 so htmx swaps them in and the polling stops.
+func (h *Handler) joinWaitHTML(c *gin.Context) {
+	if err := limit(h.claimIP, c.ClientIP()); err != nil {
+		h.fail(c, err)
+		return
+	}
+	secret := c.PostForm("claimSecret")
+	id, err := uuid.Parse(c.Param("id"))
+	w := views.JoinWait{RequestID: c.Param("id"), ClaimSecret: secret, BaseURL: strings.TrimRight(h.cfg.PublicURL, "/")}
+	var cl *models.Claimed
+	if err == nil && secret != "" {
+		cl, err = models.ClaimJoinRequest(c.Request.Context(), h.db, id, secret, h.actor(c))
+	} else {
+		err = models.ErrBadClaim
+	}
+	var se *models.StateError
+	switch {
+	case err == nil && cl.Pending:
+		w.State = "pending"
+	case err == nil:
+		w.State = "approved"
+		w.APIKey, w.AgentID, w.OrgID, w.TeamID = cl.RawKey, *cl.Key.AgentID, cl.Key.OrgID.String(), cl.Key.TeamID.String()
+	case errors.As(err, &se) && se.Code == "join_request_rejected":
+		w.State = "rejected"
+	case errors.As(err, &se) && se.Code == "already_claimed":
+		w.State, w.Message = "closed", "The API key of this request was already claimed, here or from a runtime. It is shown only once; if it is lost, an operator can issue a new key."
+	case errors.As(err, &se) && se.Code == "claim_expired":
+		w.State, w.Message = "closed", "The claim secret has expired (after 7 days). Ask an operator of the organization to re-issue the claim."
+	case errors.As(err, &se) && se.Code == "agent_deleted":
+		w.State, w.Message = "closed", "The agent of this request was deleted, so its key can no longer be claimed. Ask for a new invite link."
+	case errors.As(err, &se) && se.Code == "invalid_claim_secret":
+		w.State, w.Message = "closed", "This page can no longer follow the request: its claim secret was re-issued by an operator or does not match. Claim with the secret you were given."
+	default:
+		h.fail(c, err)
+		return
+	}
+	if w.State != "pending" {
+		w.ClaimSecret = ""
+	}
+	if cl != nil {
+		if org, err := models.GetOrg(c.Request.Context(), h.db, cl.Request.OrgID); err == nil {
+			w.OrgTitle = org.Title
+		}
+	}
+	if isHTMX(c) {
+		h.render(c, views.JoinWaitView(w))
+		return
+	}
+	h.render(c, views.JoinWaitPage(w))
 }

@@ -196,7 +196,7 @@ func TestInviteBulkCSV(t *testing.T) {
 		t.Fatalf("bad bulk: %d %s", status, body)
 	}
 	status, _, body = e.post(admin, "/agents/invites/bulk", url.Values{"names": {"ok-1\nbulk-2"}})
-	if status != http.StatusBadRequest || !strings.Contains(body, "Line 2") || !strings.Contains(body, "is taken") {
+	if status != http.StatusBadRequest || !strings.Contains(body, "Line 2") || !strings.Contains(body, "This name is taken") {
 		t.Fatalf("taken bulk: %d %s", status, body)
 	}
 	status, _, body = e.post(admin, "/agents/invites/bulk", url.Values{"names": {"ok-1\nok-2"}, "maxUses": {"500"}})
@@ -219,7 +219,7 @@ func TestInviteHTMLViewerAndUnknownToken(t *testing.T) {
 	inv, j := e.joinNew(tok, "seen")
 	viewer := e.signIn("viewer@example.com")
 
-	status, body := e.get(viewer, "/agents/invites")
+	status, body := e.get(viewer, "/agents/invites?state=all")
 	if status != http.StatusOK || !strings.Contains(body, `data-agent-name="seen"`) || strings.Contains(body, inv.Token) ||
 		strings.Contains(body, `data-testid="new-invite"`) || strings.Contains(body, `data-testid="invite-delete"`) {
 		t.Fatalf("viewer invites: %d", status)

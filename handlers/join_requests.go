@@ -15,6 +15,11 @@ import (
 // decider emails across rows.
 func (h *Handler) joinRow(c *gin.Context, j *models.JoinRequest, teams map[uuid.UUID]string, users map[uuid.UUID]string) views.JoinRow {
 	r := views.JoinRow{Request: *j, TeamName: teams[j.TeamID]}
+	if inv, ok := h.rowInvites(c)[j.InviteID]; ok {
+		r.Invite = &inv
+	} else if inv, err := models.GetInvite(c.Request.Context(), h.db, j.OrgID, j.InviteID); err == nil {
+		r.Invite = inv
+	}
 	if _, ok := teams[j.TeamID]; !ok {
 		if t, err := models.GetTeam(c.Request.Context(), h.db, j.OrgID, j.TeamID); err == nil {
 			r.TeamName = t.Name
@@ -60,6 +65,16 @@ func (h *Handler) joinRequestsPage(c *gin.Context) {
 		h.fail(c, err)
 		return
 	}
+	ids := make([]uuid.UUID, len(jrs))
+	for i := range jrs {
+		ids[i] = jrs[i].InviteID
+	}
+	invs, err := models.InvitesByID(c.Request.Context(), h.db, s.OrgID, ids)
+	if err != nil {
+		h.fail(c, err)
+		return
+	}
+	c.Set(ctxRowInvites, invs)
 	names, users := teamNames(teams), map[uuid.UUID]string{}
 	d := views.JoinRequestsData{Status: filter, SelfURL: "/agents/join-requests?status=" + filter, CanWrite: s.admin(),
 		Rows: make([]views.JoinRow, len(jrs))}
@@ -70,6 +85,15 @@ func (h *Handler) joinRequestsPage(c *gin.Context) {
 		d.Rows[i] = h.joinRow(c, &jrs[i], names, users)
 	}
 	h.render(c, views.JoinRequestsPage(n, d))
+}
+
+// ctxRowInvites holds the invites of the listed join requests, by id.
+const ctxRowInvites = "rowInvites"
+
+func (h *Handler) rowInvites(c *gin.Context) map[uuid.UUID]models.Invite {
+	m, _ := c.Get(ctxRowInvites)
+	invs, _ := m.(map[uuid.UUID]models.Invite)
+	return invs
 }
 
 func lowerStatus(s string) string {

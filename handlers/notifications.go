@@ -208,6 +208,10 @@ func (h *Handler) webhookActionHTML(action string) gin.HandlerFunc {
 			h.fail(c, err)
 			return
 		}
+		if action == "test" && c.PostForm("back") == "log" {
+			seeOther(c, "/settings/notifications/"+id.String()) // the deliveries page's Send test
+			return
+		}
 		seeOther(c, "/settings/notifications?done="+action)
 	}
 }

@@ -20,6 +20,7 @@ func TestBrowserOnboardingEditor(t *testing.T) {
 		t.Fatal(err)
 	}
 	ctx := newBrowser(t)
+	watchCSP(t, ctx)
 	signInBrowser(t, ctx, e.srv.URL, "root@example.com")
 	page := e.srv.URL + "/settings/teams/" + team.ID.String()
 	do(t, ctx, "open the team", chromedp.Navigate(page), chromedp.WaitVisible(chromedp.CSS(`[data-testid="onboarding-preview"] h1`)))
@@ -32,6 +33,9 @@ func TestBrowserOnboardingEditor(t *testing.T) {
 	shoot(t, ctx, "team-onboarding-default")
 
 	doc := "# Fresh heading\n\nRun **byob join** first.\n\n<script>window.__pwned = 1</script>\n\n<img src=x onerror=\"window.__pwned = 2\">\n\n[click](javascript:window.__pwned=3)\n"
+	// The user drags the editor taller (the browser sets its style), then types:
+	// the live preview must not copy that style attribute (an inline style).
+	value(t, ctx, chromedp.Evaluate[bool](`(document.querySelector('#team-onboarding').style.height = "420px") !== ""`))
 	do(t, ctx, "type a new document",
 		chromedp.Clear(chromedp.CSS("#team-onboarding")),
 		chromedp.SendKeys(chromedp.CSS("#team-onboarding"), doc),
@@ -60,5 +64,13 @@ func TestBrowserOnboardingEditor(t *testing.T) {
 	}
 	if strings.ReplaceAll(stored.Onboarding, "\r\n", "\n") != doc {
 		t.Fatalf("stored document %q", stored.Onboarding)
+	}
+	// An htmx swap of the form (as a live refresh does) with the editor still
+	// resized: settling must not copy its style attribute.
+	value(t, ctx, chromedp.Evaluate[bool](`(document.querySelector('#team-onboarding').style.height = "420px") !== ""`))
+	value(t, ctx, chromedp.Evaluate[bool](`(htmx.ajax("GET", location.pathname, {target: '[data-testid="team-edit-form"]', select: '[data-testid="team-edit-form"]', swap: "outerHTML"}), true)`))
+	value(t, ctx, chromedp.Poll[bool](`!document.querySelector('#team-onboarding').style.height`))
+	if v := cspViolations(t, ctx); len(v) > 0 {
+		t.Fatalf("CSP violations: %q", v)
 	}
 }

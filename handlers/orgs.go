@@ -205,7 +205,7 @@ func (h *Handler) nav(c *gin.Context, title, active string) views.Nav {
 		}
 	}
 	if n.Org != nil {
-		n.PendingJoins, _ = models.CountPendingJoinRequests(c.Request.Context(), h.db, n.Org.ID)
+		n.PendingJoins, n.PendingAgents, _ = models.CountPending(c.Request.Context(), h.db, n.Org.ID)
 	}
 	n.Invitations, _ = models.CountInvitations(c.Request.Context(), h.db, p.User.ID)
 	return n

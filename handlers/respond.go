@@ -59,7 +59,8 @@ const maxPooledRender = 1 << 20
 
 // toast asks the page to show a message (see static/js/app.js).
 func toast(c *gin.Context, message, level string) {
-	b, _ := json.Marshal(map[string]any{"showToast": map[string]string{"message": message, "level": level}})
+	// navChanged: the header's badges count again (an approval, a delete).
+	b, _ := json.Marshal(map[string]any{"showToast": map[string]string{"message": message, "level": level}, "navChanged": true})
 	c.Header("HX-Trigger", string(b))
 }
 

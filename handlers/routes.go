@@ -194,6 +194,7 @@ func (h *Handler) Routes() http.Handler {
 	pages := root.group("/", noStore)
 	pages.GET("/invite/:token", public, h.invitePage)
 	pages.POST("/invite/:token", public, h.inviteJoinHTML)
+	pages.POST("/join-requests/:id/status", public, h.joinWaitHTML)
 	pages.GET("/set-password/:token", public, h.setPasswordPage)
 	pages.POST("/set-password/:token", public, h.setPasswordSubmit)
 	root.GET("/docs/api", public, h.apiDocsPage)
@@ -223,8 +224,14 @@ func (rg routeGroup) handle(method, relative string, a access, hs ...gin.Handler
 	rg.g.Handle(method, relative, append([]gin.HandlerFunc{rg.h.authorize(a)}, hs...)...)
 }
 
+// GET registers a GET route; a page (not the JSON API, not the event
+// stream) also answers HEAD, with the same declared access and handler (the
+// server sends no body).
 func (rg routeGroup) GET(p string, a access, hs ...gin.HandlerFunc) {
 	rg.handle(http.MethodGet, p, a, hs...)
+	if full := path.Join(rg.g.BasePath(), p); !strings.HasPrefix(full, "/api/") && full != "/events" {
+		rg.handle(http.MethodHead, p, a, hs...)
+	}
 }
 func (rg routeGroup) POST(p string, a access, hs ...gin.HandlerFunc) {
 	rg.handle(http.MethodPost, p, a, hs...)

@@ -509,3 +509,18 @@ func TeamOrg(ctx context.Context, db bun.IDB, team uuid.UUID) (uuid.UUID, error)
 	err := db.NewSelect().Table("teams").Column("org_id").Where("id = ?", team).Scan(ctx, &org)
 	return org, translate(err, "get team org")
 }
+
+// CountPendingAgents returns how many agents of org await approval (those
+// registered with a team key; a join request is counted on its own).
+func CountPendingAgents(ctx context.Context, db bun.IDB, org uuid.UUID) (int, error) {
+	n, err := db.NewSelect().Table("agents").Where("org_id = ? AND status = ?", org, StatusPending).Count(ctx)
+	return int(n), translate(err, "count pending agents")
+}
+
+// CountPending returns, in one query, how many join requests of org await a
+// decision and how many agents of org await approval (the header's badges).
+func CountPending(ctx context.Context, db bun.IDB, org uuid.UUID) (joins, agents int, err error) {
+	err = db.NewRaw(`SELECT (SELECT count(*) FROM join_requests WHERE org_id = ?0 AND status = 'PENDING'),
+		(SELECT count(*) FROM agents WHERE org_id = ?0 AND status = ?1)`, org, StatusPending).Scan(ctx, &joins, &agents)
+	return joins, agents, translate(err, "count pending")
+}

@@ -9,6 +9,7 @@ import (
 
 	"github.com/google/uuid"
 	"github.com/uptrace/bun"
+	"github.com/uptrace/bun/dialect/pgdialect"
 )
 
 // Actor is who performs an action, recorded with every audit event.
@@ -223,4 +224,47 @@ func StreamAudit(ctx context.Context, db bun.IDB, f AuditFilter, fn func(*AuditE
 		}
 	}
 	return translate(rows.Err(), "stream audit events")
+}
+
+// AuditTargetNames names the targets of events that are ids (keys, invites,
+// join requests, users, teams, orgs, webhooks) by what an operator knows
+// them by: "type:id" → a key's name, an invite's agent name, a user's email,
+// a webhook's URL and so on. One query whatever the number of events.
+func AuditTargetNames(ctx context.Context, db bun.IDB, evs []AuditEvent) (map[string]string, error) {
+	var ids []uuid.UUID
+	seen := map[uuid.UUID]bool{}
+	for _, ev := range evs {
+		if id, err := uuid.Parse(ev.TargetID); err == nil && !seen[id] {
+			seen[id] = true
+			ids = append(ids, id)
+		}
+	}
+	out := map[string]string{}
+	if len(ids) == 0 {
+		return out, nil
+	}
+	var rows []struct {
+		Kind string `bun:"kind"`
+		ID   string `bun:"id"`
+		Name string `bun:"name"`
+	}
+	arr := pgdialect.Array(ids)
+	err := db.NewRaw(`
+		SELECT 'api_key' AS kind, id::text AS id, name FROM api_keys WHERE id = ANY(?0::uuid[])
+		UNION ALL SELECT 'invite', id::text, agent_name FROM invites WHERE id = ANY(?0::uuid[])
+		UNION ALL SELECT 'join_request', id::text, agent_name FROM join_requests WHERE id = ANY(?0::uuid[])
+		UNION ALL SELECT 'user', id::text, email FROM users WHERE id = ANY(?0::uuid[])
+		UNION ALL SELECT 'team', id::text, name FROM teams WHERE id = ANY(?0::uuid[])
+		UNION ALL SELECT 'org', id::text, title FROM organizations WHERE id = ANY(?0::uuid[])
+		UNION ALL SELECT 'webhook', id::text, url FROM webhook_endpoints WHERE id = ANY(?0::uuid[])`, arr).Scan(ctx, &rows)
+	if err != nil {
+		return nil, translate(err, "audit target names")
+	}
+	for _, r := range rows {
+		if r.Kind == "webhook" {
+			r.Name = WebhookHost(r.Name)
+		}
+		out[r.Kind+":"+r.ID] = r.Name
+	}
+	return out, nil
 }

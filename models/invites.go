@@ -288,6 +288,113 @@ func ListInvites(ctx context.Context, db bun.IDB, org uuid.UUID) ([]Invite, erro
 	return invs, translate(err, "list invites")
 }
 
+// InvitePageSize is how many invites a page of the list shows.
+const InvitePageSize = 50
+
+// InviteFilter selects a page of an org's invites: a name search, a state
+// (Active, Spent, Expired, Revoked; "" for all) and the keyset cursor of the
+// last row of the page before (newest first).
+type InviteFilter struct {
+	Org   uuid.UUID
+	Query string
+	State string
+	After *InviteCursor
+	Limit int // InvitePageSize when 0
+}
+
+// InviteCursor is the position of a row in the newest-first list.
+type InviteCursor struct {
+	CreatedAt time.Time
+	ID        uuid.UUID
+}
+
+// String encodes the cursor for a URL.
+func (c InviteCursor) String() string {
+	return c.CreatedAt.UTC().Format(time.RFC3339Nano) + "_" + c.ID.String()
+}
+
+// ParseInviteCursor decodes a cursor of String; it returns a
+// ValidationError on field "after" when s is not one.
+func ParseInviteCursor(s string) (*InviteCursor, error) {
+	at, id, ok := strings.Cut(s, "_")
+	t, err1 := time.Parse(time.RFC3339Nano, at)
+	u, err2 := uuid.Parse(id)
+	if !ok || err1 != nil || err2 != nil {
+		return nil, Invalid("after", "must be a position from the list's Next link")
+	}
+	return &InviteCursor{CreatedAt: t, ID: u}, nil
+}
+
+// ParseInviteState reads a state filter: active, spent, expired, revoked or
+// all (""); it returns a ValidationError on field "state" otherwise.
+func ParseInviteState(s string) (string, error) {
+	switch strings.ToLower(s) {
+	case "", "all":
+		return "", nil
+	case "active":
+		return InviteActive, nil
+	case "spent":
+		return InviteSpent, nil
+	case "expired":
+		return InviteExpired, nil
+	case "revoked":
+		return InviteRevoked, nil
+	}
+	return "", Invalid("state", "must be active, spent, expired, revoked or all")
+}
+
+// ListInvitePage returns one page of the invites f selects, newest first,
+// and the cursor of the next page (nil on the last page). Paging is by
+// keyset, so a page costs the same wherever it is in the list.
+func ListInvitePage(ctx context.Context, db bun.IDB, f InviteFilter) ([]Invite, *InviteCursor, error) {
+	limit := f.Limit
+	if limit <= 0 {
+		limit = InvitePageSize
+	}
+	var invs []Invite
+	q := db.NewSelect().Model(&invs).Where("org_id = ?", f.Org)
+	if name := strings.TrimSpace(f.Query); name != "" {
+		q.Where(`agent_name ILIKE ? ESCAPE '\'`, "%"+escapeLike(name)+"%")
+	}
+	switch f.State {
+	case InviteActive:
+		q.Where("revoked_at IS NULL AND uses < max_uses AND expires_at > now()")
+	case InviteSpent:
+		q.Where("revoked_at IS NULL AND uses >= max_uses")
+	case InviteExpired:
+		q.Where("revoked_at IS NULL AND uses < max_uses AND expires_at <= now()")
+	case InviteRevoked:
+		q.Where("revoked_at IS NOT NULL")
+	}
+	if f.After != nil {
+		q.Where("(created_at, id) < (?, ?)", f.After.CreatedAt, f.After.ID)
+	}
+	err := q.OrderExpr("created_at DESC, id DESC").Limit(int64(limit) + 1).Scan(ctx)
+	if err != nil {
+		return nil, nil, translate(err, "list invites")
+	}
+	var next *InviteCursor
+	if len(invs) > limit {
+		invs = invs[:limit]
+		last := invs[limit-1]
+		next = &InviteCursor{CreatedAt: last.CreatedAt, ID: last.ID}
+	}
+	return invs, next, nil
+}
+
+// InvitesByID returns the invites of org among ids, by id (one query).
+func InvitesByID(ctx context.Context, db bun.IDB, org uuid.UUID, ids []uuid.UUID) (map[uuid.UUID]Invite, error) {
+	out := make(map[uuid.UUID]Invite, len(ids))
+	var invs []Invite
+	if err := db.NewSelect().Model(&invs).Where("org_id = ? AND id = ANY(?::uuid[])", org, pgdialect.Array(ids)).Scan(ctx); err != nil {
+		return nil, translate(err, "invites by id")
+	}
+	for _, inv := range invs {
+		out[inv.ID] = inv
+	}
+	return out, nil
+}
+
 // GetInvite returns an invite of org, or ErrNotFound.
 func GetInvite(ctx context.Context, db bun.IDB, org, id uuid.UUID) (*Invite, error) {
 	inv := new(Invite)

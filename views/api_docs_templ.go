@@ -140,7 +140,7 @@ func APIDocPage(d APIDoc) templ.Component {
 		if templ_7745c5c3_Err != nil {
 			return templ_7745c5c3_Err
 		}
-		templ_7745c5c3_Err = templruntime.WriteString(templ_7745c5c3_Buffer, 3, "\"></head><body class=\"bg-gray-50 text-gray-900\"><header class=\"bg-gray-800\"><div class=\"mx-auto flex max-w-7xl flex-wrap items-center gap-x-6 gap-y-2 px-4 py-3 sm:px-6\"><a href=\"/agents\" class=\"flex items-center gap-2 text-white font-semibold\"><img src=\"")
+		templ_7745c5c3_Err = templruntime.WriteString(templ_7745c5c3_Buffer, 3, "\"></head><body class=\"app-body\"><header class=\"bg-gray-800\"><div class=\"mx-auto flex max-w-7xl flex-wrap items-center gap-x-6 gap-y-2 px-4 py-3 sm:px-6\"><a href=\"/agents\" class=\"flex items-center gap-2 text-white font-semibold\"><img src=\"")
 		if templ_7745c5c3_Err != nil {
 			return templ_7745c5c3_Err
 		}
@@ -153,7 +153,7 @@ func APIDocPage(d APIDoc) templ.Component {
 		if templ_7745c5c3_Err != nil {
 			return templ_7745c5c3_Err
 		}
-		templ_7745c5c3_Err = templruntime.WriteString(templ_7745c5c3_Buffer, 4, "\" alt=\"\" class=\"h-7 w-7\"> Agent Roster</a> <span class=\"text-sm text-gray-300\">API reference</span> <a href=\"/api/v1/openapi.json\" class=\"ml-auto text-sm text-gray-200 hover:text-white hover:underline\" data-testid=\"openapi-link\">openapi.json</a></div></header><main id=\"main\" class=\"mx-auto max-w-7xl px-4 py-6 sm:px-6\"><h1 class=\"text-2xl font-semibold tracking-tight\">")
+		templ_7745c5c3_Err = templruntime.WriteString(templ_7745c5c3_Buffer, 4, "\" alt=\"\" class=\"h-7 w-7\"> Agent Roster</a> <span class=\"hidden text-sm text-gray-300 sm:inline\">API reference</span> <a href=\"/api/v1/openapi.json\" class=\"ml-auto text-sm text-gray-200 hover:text-white hover:underline\" data-testid=\"openapi-link\">openapi.json</a></div></header><main id=\"main\" class=\"mx-auto max-w-7xl px-4 py-6 sm:px-6\"><h1 class=\"text-2xl font-semibold tracking-tight\">")
 		if templ_7745c5c3_Err != nil {
 			return templ_7745c5c3_Err
 		}

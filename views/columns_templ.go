@@ -43,7 +43,7 @@ func ColumnsPage(n Nav, d ColumnsData) templ.Component {
 				}()
 			}
 			ctx = templ.InitializeContext(ctx)
-			templ_7745c5c3_Err = PageHeader("Settings", "The board's columns, in order, and what agents may do in each by default. Grants on an agent's page add to these defaults.").Render(ctx, templ_7745c5c3_Buffer)
+			templ_7745c5c3_Err = PageHeader("Board columns", "The board's columns, in order, and what agents may do in each by default. Grants on an agent's page add to these defaults.").Render(ctx, templ_7745c5c3_Buffer)
 			if templ_7745c5c3_Err != nil {
 				return templ_7745c5c3_Err
 			}

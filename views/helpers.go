@@ -24,6 +24,8 @@ type Nav struct {
 	Role         string
 	PendingJoins int
 	Invitations  int // the user's membership invitations awaiting their decision
+	// PendingAgents counts agents awaiting approval (registered with a key).
+	PendingAgents int
 }
 
 // CanWrite reports whether the viewer may change things in the current org.
@@ -95,4 +97,102 @@ func orgTitle(titles map[string]string, id string) string {
 		return t
 	}
 	return id
+}
+
+// fieldLabels name form fields in error sentences.
+var fieldLabels = map[string]string{
+	"agentName": "Agent name", "maxUses": "Max uses", "ttlSeconds": "Expires in", "teamId": "Team",
+	"adapterType": "Adapter type", "title": "Title", "machineName": "Machine name", "name": "Name",
+	"password": "Password", "currentPassword": "Current password", "url": "URL", "role": "Role",
+	"email": "Email", "id": "Id", "events": "Events", "onboarding": "Onboarding document",
+	"transitions": "Transitions", "color": "Colour", "expiry": "Expiry", "until": "Until", "since": "Since",
+	"target": "Target", "actor": "Actor", "action": "Action", "names": "Names", "line": "Names",
+	"secret": "Secret", "description": "Description", "position": "Position",
+}
+
+// FieldSentence turns a field's validation message ("must be …") into a
+// whole sentence that names the field ("Max uses must be …."). A message that
+// already starts with a capital is a sentence of its own.
+func FieldSentence(field, msg string) string {
+	msg = strings.TrimSpace(msg)
+	if msg == "" {
+		return msg
+	}
+	if r, _ := utf8.DecodeRuneInString(msg); !(r >= 'a' && r <= 'z') {
+		return endSentence(msg)
+	}
+	if i := strings.LastIndexByte(field, '.'); i >= 0 {
+		field = field[i+1:] // invites[2].agentName
+	}
+	label, ok := fieldLabels[field]
+	if !ok {
+		label = "This field"
+	}
+	return endSentence(label + " " + msg)
+}
+
+func endSentence(s string) string {
+	if strings.HasSuffix(s, ".") || strings.HasSuffix(s, "?") || strings.HasSuffix(s, "!") {
+		return s
+	}
+	return s + "."
+}
+
+// ErrorInfo is what an error page says: a heading, one sentence of what
+// happened and a link onward.
+type ErrorInfo struct {
+	Status             int
+	Heading, Sentence  string
+	LinkText, LinkHref string
+}
+
+// ErrorInfoOf words an error for its page; signedIn picks the way on (the
+// roster, or the sign-in page for a visitor such as a runtime owner).
+func ErrorInfoOf(status int, message string, signedIn bool) ErrorInfo {
+	e := ErrorInfo{Status: status, LinkText: "Back to agents", LinkHref: "/agents"}
+	if !signedIn {
+		e.LinkText, e.LinkHref = "Operator sign-in", "/login"
+	}
+	said := endSentence(capitalize(strings.TrimSpace(message)))
+	switch status {
+	case 403:
+		e.Heading = "You don't have access to this"
+		e.Sentence = "Your account may not see or do this here; an admin of the organization (or of the platform) can change that."
+	case 404:
+		e.Heading = "Page not found"
+		e.Sentence = "There is nothing at this address: check the link, or start again from the agents."
+		if !signedIn {
+			e.Sentence = "There is nothing at this address: check the link you were sent, or ask for a new one."
+		}
+	case 410:
+		e.Heading = "This link no longer works"
+		e.Sentence = said + " Ask whoever sent it for a new link."
+	case 429:
+		e.Heading = "Too many attempts"
+		e.Sentence = "Too many requests came from your address in a short time: wait a minute, then try again."
+	case 500, 503:
+		e.Heading = "Something went wrong"
+		e.Sentence = "The server could not complete this request; the error was logged. Try again in a moment."
+	default:
+		e.Heading = "Request refused"
+		e.Sentence = said
+	}
+	return e
+}
+
+func capitalize(s string) string {
+	r, n := utf8.DecodeRuneInString(s)
+	if r >= 'a' && r <= 'z' {
+		return string(r-'a'+'A') + s[n:]
+	}
+	return s
+}
+
+// teamChosen reports whether team t is the selected option: the one chosen,
+// else the org's default team.
+func teamChosen(chosen string, t models.Team) bool {
+	if chosen == "" {
+		return t.Name == "default"
+	}
+	return chosen == t.ID.String()
 }

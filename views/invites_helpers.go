@@ -54,7 +54,48 @@ type InvitesData struct {
 	ShowForm bool // a plain form post failed: show the form on the page
 	ShowBulk bool
 	CanWrite bool
+	// The list's search (Query), state filter (State: active, spent,
+	// expired, revoked or all) and keyset page (After: this page's cursor,
+	// Next: the next page's, "" on the last).
+	Query, State, After, Next string
 }
+
+// InviteStateFilters are the list's state choices; Active is the default.
+var InviteStateFilters = []struct{ Value, Label string }{
+	{"active", "Active"}, {"spent", "Spent"}, {"expired", "Expired"}, {"revoked", "Revoked"}, {"all", "All states"},
+}
+
+// Filtered reports whether the list shows less than every invite.
+func (d InvitesData) Filtered() bool { return d.Query != "" || d.State != "all" }
+
+// StateNoun names the invites the state filter shows.
+func (d InvitesData) StateNoun() string {
+	if d.State == "all" || d.State == "" {
+		return "invite"
+	}
+	return d.State + " invite"
+}
+
+// PageURL is the list with its search and filter at the page after cursor.
+func (d InvitesData) PageURL(after string) string {
+	v := url.Values{}
+	if d.Query != "" {
+		v.Set("q", d.Query)
+	}
+	if d.State != "" && d.State != "active" {
+		v.Set("state", d.State)
+	}
+	if after != "" {
+		v.Set("after", after)
+	}
+	if len(v) == 0 {
+		return "/agents/invites"
+	}
+	return "/agents/invites?" + v.Encode()
+}
+
+// SelfURL is the list as shown, for its live refresh.
+func (d InvitesData) SelfURL() string { return d.PageURL(d.After) }
 
 // TTLPresets are the New Invite dialog's lifetimes (seconds).
 var TTLPresets = []struct{ Value, Label string }{
@@ -86,7 +127,41 @@ func joinRequestURL(id, suffix string) string {
 type JoinRow struct {
 	Request  models.JoinRequest
 	TeamName string
-	Decider  string // email of the operator who decided
+	Decider  string         // email of the operator who decided
+	Invite   *models.Invite // the invite it used (nil if unknown)
+}
+
+// AdapterMismatch is the invite's adapter type when the runtime declared
+// another one, else "".
+func (r JoinRow) AdapterMismatch() string {
+	if r.Invite != nil && r.Invite.AdapterType != r.Request.AdapterType {
+		return r.Invite.AdapterType
+	}
+	return ""
+}
+
+// InviteSummary names the invite a request used: its agent name, adapter
+// and uses, never its id.
+func (r JoinRow) InviteSummary() string {
+	if r.Invite == nil {
+		return "—"
+	}
+	i := r.Invite
+	return "for " + i.AgentName + ", " + i.AdapterType + ", " + strconv.Itoa(i.Uses) + " of " + strconv.Itoa(i.MaxUses) + " uses"
+}
+
+// InviteListURL finds the request's invite in the Invites list.
+func (r JoinRow) InviteListURL() string {
+	return "/agents/invites?state=all&q=" + url.QueryEscape(r.Request.AgentName)
+}
+
+// AgentURL is the page of the agent an approved request created, or "".
+func (r JoinRow) AgentURL() string {
+	j := r.Request
+	if j.Status != models.JoinApproved || j.AgentID == nil || j.ClaimVoidedAt != nil {
+		return ""
+	}
+	return "/agents/" + url.PathEscape(*j.AgentID)
 }
 
 // JoinRequestsData is the Join Requests tab.
@@ -155,6 +230,56 @@ type JoinedView struct {
 	RequestID   string
 	ClaimSecret string
 	ClaimURL    string
+	// ClaimExpiresAt is when the claim secret stops working.
+	ClaimExpiresAt string
+}
+
+// JoinWait is the landing page's live status of a join request sent from the
+// browser. The claim secret, held only by that page, authorises each poll:
+// the request id alone reveals nothing. State is "pending" (it polls again),
+// "approved" (the key claimed now, shown once), "rejected", or "closed" with
+// Message saying why the page stopped following.
+type JoinWait struct {
+	RequestID   string
+	ClaimSecret string
+	OrgTitle    string
+	State       string
+	Message     string
+	AgentID     string
+	OrgID       string
+	TeamID      string
+	APIKey      string
+	BaseURL     string
+}
+
+// operatorOf names who decides a join request.
+func operatorOf(orgTitle string) string {
+	if orgTitle == "" {
+		return "an operator"
+	}
+	return "an operator of " + orgTitle
+}
+
+// JoinWaitPath is where the landing page polls the request's status.
+func JoinWaitPath(id string) string { return "/join-requests/" + id + "/status" }
+
+// byobJoin is the reference runtime's one command for an invite link.
+func byobJoin(l InviteLanding) string {
+	return "byob join " + l.BaseURL + "/invite/" + l.Token
+}
+
+// keyCommands are the next commands once the browser holds the agent's key:
+// store it for byob, or use it with curl.
+func keyCommands(w JoinWait) string {
+	return "mkdir -p ~/.config/byob && umask 077 && cat > ~/.config/byob/config.json <<'EOF'\n" +
+		`{"server":"` + w.BaseURL + `","apiKey":"` + w.APIKey + `","agentId":"` + w.AgentID + `","orgId":"` + w.OrgID + `","teamId":"` + w.TeamID + `"}` + "\nEOF\n" +
+		"byob run"
+}
+
+func keyCurl(w JoinWait) string {
+	return "API_KEY=" + w.APIKey + "\n" +
+		"curl -s -X POST " + w.BaseURL + "/api/v1/agents/" + w.AgentID + "/online -H \"Authorization: ApiKey $API_KEY\"\n" +
+		orgsCurl(w.BaseURL)
 }
 
 // joinCurl is the command a runtime runs to join.
@@ -193,13 +318,13 @@ func bulkLineErrors(errs map[string]string) []string {
 		prefix := "invites[" + strconv.Itoa(i) + "]."
 		for _, f := range []string{"agentName", "adapterType", "maxUses", "ttlSeconds"} {
 			if msg, ok := errs[prefix+f]; ok {
-				out = append(out, "Line "+strconv.Itoa(i+1)+": "+f+" "+msg)
+				out = append(out, "Line "+strconv.Itoa(i+1)+": "+FieldSentence(f, msg))
 			}
 		}
 	}
 	for _, f := range []string{"adapterType", "maxUses", "ttlSeconds", "teamId", "line"} {
 		if msg, ok := errs[f]; ok {
-			out = append(out, f+": "+msg)
+			out = append(out, FieldSentence(f, msg))
 		}
 	}
 	return out

@@ -73,7 +73,7 @@ func MembersPage(n Nav, d MembersData) templ.Component {
 				}()
 			}
 			ctx = templ.InitializeContext(ctx)
-			templ_7745c5c3_Err = PageHeader("Settings", "Who may see and change this organization. Admins can do everything; viewers see every screen read-only.").Render(ctx, templ_7745c5c3_Buffer)
+			templ_7745c5c3_Err = PageHeader("Members", "Who may see and change this organization. Admins can do everything; viewers see every screen read-only.").Render(ctx, templ_7745c5c3_Buffer)
 			if templ_7745c5c3_Err != nil {
 				return templ_7745c5c3_Err
 			}

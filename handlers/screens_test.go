@@ -1,0 +1,94 @@
+package handlers
+
+import (
+	"io"
+	"net/http"
+	"net/url"
+	"regexp"
+	"strings"
+	"testing"
+
+	"github.com/agentroster/agentroster/models"
+)
+
+// TestScreensGiveContext: the smaller things an operator relies on — the
+// join request's invite by name, an adapter mismatch flagged, the decision
+// time and the agent's page; audit targets by name; the team select on
+// default and team ids on the Teams list; the nav badge for agents waiting
+// for approval; focus on Password after a failed sign-in; HEAD on pages.
+func TestScreensGiveContext(t *testing.T) {
+	e := newEnv(t)
+	e.relaxInviteLimits()
+	tok := e.token("root@example.com")
+	admin := e.signIn("root@example.com")
+	// A team sorted before "default".
+	e.call(http.MethodPost, "/api/v1/organizations/"+e.org.ID.String()+"/teams", tok, map[string]string{"name": "aaa-first"}).want(http.StatusCreated)
+
+	inv := e.invite(tok, map[string]any{"agentName": "ctx-1", "adapterType": "http"})
+	var j joinOut
+	e.joinInvite(inv.Token, map[string]any{"adapterType": "mcp"}).want(http.StatusCreated).decode(&j)
+	_, body := e.get(admin, "/agents/join-requests")
+	if !strings.Contains(body, `data-testid="adapter-mismatch"`) || !strings.Contains(body, "invite's http") ||
+		!strings.Contains(body, "for ctx-1, http, 1 of 1 uses") || strings.Contains(body, inv.ID) {
+		t.Fatalf("join request context missing:\n%s", body)
+	}
+	e.call(http.MethodPost, "/api/v1/internal/join-requests/"+j.JoinRequestID+"/approve", tok, struct{}{}).want(http.StatusOK)
+	_, body = e.get(admin, "/agents/join-requests?status=approved")
+	if !strings.Contains(body, `data-testid="jr-decided"`) || !strings.Contains(body, `href="/agents/ctx-1"`) {
+		t.Fatalf("approved row: no decision time or agent link:\n%s", body)
+	}
+
+	// Audit: the invite and the join request by their agent name, not their ids.
+	_, body = e.get(admin, "/audit?action=invite.created")
+	if !regexp.MustCompile(`data-testid="audit-target">ctx-1<`).MatchString(body) {
+		t.Fatalf("audit target not named:\n%s", body)
+	}
+
+	// New invite: the default team is selected; the Teams list shows ids.
+	_, form := e.get(admin, "/agents/invites/new")
+	if !regexp.MustCompile(`<option value="[0-9a-f-]{36}" selected>default</option>`).MatchString(form) {
+		t.Fatalf("team select not on default:\n%s", form)
+	}
+	_, body = e.get(admin, "/settings/teams")
+	if !strings.Contains(body, `value="`+defaultTeamID(t, e)+`"`) || !strings.Contains(body, "<h1 class=\"text-2xl font-semibold tracking-tight\">Teams</h1>") {
+		t.Fatalf("teams page: no team id, or not headed Teams:\n%s", body)
+	}
+
+	// A key-registered agent waiting for approval counts on the Agents tab.
+	_, key := e.teamKey(e.org.ID)
+	e.register(key, "reg-1").want(http.StatusOK)
+	_, body = e.get(admin, "/agents")
+	if !strings.Contains(body, `data-testid="agents-badge" data-count="1"`) {
+		t.Fatalf("no agents badge:\n%s", body)
+	}
+	if _, frag := e.get(admin, "/nav/pending-badge?kind=agents"); !strings.Contains(frag, `data-count="1"`) {
+		t.Fatalf("badge fragment %s", frag)
+	}
+
+	// A failed sign-in keeps the email and puts the cursor in Password.
+	_, _, body = e.post(e.browser(), "/login", url.Values{"email": {"root@example.com"}, "password": {"wrong"}})
+	if !regexp.MustCompile(`<input id="password"[^>]*autofocus`).MatchString(body) || regexp.MustCompile(`<input id="email"[^>]*autofocus`).MatchString(body) {
+		t.Fatalf("focus after a failed sign-in:\n%s", body)
+	}
+
+	// HEAD answers like GET, without a body.
+	for path, c := range map[string]*http.Client{"/login": e.browser(), "/agents": admin, "/invite/" + inv.Token: e.browser()} {
+		req, _ := http.NewRequest(http.MethodHead, e.srv.URL+path, nil)
+		resp, err := c.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		want := http.StatusOK
+		if strings.HasPrefix(path, "/invite/") {
+			want = http.StatusGone // spent by the join above
+		}
+		if resp.StatusCode != want || len(b) != 0 {
+			t.Errorf("HEAD %s: %d with %d bytes, want %d and none", path, resp.StatusCode, len(b), want)
+		}
+	}
+	if a := e.dbAgent(e.org.ID, "reg-1"); a == nil || a.Status != models.StatusPending {
+		t.Fatalf("reg-1 %+v", a)
+	}
+}
