@@ -65,7 +65,9 @@ func (h *Handler) listOrgAgents(c *gin.Context) {
 	for i := range agents {
 		out[i] = h.detail(&agents[i])
 	}
-	setNextLink(c, next)
+	if next != nil {
+		setNextLink(c, next.String())
+	}
 	c.JSON(http.StatusOK, out)
 }
 

@@ -264,10 +264,32 @@ func (h *Handler) claimAPI(c *gin.Context) {
 
 // --- Management: /internal/invites and /internal/join-requests ---
 
-// listInvitesAPI serves GET /internal/invites?orgId=; viewers get no links.
+// listInvitesAPI serves GET /internal/invites?orgId=&q=&state=&limit=&after=:
+// newest first, 100 a page (limit ≤ 500), the next page in the Link header;
+// viewers get no links.
 func (h *Handler) listInvitesAPI(c *gin.Context) {
 	s := scopeOf(c)
-	invs, err := models.ListInvites(c.Request.Context(), h.db, s.OrgID)
+	f := models.InviteFilter{Org: s.OrgID, Query: c.Query("q"), Limit: 100}
+	var err error
+	if f.State, err = models.ParseInviteState(c.Query("state")); err != nil {
+		h.fail(c, err)
+		return
+	}
+	if v := c.Query("limit"); v != "" {
+		n, err := parsePositive(v)
+		if err != nil || n > 500 {
+			h.fail(c, models.Invalid("limit", "must be a number from 1 to 500"))
+			return
+		}
+		f.Limit = n
+	}
+	if v := c.Query("after"); v != "" {
+		if f.After, err = models.ParseInviteCursor(v); err != nil {
+			h.fail(c, err)
+			return
+		}
+	}
+	invs, next, err := models.ListInvitePage(c.Request.Context(), h.db, f)
 	if err != nil {
 		h.fail(c, err)
 		return
@@ -279,6 +301,9 @@ func (h *Handler) listInvitesAPI(c *gin.Context) {
 			// The link is the runtime's credential: admins only.
 			out[i].Token, out[i].URL = "", ""
 		}
+	}
+	if next != nil {
+		setNextLink(c, next.String())
 	}
 	c.JSON(http.StatusOK, out)
 }

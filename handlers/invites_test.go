@@ -608,3 +608,53 @@ func TestReregistrationVoidsAnEarlierUnclaimedRequest(t *testing.T) {
 	}
 	e.call(http.MethodGet, "/api/v1/agent/orgs", cl.APIKey, nil).want(http.StatusOK)
 }
+
+// TestInviteListPages: the JSON list pages by keyset like the screen (no
+// silent cap), searches names and filters by state.
+func TestInviteListPages(t *testing.T) {
+	e := newEnv(t)
+	tok := e.token("root@example.com")
+	ins := make([]models.InviteInput, 130)
+	for i := range ins {
+		ins[i] = models.InviteInput{AgentName: fmt.Sprintf("page-%03d", i), MaxUses: 1, TTLSeconds: 3600}
+	}
+	// Two batches: one call creates at most 100.
+	for _, batch := range [][]models.InviteInput{ins[:100], ins[100:]} {
+		if _, err := models.CreateInvites(t.Context(), e.db, e.h.sealer, e.org.ID, batch, e.actor); err != nil {
+			t.Fatal(err)
+		}
+	}
+	seen := map[string]bool{}
+	path := "/api/v1/internal/invites"
+	for pages := 0; path != ""; pages++ {
+		if pages > 3 {
+			t.Fatal("too many pages")
+		}
+		var page []inviteOut
+		res := e.call(http.MethodGet, path, tok, nil).want(http.StatusOK).decode(&page)
+		for _, inv := range page {
+			if seen[inv.AgentName] {
+				t.Fatalf("%s twice", inv.AgentName)
+			}
+			seen[inv.AgentName] = true
+		}
+		path = ""
+		if link := res.Header.Get("Link"); link != "" {
+			path = strings.TrimSuffix(strings.TrimPrefix(strings.Split(link, ";")[0], "<"), ">")
+		}
+	}
+	if len(seen) != 130 {
+		t.Fatalf("%d invites listed, want 130", len(seen))
+	}
+	var page []inviteOut
+	e.call(http.MethodGet, "/api/v1/internal/invites?q=page-12&limit=500", tok, nil).want(http.StatusOK).decode(&page)
+	if len(page) != 10 {
+		t.Fatalf("search: %d", len(page))
+	}
+	e.call(http.MethodGet, "/api/v1/internal/invites?state=revoked", tok, nil).want(http.StatusOK).decode(&page)
+	if len(page) != 0 {
+		t.Fatalf("revoked: %d", len(page))
+	}
+	e.call(http.MethodGet, "/api/v1/internal/invites?state=sideways", tok, nil).wantError(http.StatusBadRequest, "invalid_input")
+	e.call(http.MethodGet, "/api/v1/internal/invites?limit=501", tok, nil).wantError(http.StatusBadRequest, "invalid_input")
+}

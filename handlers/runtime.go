@@ -222,7 +222,9 @@ func (h *Handler) agentList(c *gin.Context) {
 		h.fail(c, err)
 		return
 	}
-	setNextLink(c, next)
+	if next != nil {
+		setNextLink(c, next.String())
+	}
 	c.JSON(http.StatusOK, out)
 }
 
@@ -271,12 +273,9 @@ func (h *Handler) agentsPage(ctx context.Context, org uuid.UUID, q agentQuery) (
 }
 
 // setNextLink points to the next page of a listing in a Link header.
-func setNextLink(c *gin.Context, next *models.AgentCursor) {
-	if next == nil {
-		return
-	}
+func setNextLink(c *gin.Context, after string) {
 	q := c.Request.URL.Query()
-	q.Set("after", next.String())
+	q.Set("after", after)
 	u := url.URL{Path: c.Request.URL.Path, RawQuery: q.Encode()}
 	c.Header("Link", "<"+u.String()+`>; rel="next"`)
 }

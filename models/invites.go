@@ -281,13 +281,6 @@ func (i *Invite) Token(s *Sealer) (string, error) {
 	return s.Open(i.TokenEnc)
 }
 
-// ListInvites returns an org's invites, newest first (at most 500).
-func ListInvites(ctx context.Context, db bun.IDB, org uuid.UUID) ([]Invite, error) {
-	var invs []Invite
-	err := db.NewSelect().Model(&invs).Where("org_id = ?", org).OrderExpr("created_at DESC, id DESC").Limit(500).Scan(ctx)
-	return invs, translate(err, "list invites")
-}
-
 // InvitePageSize is how many invites a page of the list shows.
 const InvitePageSize = 50
 
