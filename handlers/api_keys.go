@@ -92,22 +92,18 @@ func (h *Handler) keyTeam(c *gin.Context, org uuid.UUID, teamID string) (uuid.UU
 
 // updateKeyAPI serves PATCH /settings/api-keys/{id} {isActive}.
 func (h *Handler) updateKeyAPI(c *gin.Context) {
-	org := scopeOf(c).OrgID
-	id, err := pathUUID(c, "id")
 	var req struct {
 		IsActive *bool `json:"isActive"`
 	}
-	if err == nil {
-		err = decodeJSON(c, &req)
+	if err := decodeJSON(c, &req); err != nil {
+		h.fail(c, err)
+		return
 	}
-	if err == nil && req.IsActive == nil {
-		err = models.Invalid("isActive", "is required (true or false)")
+	if req.IsActive == nil {
+		h.fail(c, models.Invalid("isActive", "is required (true or false)"))
+		return
 	}
-	var k *models.APIKey
-	if err == nil {
-		k, err = models.SetAPIKeyActive(c.Request.Context(), h.db, org, id, *req.IsActive, h.actor(c))
-		h.forget(org, models.EventAPIKey, id.String())
-	}
+	k, err := h.keyAction(c, *req.IsActive, false)
 	if err != nil {
 		h.fail(c, err)
 		return
@@ -117,17 +113,26 @@ func (h *Handler) updateKeyAPI(c *gin.Context) {
 
 // revokeKeyAPI serves DELETE /settings/api-keys/{id}: revoke, idempotent.
 func (h *Handler) revokeKeyAPI(c *gin.Context) {
-	org := scopeOf(c).OrgID
-	id, err := pathUUID(c, "id")
-	if err == nil {
-		_, err = models.RevokeAPIKey(c.Request.Context(), h.db, org, id, h.actor(c))
-		h.forget(org, models.EventAPIKey, id.String())
-	}
-	if err != nil {
+	if _, err := h.keyAction(c, false, true); err != nil {
 		h.fail(c, err)
 		return
 	}
 	c.JSON(http.StatusOK, gin.H{"success": true})
+}
+
+// keyAction revokes the key :id of the request's org, or turns it on or off:
+// the logic behind the JSON routes and the key list's buttons.
+func (h *Handler) keyAction(c *gin.Context, active, revoke bool) (*models.APIKey, error) {
+	org := scopeOf(c).OrgID
+	id, err := pathUUID(c, "id")
+	if err != nil {
+		return nil, err
+	}
+	defer h.forget(org, models.EventAPIKey, id.String())
+	if revoke {
+		return models.RevokeAPIKey(c.Request.Context(), h.db, org, id, h.actor(c))
+	}
+	return models.SetAPIKeyActive(c.Request.Context(), h.db, org, id, active, h.actor(c))
 }
 
 // --- HTML ---
@@ -178,16 +183,7 @@ func expiryFromPreset(p string) (*time.Time, error) {
 func (h *Handler) keysCreate(c *gin.Context) {
 	s, n := h.page(c, "API keys", "settings")
 	f := views.KeyForm{Name: c.PostForm("name"), TeamID: c.PostForm("teamId"), Expiry: c.PostForm("expiry")}
-	exp, err := expiryFromPreset(f.Expiry)
-	var team uuid.UUID
-	if err == nil {
-		team, err = h.keyTeam(c, s.OrgID, f.TeamID)
-	}
-	var k *models.APIKey
-	var raw string
-	if err == nil {
-		k, raw, err = models.CreateTeamKey(c.Request.Context(), h.db, s.OrgID, models.KeyInput{Name: f.Name, Team: team, ExpiresAt: exp}, h.actor(c))
-	}
+	k, raw, err := h.createKeyHTML(c, s, f)
 	var ve *models.ValidationError
 	if err != nil && !errors.As(err, &ve) {
 		h.fail(c, err)
@@ -215,23 +211,26 @@ func (h *Handler) keysCreate(c *gin.Context) {
 	h.renderStatus(c, status, views.APIKeysPage(n, d))
 }
 
+// createKeyHTML creates the key the form describes.
+func (h *Handler) createKeyHTML(c *gin.Context, s scope, f views.KeyForm) (*models.APIKey, string, error) {
+	exp, err := expiryFromPreset(f.Expiry)
+	if err != nil {
+		return nil, "", err
+	}
+	team, err := h.keyTeam(c, s.OrgID, f.TeamID)
+	if err != nil {
+		return nil, "", err
+	}
+	return models.CreateTeamKey(c.Request.Context(), h.db, s.OrgID, models.KeyInput{Name: f.Name, Team: team, ExpiresAt: exp}, h.actor(c))
+}
+
 // keyActionHTML serves POST /settings/api-keys/{id}/disable|enable|revoke.
 // htmx gets the updated row; a plain post goes back to the list (or to the
 // agent page when the button was there).
 func (h *Handler) keyActionHTML(action string) gin.HandlerFunc {
 	return func(c *gin.Context) {
 		org := scopeOf(c).OrgID
-		id, err := pathUUID(c, "id")
-		var k *models.APIKey
-		if err == nil {
-			switch action {
-			case "revoke":
-				k, err = models.RevokeAPIKey(c.Request.Context(), h.db, org, id, h.actor(c))
-			default:
-				k, err = models.SetAPIKeyActive(c.Request.Context(), h.db, org, id, action == "enable", h.actor(c))
-			}
-			h.forget(org, models.EventAPIKey, id.String())
-		}
+		k, err := h.keyAction(c, action == "enable", action == "revoke")
 		if err != nil {
 			h.fail(c, err)
 			return

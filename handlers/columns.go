@@ -36,13 +36,13 @@ type columnRequest struct {
 func (h *Handler) createColumnAPI(c *gin.Context) {
 	org := scopeOf(c).OrgID
 	var req columnRequest
-	err := decodeJSON(c, &req)
-	var col *models.BoardColumn
-	if err == nil {
-		col, err = models.CreateColumn(c.Request.Context(), h.db, org, models.ColumnInput{
-			ID: req.ID, Name: deref(req.Name), AgentCanRead: derefBool(req.AgentCanRead), AgentCanModerate: derefBool(req.AgentCanModerate),
-		}, h.actor(c))
+	if err := decodeJSON(c, &req); err != nil {
+		h.fail(c, err)
+		return
 	}
+	col, err := models.CreateColumn(c.Request.Context(), h.db, org, models.ColumnInput{
+		ID: req.ID, Name: deref(req.Name), AgentCanRead: derefBool(req.AgentCanRead), AgentCanModerate: derefBool(req.AgentCanModerate),
+	}, h.actor(c))
 	if err == nil && req.Position != nil {
 		col, err = models.UpdateColumn(c.Request.Context(), h.db, org, col.ID, models.ColumnPatch{Position: req.Position}, h.actor(c))
 	}
@@ -56,13 +56,13 @@ func (h *Handler) createColumnAPI(c *gin.Context) {
 func (h *Handler) updateColumnAPI(c *gin.Context) {
 	org := scopeOf(c).OrgID
 	var req columnRequest
-	err := decodeJSON(c, &req)
-	var col *models.BoardColumn
-	if err == nil {
-		col, err = models.UpdateColumn(c.Request.Context(), h.db, org, c.Param("columnId"), models.ColumnPatch{
-			Name: req.Name, AgentCanRead: req.AgentCanRead, AgentCanModerate: req.AgentCanModerate, Position: req.Position,
-		}, h.actor(c))
+	if err := decodeJSON(c, &req); err != nil {
+		h.fail(c, err)
+		return
 	}
+	col, err := models.UpdateColumn(c.Request.Context(), h.db, org, c.Param("columnId"), models.ColumnPatch{
+		Name: req.Name, AgentCanRead: req.AgentCanRead, AgentCanModerate: req.AgentCanModerate, Position: req.Position,
+	}, h.actor(c))
 	if err != nil {
 		h.fail(c, err)
 		return

@@ -346,20 +346,21 @@ func optTeam(s string) (uuid.UUID, error) {
 // adapterType, maxUses, ttlSeconds} → 201 with the token and the invite URL.
 func (h *Handler) createInviteAPI(c *gin.Context) {
 	var req createInviteRequest
-	err := decodeJSON(c, &req)
+	if err := decodeJSON(c, &req); err != nil {
+		h.fail(c, err)
+		return
+	}
 	s := scopeOf(c)
-	if err == nil {
-		err = bodyOrgMatches(req.OrgID, s)
+	if err := bodyOrgMatches(req.OrgID, s); err != nil {
+		h.fail(c, err)
+		return
 	}
-	org := s.OrgID
-	var team uuid.UUID
-	if err == nil {
-		team, err = optTeam(req.TeamID)
+	team, err := optTeam(req.TeamID)
+	if err != nil {
+		h.fail(c, err)
+		return
 	}
-	var inv *models.NewInvite
-	if err == nil {
-		inv, err = models.CreateInvite(c.Request.Context(), h.db, h.sealer, org, inviteInput(team, req.AgentName, req.AdapterType, req.MaxUses, req.TTLSeconds), h.actor(c))
-	}
+	inv, err := models.CreateInvite(c.Request.Context(), h.db, h.sealer, s.OrgID, inviteInput(team, req.AgentName, req.AdapterType, req.MaxUses, req.TTLSeconds), h.actor(c))
 	if err != nil {
 		h.fail(c, err)
 		return
@@ -372,12 +373,12 @@ func (h *Handler) createInviteAPI(c *gin.Context) {
 // deleteInviteAPI serves DELETE /internal/invites/{id}: the invite is revoked
 // (its link stops working; the row stays for its join requests). Idempotent.
 func (h *Handler) deleteInviteAPI(c *gin.Context) {
-	org := scopeOf(c).OrgID
 	id, err := pathUUID(c, "id")
-	if err == nil {
-		_, err = models.DeleteInvite(c.Request.Context(), h.db, org, id, h.actor(c))
-	}
 	if err != nil {
+		h.fail(c, err)
+		return
+	}
+	if _, err := models.DeleteInvite(c.Request.Context(), h.db, scopeOf(c).OrgID, id, h.actor(c)); err != nil {
 		h.fail(c, err)
 		return
 	}
@@ -389,10 +390,11 @@ func (h *Handler) deleteInviteAPI(c *gin.Context) {
 func (h *Handler) listJoinRequestsAPI(c *gin.Context) {
 	s := scopeOf(c)
 	status, err := models.ParseJoinStatus(c.Query("status"))
-	var jrs []models.JoinRequest
-	if err == nil {
-		jrs, err = models.ListJoinRequests(c.Request.Context(), h.db, models.JoinFilter{Org: s.OrgID, Status: status})
+	if err != nil {
+		h.fail(c, err)
+		return
 	}
+	jrs, err := models.ListJoinRequests(c.Request.Context(), h.db, models.JoinFilter{Org: s.OrgID, Status: status})
 	if err != nil {
 		h.fail(c, err)
 		return
@@ -430,23 +432,23 @@ func (h *Handler) decideJoinRequest(c *gin.Context, org, id uuid.UUID, action st
 // /reject (body {} or {"revokeInvite":true}). The loser of a race gets 409.
 func (h *Handler) decideJoinRequestAPI(action string) gin.HandlerFunc {
 	return func(c *gin.Context) {
-		org := scopeOf(c).OrgID
 		id, err := pathUUID(c, "id")
+		if err != nil {
+			h.fail(c, err)
+			return
+		}
 		var body struct {
 			RevokeInvite bool `json:"revokeInvite"`
 		}
-		if err == nil {
-			err = decodeJSON(c, &body)
+		if err := decodeJSON(c, &body); err != nil {
+			h.fail(c, err)
+			return
 		}
 		act := action
 		if act == "reject" && body.RevokeInvite {
 			act = "reject-revoke"
 		}
-		var jr *models.JoinRequest
-		var ap *models.Approval
-		if err == nil {
-			jr, ap, err = h.decideJoinRequest(c, org, id, act)
-		}
+		jr, ap, err := h.decideJoinRequest(c, scopeOf(c).OrgID, id, act)
 		if err != nil {
 			h.fail(c, err)
 			return
@@ -464,12 +466,12 @@ func (h *Handler) decideJoinRequestAPI(action string) gin.HandlerFunc {
 // claim secret for an approved, unclaimed request, shown this once to the
 // operator to hand to the runtime, with a new 7-day window.
 func (h *Handler) reissueClaimAPI(c *gin.Context) {
-	org := scopeOf(c).OrgID
 	id, err := pathUUID(c, "id")
-	var j *models.Joined
-	if err == nil {
-		j, err = models.ReissueClaim(c.Request.Context(), h.db, org, id, h.actor(c))
+	if err != nil {
+		h.fail(c, err)
+		return
 	}
+	j, err := models.ReissueClaim(c.Request.Context(), h.db, scopeOf(c).OrgID, id, h.actor(c))
 	if err != nil {
 		h.fail(c, err)
 		return
