@@ -46,17 +46,16 @@ type webhookRequest struct {
 // createWebhookAPI serves POST {url, events} → 201 with the signing secret,
 // the only time it is shown.
 func (h *Handler) createWebhookAPI(c *gin.Context) {
-	org := scopeOf(c).OrgID
 	var req webhookRequest
-	err := decodeJSON(c, &req)
-	if err == nil {
-		err = h.webhookPolicy().CheckURL(req.URL)
+	if err := decodeJSON(c, &req); err != nil {
+		h.fail(c, err)
+		return
 	}
-	var w *models.WebhookEndpoint
-	var secret string
-	if err == nil {
-		w, secret, err = models.CreateWebhook(c.Request.Context(), h.db, h.sealer, org, models.WebhookInput{URL: req.URL, Events: req.Events}, h.actor(c))
+	if err := h.webhookPolicy().CheckURL(req.URL); err != nil {
+		h.fail(c, err)
+		return
 	}
+	w, secret, err := models.CreateWebhook(c.Request.Context(), h.db, h.sealer, scopeOf(c).OrgID, models.WebhookInput{URL: req.URL, Events: req.Events}, h.actor(c))
 	if err != nil {
 		h.fail(c, err)
 		return
@@ -64,7 +63,7 @@ func (h *Handler) createWebhookAPI(c *gin.Context) {
 	c.JSON(http.StatusCreated, webhookJSON{WebhookEndpoint: w, Secret: secret})
 }
 
-// webhookParam is :orgId (administered by the caller) and :endpointId.
+// webhookParam is the request's org and :endpointId.
 func (h *Handler) webhookParam(c *gin.Context) (uuid.UUID, uuid.UUID, error) {
 	org := scopeOf(c).OrgID
 	id, err := pathUUID(c, "endpointId")
@@ -74,17 +73,20 @@ func (h *Handler) webhookParam(c *gin.Context) (uuid.UUID, uuid.UUID, error) {
 // updateWebhookAPI serves PATCH {enabled}.
 func (h *Handler) updateWebhookAPI(c *gin.Context) {
 	org, id, err := h.webhookParam(c)
+	if err != nil {
+		h.fail(c, err)
+		return
+	}
 	var req webhookRequest
-	if err == nil {
-		err = decodeJSON(c, &req)
+	if err := decodeJSON(c, &req); err != nil {
+		h.fail(c, err)
+		return
 	}
-	if err == nil && req.Enabled == nil {
-		err = models.Invalid("enabled", "is required (true or false)")
+	if req.Enabled == nil {
+		h.fail(c, models.Invalid("enabled", "is required (true or false)"))
+		return
 	}
-	var w *models.WebhookEndpoint
-	if err == nil {
-		w, err = models.SetWebhookEnabled(c.Request.Context(), h.db, org, id, *req.Enabled, h.actor(c))
-	}
+	w, err := models.SetWebhookEnabled(c.Request.Context(), h.db, org, id, *req.Enabled, h.actor(c))
 	if err != nil {
 		h.fail(c, err)
 		return
@@ -119,15 +121,16 @@ func (h *Handler) testWebhookAPI(c *gin.Context) {
 
 // webhookDeliveriesAPI serves GET .../deliveries: the endpoint's attempt log.
 func (h *Handler) webhookDeliveriesAPI(c *gin.Context) {
-	org := scopeOf(c).OrgID
-	id, err := pathUUID(c, "endpointId")
-	if err == nil {
-		_, err = models.GetWebhook(c.Request.Context(), h.db, org, id)
+	org, id, err := h.webhookParam(c)
+	if err != nil {
+		h.fail(c, err)
+		return
 	}
-	var as []models.Attempt
-	if err == nil {
-		as, err = models.ListAttempts(c.Request.Context(), h.db, org, id)
+	if _, err := models.GetWebhook(c.Request.Context(), h.db, org, id); err != nil {
+		h.fail(c, err)
+		return
 	}
+	as, err := models.ListAttempts(c.Request.Context(), h.db, org, id)
 	if err != nil {
 		h.fail(c, err)
 		return
