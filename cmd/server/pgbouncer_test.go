@@ -5,8 +5,6 @@ import (
 	"fmt"
 	"net"
 	"net/http"
-	"net/http/cookiejar"
-	"net/url"
 	"os"
 	"os/exec"
 	"os/user"
@@ -171,16 +169,7 @@ func TestReplicasBehindPgBouncer(t *testing.T) {
 	b.must(t, http.MethodPost, "/api/v1/teams/"+teams[0].ID+"/agents/register", key.RawKey, map[string]string{"id": "p1"}, 200, nil)
 
 	// A change made on A reaches a stream open on B (LISTEN on the direct URL).
-	jar, _ := cookiejar.New(nil)
-	browser := &http.Client{Jar: jar, CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
-	resp, err := browser.PostForm(b.base+"/login", url.Values{"email": {replicaEmail}, "password": {replicaPassword}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	resp.Body.Close()
-	if resp.StatusCode != http.StatusSeeOther {
-		t.Fatalf("login on B: %d", resp.StatusCode)
-	}
+	browser := b.signIn(t)
 	events := openEvents(t, browser, b.base)
 	a.must(t, http.MethodPatch, "/api/v1/agents/p1/approve?orgId="+org, tok.Token, struct{}{}, 200, nil)
 	waitEvent(t, events, "agent-p1")

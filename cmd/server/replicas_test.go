@@ -150,6 +150,22 @@ func (r *replica) must(t *testing.T, method, path, auth string, body any, want i
 }
 
 // within polls check every 10 ms until it holds or d has passed, and returns
+// signIn signs the replica test's operator in on r and returns the browser.
+func (r *replica) signIn(t *testing.T) *http.Client {
+	t.Helper()
+	jar, _ := cookiejar.New(nil)
+	browser := &http.Client{Jar: jar, CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+	resp, err := browser.PostForm(r.base+"/login", url.Values{"email": {replicaEmail}, "password": {replicaPassword}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusSeeOther {
+		t.Fatalf("login on %s: %d", r.base, resp.StatusCode)
+	}
+	return browser
+}
+
 // how long it took.
 func within(t *testing.T, d time.Duration, what string, check func() bool) time.Duration {
 	t.Helper()
@@ -194,19 +210,10 @@ func TestReplicas(t *testing.T) {
 	}
 
 	// A session cookie from A is accepted by B.
-	jar, _ := cookiejar.New(nil)
-	browser := &http.Client{Jar: jar, CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
-	resp, err := browser.PostForm(a.base+"/login", url.Values{"email": {replicaEmail}, "password": {replicaPassword}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	resp.Body.Close()
-	if resp.StatusCode != http.StatusSeeOther {
-		t.Fatalf("login on A: %d", resp.StatusCode)
-	}
+	browser := a.signIn(t)
 	bURL, _ := url.Parse(b.base)
 	aURL, _ := url.Parse(a.base)
-	jar.SetCookies(bURL, jar.Cookies(aURL))
+	browser.Jar.SetCookies(bURL, browser.Jar.Cookies(aURL))
 	if status, _ := b.call(t, browser, http.MethodGet, "/agents", "", nil); status != http.StatusOK {
 		t.Fatalf("A's session cookie on B: %d", status)
 	}
