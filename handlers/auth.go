@@ -113,22 +113,26 @@ func limit(l *limiter, key string) error {
 
 // login checks credentials. Failures spend the address's budget (against
 // password spraying; correct passwords, say many people behind one NAT, do
-// not) and the budget of that address and email, which a success refills. Neither budget is shared
-// with other addresses, so failures from one client never refuse the right
-// password from another.
+// not), and attempts in flight count against it, so concurrent guesses cannot
+// outrun it. A failure also spends the budget of that address and email,
+// which a success refills. Neither budget is shared with other addresses, so
+// failures from one client never refuse the right password from another.
 func (h *Handler) login(c *gin.Context, email, password string) (*models.User, error) {
 	ip := c.ClientIP()
-	if spent, retry := h.loginIP.exhausted(ip); spent {
+	ok, retry, done := h.loginIP.attempt(ip)
+	if !ok {
 		return nil, &rateLimited{retry: retry}
 	}
+	failed := false
+	defer func() { done(failed) }()
 	key := ip + "\x00" + strings.ToLower(strings.TrimSpace(email))
 	if err := limit(h.loginIPEmail, key); err != nil {
 		return nil, err
 	}
 	u, err := models.Authenticate(c.Request.Context(), h.db, email, password, h.actor(c))
 	if errors.Is(err, models.ErrUnauthorized) {
+		failed = true
 		h.metrics.loginFailed.Inc()
-		limit(h.loginIP, ip) // only failures spend the address's budget
 		return nil, newErr(http.StatusUnauthorized, "invalid_credentials", "invalid email or password")
 	}
 	if err == nil {

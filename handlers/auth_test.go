@@ -4,6 +4,7 @@ import (
 	"net/http"
 	"net/url"
 	"strings"
+	"sync"
 	"testing"
 
 	"github.com/agentroster/agentroster/models"
@@ -341,4 +342,29 @@ func TestHealth(t *testing.T) {
 	e.call(http.MethodGet, "/readyz", "", nil).want(http.StatusOK)
 	e.db.Close()
 	e.call(http.MethodGet, "/readyz", "", nil).want(http.StatusServiceUnavailable)
+}
+
+// TestLoginSprayingAtOnce: wrong passwords sent all at once from one address
+// cannot outrun its budget: attempts in flight count against it, so at most
+// its burst (20) are checked and the rest are refused before any hash.
+func TestLoginSprayingAtOnce(t *testing.T) {
+	e := proxiedEnv(t)
+	var mu sync.Mutex
+	answers := map[int]int{}
+	var wg sync.WaitGroup
+	for i := range 80 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			res := e.loginFrom("203.0.113.9", "user"+itoa(i)+"@example.com", "Winter2026!")
+			mu.Lock()
+			answers[res.Status]++
+			mu.Unlock()
+		}()
+	}
+	wg.Wait()
+	if answers[http.StatusUnauthorized] > 20 || answers[http.StatusUnauthorized]+answers[http.StatusTooManyRequests] != 80 {
+		t.Fatalf("80 guesses at once: %v, want at most 20 checked and the rest 429", answers)
+	}
+	e.loginFrom("198.51.100.20", "root@example.com", testPassword).want(http.StatusOK)
 }

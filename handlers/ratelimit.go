@@ -20,8 +20,9 @@ type limiter struct {
 }
 
 type bucket struct {
-	lim  *rate.Limiter
-	seen time.Time
+	lim      *rate.Limiter
+	seen     time.Time
+	inflight int // attempts begun and not yet ended (see attempt)
 }
 
 // newLimiter allows burst events at once, then one per every.
@@ -34,16 +35,7 @@ func newLimiter(every time.Duration, burst int) *limiter {
 func (l *limiter) allow(key string) (bool, time.Duration) {
 	now := time.Now()
 	l.mu.Lock()
-	b, ok := l.buckets[key]
-	if !ok {
-		if len(l.buckets) >= l.max {
-			l.sweepLocked(now)
-		}
-		b = &bucket{lim: rate.NewLimiter(rate.Every(l.every), l.burst)}
-		l.buckets[key] = b
-	}
-	b.seen = now
-	r := b.lim.ReserveN(now, 1)
+	r := l.bucketLocked(key, now).lim.ReserveN(now, 1)
 	l.mu.Unlock()
 	if d := r.DelayFrom(now); d > 0 {
 		r.CancelAt(now)
@@ -55,23 +47,44 @@ func (l *limiter) allow(key string) (bool, time.Duration) {
 	return true, 0
 }
 
-// exhausted reports whether key has no token left, without taking one, and
-// how long until the next: for budgets that only failures spend.
-func (l *limiter) exhausted(key string) (bool, time.Duration) {
+// attempt begins an attempt that spends key's budget only if it fails (a
+// sign-in: correct passwords take nothing). It is refused while the tokens
+// left cannot cover the attempts already in flight, so concurrent attempts
+// cannot outrun the budget. done ends it, taking a token when it failed.
+func (l *limiter) attempt(key string) (ok bool, retry time.Duration, done func(failed bool)) {
 	now := time.Now()
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	b, ok := l.buckets[key]
-	if !ok {
-		return false, 0
-	}
-	if tokens := b.lim.TokensAt(now); tokens < 1 {
+	b := l.bucketLocked(key, now)
+	if tokens := b.lim.TokensAt(now) - float64(b.inflight); tokens < 1 {
 		if l.rejected != nil {
 			l.rejected()
 		}
-		return true, time.Duration((1 - tokens) * float64(l.every))
+		return false, time.Duration((1 - tokens) * float64(l.every)), func(bool) {}
 	}
-	return false, 0
+	b.inflight++
+	return true, 0, func(failed bool) {
+		l.mu.Lock()
+		defer l.mu.Unlock()
+		b.inflight--
+		if failed {
+			b.lim.Allow()
+		}
+	}
+}
+
+// bucketLocked is key's bucket, made when missing; l.mu must be held.
+func (l *limiter) bucketLocked(key string, now time.Time) *bucket {
+	b, ok := l.buckets[key]
+	if !ok {
+		if len(l.buckets) >= l.max {
+			l.sweepLocked(now)
+		}
+		b = &bucket{lim: rate.NewLimiter(rate.Every(l.every), l.burst)}
+		l.buckets[key] = b
+	}
+	b.seen = now
+	return b
 }
 
 // reset forgets key's bucket, so its next use starts from a full budget.
