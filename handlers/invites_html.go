@@ -392,13 +392,19 @@ func (h *Handler) inviteJoinHTML(c *gin.Context) {
 // shows it once (a later poll finds it claimed); rejected says so. Known
 // outcomes answer 200 so htmx swaps them in and the polling stops.
 func (h *Handler) joinWaitHTML(c *gin.Context) {
+	secret := c.PostForm("claimSecret")
+	w := views.JoinWait{RequestID: c.Param("id"), ClaimSecret: secret, BaseURL: strings.TrimRight(h.cfg.PublicURL, "/")}
 	if err := limit(h.claimIP, c.ClientIP()); err != nil {
+		if isHTMX(c) {
+			// The page keeps waiting; its next poll tries again.
+			w.State = "pending"
+			h.render(c, views.JoinWaitView(w))
+			return
+		}
 		h.fail(c, err)
 		return
 	}
-	secret := c.PostForm("claimSecret")
 	id, err := uuid.Parse(c.Param("id"))
-	w := views.JoinWait{RequestID: c.Param("id"), ClaimSecret: secret, BaseURL: strings.TrimRight(h.cfg.PublicURL, "/")}
 	var cl *models.Claimed
 	if err == nil && secret != "" {
 		cl, err = models.ClaimJoinRequest(c.Request.Context(), h.db, id, secret, h.actor(c))
@@ -422,6 +428,12 @@ func (h *Handler) joinWaitHTML(c *gin.Context) {
 		w.State, w.Message = "closed", "The agent of this request was deleted, so its key can no longer be claimed. Ask for a new invite link."
 	case errors.As(err, &se) && se.Code == "invalid_claim_secret":
 		w.State, w.Message = "closed", "This page can no longer follow the request: its claim secret was re-issued by an operator or does not match. Claim with the secret you were given."
+	case errors.As(err, &se) && se.Code == "claim_superseded":
+		w.State, w.Message = "closed", "A later request through the same invite re-registered this agent, so this request's key can no longer be claimed."
+	case errors.As(err, &se):
+		// Any other decided state ends the wait too: only a server error
+		// leaves the page polling.
+		w.State, w.Message = "closed", se.Message
 	default:
 		h.fail(c, err)
 		return

@@ -288,3 +288,25 @@ func TestInvitePageDoubleSubmit(t *testing.T) {
 		t.Fatal("a second visitor got the same idempotency key")
 	}
 }
+
+// TestLandingPollEndsWhenSuperseded: the landing page's poll of a request
+// that a later re-registration superseded ends with a message instead of
+// polling (and toasting an error) every two seconds for ever.
+func TestLandingPollEndsWhenSuperseded(t *testing.T) {
+	e := newEnv(t)
+	tok := e.token("root@example.com")
+	inv := e.invite(tok, map[string]any{"agentName": "twice", "maxUses": 2})
+	var first, second joinOut
+	e.joinInvite(inv.Token, map[string]any{}).want(http.StatusCreated).decode(&first)
+	e.call(http.MethodPost, "/api/v1/internal/join-requests/"+first.JoinRequestID+"/approve", tok, struct{}{}).want(http.StatusOK)
+	e.joinInvite(inv.Token, map[string]any{}).want(http.StatusCreated).decode(&second)
+	e.call(http.MethodPost, "/api/v1/internal/join-requests/"+second.JoinRequestID+"/approve", tok, struct{}{}).want(http.StatusOK)
+	e.claim(second.JoinRequestID, second.ClaimSecret).want(http.StatusOK)
+	status, hd, body := e.htmx(e.browser(), "/join-requests/"+first.JoinRequestID+"/status", url.Values{"claimSecret": {first.ClaimSecret}})
+	if status != http.StatusOK || !strings.Contains(body, `data-state="closed"`) || strings.Contains(body, "every 2s") || hd.Get("HX-Reswap") == "none" {
+		t.Fatalf("superseded poll: %d %q\n%s", status, hd.Get("HX-Reswap"), body)
+	}
+	if strings.Contains(body, first.ClaimSecret) {
+		t.Fatal("a closed wait still carries the claim secret")
+	}
+}

@@ -548,7 +548,7 @@ func ClaimJoinRequest(ctx context.Context, db bun.IDB, id uuid.UUID, secret stri
 		return nil, ErrBadClaim
 	}
 	if jr.ClaimVoidedAt != nil && jr.AgentUID != nil {
-		alive, err := db.NewSelect().Model((*Agent)(nil)).Where("org_id = ? AND id = ? AND uid = ?", jr.OrgID, jr.AgentName, *jr.AgentUID).Exists(ctx)
+		alive, err := db.NewSelect().Model((*Agent)(nil)).Where("org_id = ? AND uid = ?", jr.OrgID, *jr.AgentUID).Exists(ctx)
 		if err != nil {
 			return nil, translate(err, "find agent")
 		}

@@ -111,9 +111,6 @@ func IDKey(password, salt []byte, time, memory uint32, threads uint8, keyLen uin
 // The zero Buffer is empty; it grows to the largest memory parameter used.
 type Buffer struct{ b []block }
 
-// Bytes is the memory the buffer holds.
-func (b *Buffer) Bytes() int { return len(b.b) * blockLength * 8 }
-
 // IDKeyBuffer is IDKey computing in buf's memory instead of a fresh
 // allocation. buf is zeroed again before it returns (no password-derived
 // state stays in it). buf must not be used by two computations at once.
