@@ -437,3 +437,18 @@ func TestWithdrawInvitation(t *testing.T) {
 		t.Fatalf("pending after withdrawal: %d", n)
 	}
 }
+
+// TestStreamsEndWhenTheListenerReconnects: an access_ended sent while the
+// listener was down is lost, so a reconnect ends every open stream; browsers
+// reconnect and are authorized again.
+func TestStreamsEndWhenTheListenerReconnects(t *testing.T) {
+	e := newEnv(t)
+	<-e.h.broker.ready
+	stream := openStream(t, e, e.signIn("root@example.com"))
+	waitStreams(t, e, 1)
+	if _, err := e.db.ExecContext(t.Context(),
+		"SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE query LIKE 'LISTEN %' AND pid <> pg_backend_pid()"); err != nil {
+		t.Fatal(err)
+	}
+	waitClosed(t, stream, "listener reconnect")
+}

@@ -29,6 +29,8 @@ type broker struct {
 	perKey map[string]int // open streams per session
 	ready  chan struct{}  // closed once the first LISTEN succeeded
 	cache  *models.Cache  // live only while LISTEN is connected
+	// reconnecting is set once the first LISTEN succeeded (run's goroutine only).
+	reconnecting bool
 }
 
 // stream is one open SSE stream: whose it is, and closed when their access
@@ -44,6 +46,11 @@ func (s *stream) end() { s.once.Do(func() { close(s.ended) }) }
 
 // maxStreamsPerSession bounds the SSE streams one session may hold open.
 const maxStreamsPerSession = 8
+
+// streamMaxLife is how long a stream stays open before the browser must
+// reconnect (and be authorized again); a quarter more at random spreads the
+// reconnects out.
+const streamMaxLife = 10 * time.Minute
 
 func newBroker(log *slog.Logger, url string, cache *models.Cache) *broker {
 	return &broker{log: log, url: url, cache: cache, subs: map[uuid.UUID]map[chan models.Event]*stream{}, perKey: map[string]int{}, ready: make(chan struct{})}
@@ -81,9 +88,15 @@ func (b *broker) listen(ctx context.Context, connected func()) error {
 		return err
 	}
 	// Events missed while disconnected are unknown: start the cache afresh,
-	// and keep nothing while the connection is down.
+	// and keep nothing while the connection is down. An access_ended may have
+	// been missed too: every open stream ends, and its browser reconnects and
+	// is authorized again.
 	b.cache.SetLive(true)
 	defer b.cache.SetLive(false)
+	if b.reconnecting {
+		b.endAll()
+	}
+	b.reconnecting = true
 	connected()
 	for {
 		n, err := conn.WaitForNotification(ctx)
@@ -112,6 +125,17 @@ func (b *broker) deliver(ev models.Event) {
 		select {
 		case ch <- ev:
 		default:
+		}
+	}
+}
+
+// endAll ends every open stream.
+func (b *broker) endAll() {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	for _, subs := range b.subs {
+		for _, s := range subs {
+			s.end()
 		}
 	}
 }
@@ -149,7 +173,12 @@ func (b *broker) subscribe(org uuid.UUID, user, session, key string) (chan model
 	}
 	st := &stream{user: user, session: session, ended: make(chan struct{})}
 	b.subs[org][ch] = st
+	// A stream lives at most streamMaxLife: the browser reconnects and is
+	// authorized again, so an expired session or bearer token, or an
+	// access_ended missed while the listener was down, ends it in time.
+	life := time.AfterFunc(streamMaxLife+time.Duration(rand.Int64N(int64(streamMaxLife/4))), st.end)
 	return ch, st, func() {
+		life.Stop()
 		b.mu.Lock()
 		defer b.mu.Unlock()
 		delete(b.subs[org], ch)
