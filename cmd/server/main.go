@@ -114,13 +114,13 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	// The work the handlers rely on beside the requests (README, "Layout"):
 	// the runtime cache, the live-update listener that keeps it coherent and
 	// feeds the streams, the presence writer and the announcer.
-	keys := cache.New(cache.TTL, models.RandomBase62(12), cache.MaxEntries)
-	broker := live.NewBroker(log, listenURL, keys)
-	writer := presence.New(db, keys)
+	cached := cache.New(cache.TTL, models.RandomBase62(12), cache.MaxEntries)
+	broker := live.NewBroker(log, listenURL, cached)
+	writer := presence.New(db, cached)
 	announcer := live.NewAnnouncer(db)
 	h, err := handlers.New(handlers.Deps{
 		DB: db, Log: log, Secret: secret,
-		Cache: keys, Broker: broker, Writer: writer, Announcer: announcer,
+		Cache: cached, Broker: broker, Writer: writer, Announcer: announcer,
 		Config: handlers.Config{
 			PublicURL: cfg.PublicURL, TrustedProxies: cfg.TrustedProxies,
 			PresenceWindow: cfg.PresenceWindow, MetricsToken: cfg.MetricsToken,
@@ -144,7 +144,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	background.Go(func() { announcer.Run(writing) })
 	defer func() {
 		stopListening()
-		h.Close() // the detached streams end
+		h.Close() // waits for the detached streams
 		stopWriting()
 		background.Wait()
 	}()
