@@ -15,24 +15,14 @@ import (
 
 func TestMain(m *testing.M) { testdb.Main(m) }
 
-// boundAgent registers agent id, approves it and gives it a key bound to it
-// (as a claimed invite would), and returns the key's plaintext.
+// boundAgent registers agent id, approved, with a key bound to it (as a
+// claimed invite would issue it), and returns the key's plaintext.
 func boundAgent(t *testing.T, db bun.IDB, org uuid.UUID, id string) string {
 	t.Helper()
-	ctx := t.Context()
-	team, err := models.DefaultTeam(ctx, db, org)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := models.RegisterAgent(ctx, db, org, team.ID, models.RegisterInput{ID: id, Title: "Agent " + id}, models.System); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := models.TransitionAgent(ctx, db, org, id, "approve", models.System); err != nil {
-		t.Fatal(err)
-	}
+	a := testdb.Agent(t, db, org, id, false)
 	raw := models.NewAPIKey()
-	k := &models.APIKey{OrgID: org, TeamID: team.ID, AgentID: &id, Name: "bound", Prefix: raw[:12], KeyHash: models.Hash(raw), IsActive: true}
-	if _, err := db.NewInsert().Model(k).Exec(ctx); err != nil {
+	k := &models.APIKey{OrgID: org, TeamID: a.TeamID, AgentID: &id, Name: "bound", Prefix: raw[:12], KeyHash: models.Hash(raw), IsActive: true}
+	if _, err := db.NewInsert().Model(k).Exec(t.Context()); err != nil {
 		t.Fatal(err)
 	}
 	return raw
@@ -45,15 +35,7 @@ func boundAgent(t *testing.T, db bun.IDB, org uuid.UUID, id string) string {
 func TestCacheStoresOnlyWhatItCanTrust(t *testing.T) {
 	ctx := t.Context()
 	db := testdb.New(t)
-	sa, _, err := models.EnsureBootstrapSA(ctx, db, "root@example.com", "correct horse battery")
-	if err != nil {
-		t.Fatal(err)
-	}
-	orgs, err := models.ListUserOrgs(ctx, db, sa.ID)
-	if err != nil || len(orgs) != 1 {
-		t.Fatalf("bootstrap org: %v %v", orgs, err)
-	}
-	org := orgs[0].ID
+	org := testdb.Org(t, db)
 	type agent struct{ ID, Key string }
 	a := agent{"load-0", boundAgent(t, db, org, "load-0")}
 	c := cache.New(time.Minute, "test", 100)

@@ -23,35 +23,12 @@ func TestMain(m *testing.M) { testdb.Main(m) }
 // pending, in the bootstrap org.
 func setup(t *testing.T, n int) (*bun.DB, uuid.UUID) {
 	t.Helper()
-	ctx := t.Context()
 	db := testdb.New(t)
-	sa, _, err := models.EnsureBootstrapSA(ctx, db, "root@example.com", "correct horse battery")
-	if err != nil {
-		t.Fatal(err)
+	org := testdb.Org(t, db)
+	for i := range n {
+		testdb.Agent(t, db, org, fmt.Sprintf("a%d", i), false)
 	}
-	orgs, err := models.ListUserOrgs(ctx, db, sa.ID)
-	if err != nil || len(orgs) != 1 {
-		t.Fatalf("bootstrap org: %v %v", orgs, err)
-	}
-	org := orgs[0].ID
-	team, err := models.DefaultTeam(ctx, db, org)
-	if err != nil {
-		t.Fatal(err)
-	}
-	for i := range n + 1 {
-		id := fmt.Sprintf("a%d", i)
-		if i == n {
-			id = "pending"
-		}
-		if _, err := models.RegisterAgent(ctx, db, org, team.ID, models.RegisterInput{ID: id, Title: id}, models.System); err != nil {
-			t.Fatal(err)
-		}
-		if i < n {
-			if _, err := models.TransitionAgent(ctx, db, org, id, "approve", models.System); err != nil {
-				t.Fatal(err)
-			}
-		}
-	}
+	testdb.Agent(t, db, org, "pending", true)
 	return db, org
 }
 
