@@ -37,6 +37,9 @@ type env struct {
 	sa    *models.User
 	org   *models.Organization
 	actor models.Actor
+	// stop stops the handler and its background pieces as the server does
+	// on shutdown (also when the test ends).
+	stop func()
 }
 
 func newEnv(t testing.TB) *env {
@@ -83,18 +86,19 @@ func newEnvWith(t testing.TB, dbURL string, edit func(*Deps)) *env {
 	if edit != nil {
 		edit(&deps)
 	}
-	h := startHandler(t, deps, dbURL)
+	h, stop := startHandler(t, deps, dbURL)
 	// withGinContext: queryCounter finds the request of each query.
 	srv.Config.Handler = withGinContext(validateAPI(t, h.Routes()))
 	t.Cleanup(func() { srv.Close(); h.Close() })
-	return &env{t: t, db: db, h: h, srv: srv, sa: sa, org: &orgs[0], actor: models.System}
+	return &env{t: t, db: db, h: h, srv: srv, sa: sa, org: &orgs[0], actor: models.System, stop: stop}
 }
 
 // startHandler builds a handler on d (its DB, Log, Secret and Config) as
 // cmd/server does: with the runtime cache, the live-update listener on
 // listenURL ("": none), the presence writer and the announcer, running with
-// its housekeeping until the test ends and then stopped in the server's order.
-func startHandler(t testing.TB, d Deps, listenURL string) *Handler {
+// its housekeeping until stop is called or the test ends, then stopped in the
+// server's order.
+func startHandler(t testing.TB, d Deps, listenURL string) (h *Handler, stop func()) {
 	t.Helper()
 	d.Cache = cache.New(cache.TTL, models.RandomBase62(12), cache.MaxEntries)
 	d.Broker = live.NewBroker(d.Log, listenURL, d.Cache)
@@ -111,13 +115,14 @@ func startHandler(t testing.TB, d Deps, listenURL string) *Handler {
 	background.Go(func() { h.Housekeeping(listening) })
 	background.Go(func() { d.Writer.Run(writing) })
 	background.Go(func() { d.Announcer.Run(writing) })
-	t.Cleanup(func() {
+	stop = sync.OnceFunc(func() {
 		stopListening()
 		h.Close()
 		stopWriting()
 		background.Wait()
 	})
-	return h
+	t.Cleanup(stop)
+	return h, stop
 }
 
 // user creates a user with a membership in the env's org (role "" = none).

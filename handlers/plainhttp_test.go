@@ -20,7 +20,7 @@ func TestHSTSOnlyOverHTTPS(t *testing.T) {
 			t.Errorf("%s over http: Strict-Transport-Security %q", path, v)
 		}
 	}
-	h := startHandler(t, Deps{DB: e.db, Log: slog.New(slog.NewTextHandler(io.Discard, nil)),
+	h, _ := startHandler(t, Deps{DB: e.db, Log: slog.New(slog.NewTextHandler(io.Discard, nil)),
 		Secret: []byte("0123456789abcdef0123456789abcdef-test"), Config: Config{PublicURL: "https://roster.example.com"}}, "")
 	defer h.Close()
 	srv := httptest.NewServer(h.Routes())

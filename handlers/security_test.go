@@ -36,7 +36,7 @@ func TestSecurityHeaders(t *testing.T) {
 
 func TestSecureCookieBehindHTTPS(t *testing.T) {
 	e := newEnv(t)
-	h := startHandler(t, Deps{DB: e.db, Log: slog.New(slog.NewTextHandler(io.Discard, nil)),
+	h, _ := startHandler(t, Deps{DB: e.db, Log: slog.New(slog.NewTextHandler(io.Discard, nil)),
 		Secret: []byte("0123456789abcdef0123456789abcdef-test"), Config: Config{PublicURL: "https://roster.example.com"}}, "")
 	defer h.Close()
 	srv := httptest.NewServer(h.Routes())
