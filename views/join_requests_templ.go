@@ -113,6 +113,13 @@ func claimState(j models.JoinRequest) string {
 	return "not claimed yet"
 }
 
+func filterClass(active bool) string {
+	if active {
+		return "rounded-md bg-indigo-600 px-3 py-1.5 text-sm font-medium text-white"
+	}
+	return "rounded-md bg-white px-3 py-1.5 text-sm font-medium text-gray-700 ring-1 ring-inset ring-gray-300 hover:bg-gray-50"
+}
+
 func JoinRequestsPage(n Nav, d JoinRequestsData) templ.Component {
 	return templruntime.GeneratedTemplate(func(templ_7745c5c3_Input templruntime.GeneratedComponentInput) (templ_7745c5c3_Err error) {
 		templ_7745c5c3_W, ctx := templ_7745c5c3_Input.Writer, templ_7745c5c3_Input.Context
@@ -167,7 +174,7 @@ func JoinRequestsPage(n Nav, d JoinRequestsData) templ.Component {
 				var templ_7745c5c3_Var4 templ.SafeURL
 				templ_7745c5c3_Var4, templ_7745c5c3_Err = templ.JoinURLErrs(templ.SafeURL(joinFilterURL(f.Value)))
 				if templ_7745c5c3_Err != nil {
-					return templ.Error{Err: templ_7745c5c3_Err, FileName: `views/join_requests.templ`, Line: 114, Col: 49}
+					return templ.Error{Err: templ_7745c5c3_Err, FileName: `views/join_requests.templ`, Line: 121, Col: 49}
 				}
 				_, templ_7745c5c3_Err = templ_7745c5c3_Buffer.WriteString(templ.EscapeString(templ_7745c5c3_Var4))
 				if templ_7745c5c3_Err != nil {
@@ -203,7 +210,7 @@ func JoinRequestsPage(n Nav, d JoinRequestsData) templ.Component {
 				var templ_7745c5c3_Var6 string
 				templ_7745c5c3_Var6, templ_7745c5c3_Err = templ.JoinStringErrs(f.Label)
 				if templ_7745c5c3_Err != nil {
-					return templ.Error{Err: templ_7745c5c3_Err, FileName: `views/join_requests.templ`, Line: 119, Col: 14}
+					return templ.Error{Err: templ_7745c5c3_Err, FileName: `views/join_requests.templ`, Line: 126, Col: 14}
 				}
 				_, templ_7745c5c3_Err = templ_7745c5c3_Buffer.WriteString(templ.EscapeString(templ_7745c5c3_Var6))
 				if templ_7745c5c3_Err != nil {
@@ -240,13 +247,6 @@ func JoinRequestsPage(n Nav, d JoinRequestsData) templ.Component {
 		}
 		return nil
 	})
-}
-
-func filterClass(active bool) string {
-	if active {
-		return "rounded-md bg-indigo-600 px-3 py-1.5 text-sm font-medium text-white"
-	}
-	return "rounded-md bg-white px-3 py-1.5 text-sm font-medium text-gray-700 ring-1 ring-inset ring-gray-300 hover:bg-gray-50"
 }
 
 // JoinRequestsTable refreshes itself when a join request changes (live updates).
