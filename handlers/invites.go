@@ -62,23 +62,17 @@ func (h *Handler) toInviteJSON(inv *models.Invite) inviteJSON {
 // joinRequestJSON is a join request on the wire for operators: everything the
 // runtime declared and where the request came from (never the claim secret).
 type joinRequestJSON struct {
-	ID             uuid.UUID    `json:"id"`
-	OrgID          uuid.UUID    `json:"orgId"`
-	InviteID       uuid.UUID    `json:"inviteId"`
-	TeamID         uuid.UUID    `json:"teamId"`
-	AgentName      string       `json:"agentName"`
-	AdapterType    string       `json:"adapterType"`
-	Status         string       `json:"status"`
-	Title          string       `json:"title"`
-	MachineName    string       `json:"machineName"`
-	MachineIP      string       `json:"machineIp"`
-	LLMVersion     string       `json:"llmVersion"`
-	Email          string       `json:"email"`
-	OSName         *string      `json:"osName"`
-	OSVersion      *string      `json:"osVersion"`
-	RAMBytes       *int64       `json:"ramBytes"`
-	StorageBytes   *int64       `json:"storageBytes"`
-	StorageType    *string      `json:"storageType"`
+	ID          uuid.UUID `json:"id"`
+	OrgID       uuid.UUID `json:"orgId"`
+	InviteID    uuid.UUID `json:"inviteId"`
+	TeamID      uuid.UUID `json:"teamId"`
+	AgentName   string    `json:"agentName"`
+	AdapterType string    `json:"adapterType"`
+	Status      string    `json:"status"`
+	Title       string    `json:"title"`
+	MachineName string    `json:"machineName"`
+	MachineIP   string    `json:"machineIp"`
+	reportedJSON
 	SourceIP       string       `json:"sourceIp"`
 	UserAgent      string       `json:"userAgent"`
 	CreatedAt      apiTime      `json:"createdAt"`
@@ -97,8 +91,7 @@ func toJoinRequestJSON(j *models.JoinRequest) joinRequestJSON {
 	return joinRequestJSON{
 		ID: j.ID, OrgID: j.OrgID, InviteID: j.InviteID, TeamID: j.TeamID, AgentName: j.AgentName,
 		AdapterType: j.AdapterType, Status: j.Status, Title: j.Title, MachineName: j.MachineName,
-		MachineIP: j.MachineIP, LLMVersion: j.LLMVersion, Email: j.Email, OSName: j.OSName, OSVersion: j.OSVersion,
-		RAMBytes: j.RAMBytes, StorageBytes: j.StorageBytes, StorageType: j.StorageType,
+		MachineIP: j.MachineIP, reportedJSON: toReportedJSON(j.LLMVersion, j.Email, j.Telemetry()),
 		SourceIP: j.SourceIP, UserAgent: j.UserAgent, CreatedAt: apiTime(j.CreatedAt),
 		DecidedAt: optAPITime(j.DecidedAt), DecidedBy: j.DecidedBy, ClaimedAt: optAPITime(j.ClaimedAt),
 		ClaimExpiresAt: apiTime(j.ClaimExpiresAt), ClaimVoidedAt: optAPITime(j.ClaimVoidedAt), ClientSecret: j.ClientSecret,
@@ -151,24 +144,17 @@ func (h *Handler) getInviteAPI(c *gin.Context) {
 
 // joinRequestBody is what a runtime declares when it joins.
 type joinRequestBody struct {
-	AdapterType string `json:"adapterType"`
-	Title       string `json:"title"`
-	MachineName string `json:"machineName"`
-	MachineIP   string `json:"machineIp"`
-	LLMVersion  string `json:"llmVersion"`
-	Email       string `json:"email"`
+	agentDeclaration
 	// ClientSecret is the runtime's own claim secret: only it claims, and a
 	// replay must repeat it.
 	ClientSecret string `json:"clientSecret"`
-	models.Telemetry
 }
 
 func (b joinRequestBody) input(c *gin.Context) models.JoinInput {
-	return models.JoinInput{
-		AdapterType: b.AdapterType, Title: b.Title, MachineName: b.MachineName, MachineIP: b.MachineIP,
-		LLMVersion: b.LLMVersion, Email: b.Email, Telemetry: b.Telemetry, ClientSecret: b.ClientSecret,
-		IdempotencyKey: c.GetHeader("Idempotency-Key"), SourceIP: c.ClientIP(), UserAgent: c.Request.UserAgent(),
-	}
+	in := b.joinInput()
+	in.ClientSecret, in.IdempotencyKey = b.ClientSecret, c.GetHeader("Idempotency-Key")
+	in.SourceIP, in.UserAgent = c.ClientIP(), c.Request.UserAgent()
+	return in
 }
 
 // join uses the invite of token (rate limited per IP).

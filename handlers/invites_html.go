@@ -339,7 +339,7 @@ func (h *Handler) inviteJoinHTML(c *gin.Context) {
 	token := c.Param("token")
 	form := views.JoinForm{AdapterType: c.PostForm("adapterType"), Title: c.PostForm("title"), MachineName: c.PostForm("machineName"),
 		IdempotencyKey: c.PostForm("idempotencyKey")}
-	in := joinRequestBody{AdapterType: form.AdapterType, Title: form.Title, MachineName: form.MachineName}.input(c)
+	in := joinRequestBody{agentDeclaration: agentDeclaration{AdapterType: form.AdapterType, Title: form.Title, MachineName: form.MachineName}}.input(c)
 	in.IdempotencyKey = form.IdempotencyKey
 	j, err := h.join(c, token, in)
 	var ve *models.ValidationError

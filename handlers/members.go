@@ -18,13 +18,6 @@ func (h *Handler) setPasswordURL(token string) string {
 	return h.cfg.PublicURL + "/set-password/" + token
 }
 
-// memberJSON is a member with the one-time set-password link of a new user.
-type memberJSON struct {
-	*models.Member
-	State          string `json:"state"`
-	SetPasswordURL string `json:"setPasswordUrl,omitempty"`
-}
-
 func (h *Handler) listMembersAPI(c *gin.Context) {
 	org := scopeOf(c).OrgID
 	ms, err := models.ListMembers(c.Request.Context(), h.db, org)
@@ -34,7 +27,7 @@ func (h *Handler) listMembersAPI(c *gin.Context) {
 	}
 	out := make([]memberJSON, len(ms))
 	for i := range ms {
-		out[i] = memberJSON{Member: &ms[i], State: ms[i].State()}
+		out[i] = toMemberJSON(&ms[i])
 	}
 	c.JSON(http.StatusOK, out)
 }
@@ -86,7 +79,7 @@ func (h *Handler) pendingMembersAPI(c *gin.Context) {
 		h.fail(c, err)
 		return
 	}
-	c.JSON(http.StatusOK, ps)
+	c.JSON(http.StatusOK, jsonList(ps, toPendingMemberJSON))
 }
 
 // withdrawInvitationAPI serves DELETE /organizations/{orgId}/members/pending/{id}.
@@ -141,7 +134,7 @@ func (h *Handler) updateMemberAPI(c *gin.Context) {
 		h.fail(c, err)
 		return
 	}
-	c.JSON(http.StatusOK, memberJSON{Member: m, State: m.State()})
+	c.JSON(http.StatusOK, toMemberJSON(m))
 }
 
 // removeMemberAPI serves DELETE /organizations/{orgId}/members/{userId}.
@@ -309,7 +302,7 @@ func (h *Handler) listInvitationsAPI(c *gin.Context) {
 		h.fail(c, err)
 		return
 	}
-	c.JSON(http.StatusOK, invs)
+	c.JSON(http.StatusOK, jsonList(invs, toInvitationJSON))
 }
 
 // decideInvitation accepts or declines the caller's own invitation :id.
@@ -619,7 +612,7 @@ func (h *Handler) listUsersAPI(c *gin.Context) {
 		h.fail(c, err)
 		return
 	}
-	c.JSON(http.StatusOK, users)
+	c.JSON(http.StatusOK, jsonList(users, toUserJSON))
 }
 
 // updateUserAPI serves PATCH /users/{userId} {isSa?, disabled?} (platform admins).
@@ -649,7 +642,7 @@ func (h *Handler) updateUserAPI(c *gin.Context) {
 		h.fail(c, err)
 		return
 	}
-	c.JSON(http.StatusOK, u)
+	c.JSON(http.StatusOK, toUserJSON(u))
 }
 
 // updateOrgAPI serves PATCH /organizations/{orgId} {title?, color?} (platform admins).
@@ -680,5 +673,5 @@ func (h *Handler) updateOrgAPI(c *gin.Context) {
 		h.fail(c, err)
 		return
 	}
-	c.JSON(http.StatusOK, org)
+	c.JSON(http.StatusOK, toOrganizationJSON(org))
 }

@@ -29,7 +29,7 @@ func (h *Handler) listOrgs(c *gin.Context) {
 	if orgs == nil {
 		orgs = []models.Organization{}
 	}
-	c.JSON(http.StatusOK, orgs)
+	c.JSON(http.StatusOK, jsonList(orgs, toOrganizationJSON))
 }
 
 type orgRequest struct {
@@ -56,7 +56,7 @@ func (h *Handler) createOrg(c *gin.Context) {
 		h.fail(c, err)
 		return
 	}
-	c.JSON(http.StatusCreated, org)
+	c.JSON(http.StatusCreated, toOrganizationJSON(org))
 }
 
 func (h *Handler) listTeams(c *gin.Context) {
@@ -73,7 +73,7 @@ func (h *Handler) listTeams(c *gin.Context) {
 		h.fail(c, err)
 		return
 	}
-	c.JSON(http.StatusOK, teams)
+	c.JSON(http.StatusOK, jsonList(teams, toTeamJSON))
 }
 
 type teamRequest struct {
@@ -108,7 +108,7 @@ func (h *Handler) createTeam(c *gin.Context) {
 		h.fail(c, err)
 		return
 	}
-	c.JSON(http.StatusCreated, team)
+	c.JSON(http.StatusCreated, toTeamJSON(team))
 }
 
 func (h *Handler) updateTeam(c *gin.Context) {
@@ -144,7 +144,7 @@ func (h *Handler) updateTeam(c *gin.Context) {
 		h.fail(c, err)
 		return
 	}
-	c.JSON(http.StatusOK, team)
+	c.JSON(http.StatusOK, toTeamJSON(team))
 }
 
 type onboardingRequest struct {
@@ -177,7 +177,7 @@ func (h *Handler) updateOnboarding(c *gin.Context) {
 		h.fail(c, err)
 		return
 	}
-	c.JSON(http.StatusOK, team)
+	c.JSON(http.StatusOK, toTeamJSON(team))
 }
 
 func deref(s *string) string {
