@@ -173,13 +173,30 @@ func csvCell(s string) string {
 	return s
 }
 
+// maxExports is how many audit exports run at once. Each holds a database
+// connection for as long as its client reads (up to exportTimeout), so slow
+// readers cannot take the pool from everyone else.
+const maxExports = 2
+
+var errExportsBusy = newErr(http.StatusTooManyRequests, "exports_busy", "other audit exports are running; try again shortly")
+
 // auditExport serves GET /audit/export (and /api/v1/audit/export): the
 // filtered events as CSV, streamed row by row from the database, so memory
-// stays flat however many rows match.
+// stays flat however many rows match. An export that fails once rows went out
+// aborts the connection, so the client sees a failed download rather than a
+// file that ends early but looks whole.
 func (h *Handler) auditExport(c *gin.Context) {
 	f, _, err := h.auditFilter(c)
 	if err != nil {
 		h.fail(c, err)
+		return
+	}
+	select {
+	case h.exports <- struct{}{}:
+		defer func() { <-h.exports }()
+	default:
+		c.Header("Retry-After", "5")
+		h.fail(c, errExportsBusy)
 		return
 	}
 	details := map[string]any{}
@@ -225,8 +242,12 @@ func (h *Handler) auditExport(c *gin.Context) {
 		return nil
 	})
 	w.Flush()
+	if err == nil {
+		err = w.Error()
+	}
 	if err != nil {
-		// Headers are gone: the truncated body is all the client can see.
+		// The status is sent: only a broken connection tells the client.
 		logger(c).Error("audit export stopped", "err", err, "rows", n)
+		panic(http.ErrAbortHandler)
 	}
 }

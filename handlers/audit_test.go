@@ -1,6 +1,7 @@
 package handlers
 
 import (
+	"bufio"
 	"bytes"
 	"encoding/csv"
 	"fmt"
@@ -154,6 +155,66 @@ func TestAuditExportCSV(t *testing.T) {
 	res := e.call(http.MethodGet, "/api/v1/audit/export?actor=bob@example.com", tok, nil).want(http.StatusOK)
 	if n := bytes.Count(res.Body, []byte("\n")); n != 3 {
 		t.Fatalf("API export: %d lines", n)
+	}
+}
+
+// TestAuditExportsAreBoundedAndFailLoudly: an export holds a database
+// connection while its client reads, so only maxExports run at once (the next
+// is a 429); and an export cut short on the server (here its query is
+// cancelled after the first rows went out) must not look like a whole file:
+// the client's read fails instead of ending cleanly. The rows are many and
+// wide so that the queries are still sending, whatever the sockets buffer (up
+// to 32 MiB each on loopback).
+func TestAuditExportsAreBoundedAndFailLoudly(t *testing.T) {
+	e := newEnv(t)
+	ctx := t.Context()
+	if _, err := e.db.ExecContext(ctx, `INSERT INTO audit_events (org_id, actor_type, action, details)
+		SELECT ?, 'user', 'agent.approved', jsonb_build_object('pad', repeat('x', 1000)) FROM generate_series(1, 150000)`, e.org.ID); err != nil {
+		t.Fatal(err)
+	}
+	// Straight to the handler: the test server's checker reads whole bodies.
+	srv := httptest.NewServer(e.h.Routes())
+	t.Cleanup(srv.Close) // after the bodies below are closed
+	tok := e.token("root@example.com")
+	export := func() *http.Response {
+		req, _ := http.NewRequest(http.MethodGet, srv.URL+"/api/v1/audit/export", nil)
+		req.Header.Set("Authorization", "Bearer "+tok)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { resp.Body.Close() })
+		return resp
+	}
+	var running []*bufio.Reader
+	for range maxExports {
+		r := bufio.NewReader(export().Body)
+		for range 2000 { // past the first flushes: the status is sent
+			if _, err := r.ReadString('\n'); err != nil {
+				t.Fatal(err)
+			}
+		}
+		running = append(running, r)
+	}
+	busy := export()
+	if b, _ := io.ReadAll(busy.Body); busy.StatusCode != http.StatusTooManyRequests || !strings.Contains(string(b), "exports_busy") ||
+		busy.Header.Get("Retry-After") == "" {
+		t.Fatalf("export beyond %d at once: %d %s", maxExports, busy.StatusCode, b)
+	}
+
+	var cancelled int
+	if err := e.db.QueryRowContext(ctx, `SELECT count(*) FROM (SELECT pg_cancel_backend(pid) FROM pg_stat_activity
+		WHERE query LIKE 'SELECT%FROM "audit_events"%' AND pid <> pg_backend_pid()) AS c`).Scan(&cancelled); err != nil || cancelled != maxExports {
+		t.Fatalf("cancel the exports' queries: %d, %v", cancelled, err)
+	}
+	for _, r := range running {
+		if n, err := io.Copy(io.Discard, r); err == nil {
+			t.Fatalf("an export ended cleanly after its query was cancelled (%d more bytes): a truncated file looks whole", n)
+		}
+	}
+	// Their slots are free again.
+	if resp := export(); resp.StatusCode != http.StatusOK {
+		t.Fatalf("export after the others ended: %d", resp.StatusCode)
 	}
 }
 

@@ -29,6 +29,26 @@ const (
 // requestTimeout bounds a request's work, database waits included.
 const requestTimeout = 10 * time.Second
 
+// exportTimeout bounds an audit export: a million rows take about a minute
+// to a client on the same network.
+const exportTimeout = 10 * time.Minute
+
+// deadlineOf is how long the request may take: none for the event streams
+// (ours, and MCP's GET), exportTimeout for audit exports, else requestTimeout.
+func deadlineOf(c *gin.Context) time.Duration {
+	switch c.FullPath() {
+	case "/events":
+		return 0
+	case mcpPath:
+		if c.Request.Method == http.MethodGet {
+			return 0
+		}
+	case "/audit/export", "/api/v1/audit/export":
+		return exportTimeout
+	}
+	return requestTimeout
+}
+
 var requestIDRE = regexp.MustCompile(`^[A-Za-z0-9._-]{8,64}$`)
 
 // requestContext gives every request an id (kept from X-Request-ID when it is
@@ -47,8 +67,8 @@ func (h *Handler) requestContext(c *gin.Context) {
 	// Every request but the event streams (ours, and MCP's GET) has a
 	// deadline, so no request waits without bound for a database connection
 	// or a query.
-	if c.FullPath() != "/events" && (c.FullPath() != mcpPath || c.Request.Method != http.MethodGet) {
-		ctx, cancel := context.WithTimeout(c.Request.Context(), requestTimeout)
+	if d := deadlineOf(c); d > 0 {
+		ctx, cancel := context.WithTimeout(c.Request.Context(), d)
 		defer cancel()
 		c.Request = c.Request.WithContext(ctx)
 	}
