@@ -275,10 +275,11 @@ func (h *Handler) invitesBulk(c *gin.Context) {
 func (h *Handler) inviteDeleteHTML(c *gin.Context) {
 	org := scopeOf(c).OrgID
 	id, err := pathUUID(c, "id")
-	var inv *models.Invite
-	if err == nil {
-		inv, err = models.DeleteInvite(c.Request.Context(), h.db, org, id, h.actor(c))
+	if err != nil {
+		h.fail(c, err)
+		return
 	}
+	inv, err := models.DeleteInvite(c.Request.Context(), h.db, org, id, h.actor(c))
 	if err != nil {
 		h.fail(c, err)
 		return
@@ -359,30 +360,33 @@ func (h *Handler) inviteJoinHTML(c *gin.Context) {
 		h.fail(c, err)
 		return
 	}
-	info, err := models.LookupInvite(c.Request.Context(), h.db, token)
-	var l views.InviteLanding
-	if err == nil {
-		l = h.landing(info, token)
-	} else {
-		// The join used the last use: show the invite as it was.
-		l = views.InviteLanding{Token: token, AgentName: j.Request.AgentName, AdapterType: j.Request.AdapterType,
-			BaseURL: strings.TrimRight(h.cfg.PublicURL, "/")}
-		ctx := c.Request.Context()
-		if inv, err := models.GetInvite(ctx, h.db, j.Request.OrgID, j.Request.InviteID); err == nil {
-			l.AdapterType = inv.AdapterType
-			l.ExpiresAt = inv.ExpiresAt.UTC().Format("2006-01-02 15:04 UTC")
-		}
-		if org, err := models.GetOrg(ctx, h.db, j.Request.OrgID); err == nil {
-			l.OrgTitle = org.Title
-		}
-		if t, err := models.GetTeam(ctx, h.db, j.Request.OrgID, j.Request.TeamID); err == nil {
-			l.TeamName = t.Name
-		}
-	}
+	l := h.joinedLanding(c, token, j)
 	// A replay (the form posted again) has no secret to show: it exists once.
 	l.Joined = &views.JoinedView{RequestID: j.Request.ID.String(), ClaimSecret: j.ClaimSecret, ClaimURL: h.claimURL(j.Request.ID),
 		ClaimExpiresAt: j.Request.ClaimExpiresAt.UTC().Format("2006-01-02 15:04 UTC")}
 	h.renderStatus(c, http.StatusCreated, views.InviteLandingPage(l))
+}
+
+// joinedLanding is the landing page of token after join j: the invite as it
+// is now or, when the join used its last use, as it was.
+func (h *Handler) joinedLanding(c *gin.Context, token string, j *models.Joined) views.InviteLanding {
+	ctx := c.Request.Context()
+	if info, err := models.LookupInvite(ctx, h.db, token); err == nil {
+		return h.landing(info, token)
+	}
+	l := views.InviteLanding{Token: token, AgentName: j.Request.AgentName, AdapterType: j.Request.AdapterType,
+		BaseURL: strings.TrimRight(h.cfg.PublicURL, "/")}
+	if inv, err := models.GetInvite(ctx, h.db, j.Request.OrgID, j.Request.InviteID); err == nil {
+		l.AdapterType = inv.AdapterType
+		l.ExpiresAt = inv.ExpiresAt.UTC().Format("2006-01-02 15:04 UTC")
+	}
+	if org, err := models.GetOrg(ctx, h.db, j.Request.OrgID); err == nil {
+		l.OrgTitle = org.Title
+	}
+	if t, err := models.GetTeam(ctx, h.db, j.Request.OrgID, j.Request.TeamID); err == nil {
+		l.TeamName = t.Name
+	}
+	return l
 }
 
 // joinWaitHTML serves POST /join-requests/{id}/status, the landing page's
@@ -404,13 +408,7 @@ func (h *Handler) joinWaitHTML(c *gin.Context) {
 		h.fail(c, err)
 		return
 	}
-	id, err := uuid.Parse(c.Param("id"))
-	var cl *models.Claimed
-	if err == nil && secret != "" {
-		cl, err = models.ClaimJoinRequest(c.Request.Context(), h.db, id, secret, h.actor(c))
-	} else {
-		err = models.ErrBadClaim
-	}
+	cl, err := h.claimFromPage(c, secret)
 	var se *models.StateError
 	switch {
 	case err == nil && cl.Pending:
@@ -451,4 +449,14 @@ func (h *Handler) joinWaitHTML(c *gin.Context) {
 		return
 	}
 	h.render(c, views.JoinWaitPage(w))
+}
+
+// claimFromPage claims the join request :id with the landing page's secret;
+// a malformed id or an empty secret is a wrong secret.
+func (h *Handler) claimFromPage(c *gin.Context, secret string) (*models.Claimed, error) {
+	id, err := uuid.Parse(c.Param("id"))
+	if err != nil || secret == "" {
+		return nil, models.ErrBadClaim
+	}
+	return models.ClaimJoinRequest(c.Request.Context(), h.db, id, secret, h.actor(c))
 }

@@ -57,10 +57,11 @@ func (h *Handler) joinRequestsPage(c *gin.Context) {
 		filter = lowerStatus(status)
 	}
 	jrs, err := models.ListJoinRequests(c.Request.Context(), h.db, models.JoinFilter{Org: s.OrgID, Status: status})
-	var teams []models.Team
-	if err == nil {
-		teams, err = models.ListTeams(c.Request.Context(), h.db, s.OrgID)
+	if err != nil {
+		h.fail(c, err)
+		return
 	}
+	teams, err := models.ListTeams(c.Request.Context(), h.db, s.OrgID)
 	if err != nil {
 		h.fail(c, err)
 		return
@@ -116,10 +117,11 @@ func (h *Handler) joinDecisionHTML(action string) gin.HandlerFunc {
 	return func(c *gin.Context) {
 		org := scopeOf(c).OrgID
 		id, err := pathUUID(c, "id")
-		var jr *models.JoinRequest
-		if err == nil {
-			jr, _, err = h.decideJoinRequest(c, org, id, action)
+		if err != nil {
+			h.fail(c, err)
+			return
 		}
+		jr, _, err := h.decideJoinRequest(c, org, id, action)
 		var se *models.StateError
 		if errors.As(err, &se) && isHTMX(c) {
 			if cur, gerr := models.GetJoinRequest(c.Request.Context(), h.db, org, id); gerr == nil {
@@ -152,10 +154,11 @@ const ctxClaimReissue = "claimReissue"
 func (h *Handler) reissueClaimHTML(c *gin.Context) {
 	org := scopeOf(c).OrgID
 	id, err := pathUUID(c, "id")
-	var j *models.Joined
-	if err == nil {
-		j, err = models.ReissueClaim(c.Request.Context(), h.db, org, id, h.actor(c))
+	if err != nil {
+		h.fail(c, err)
+		return
 	}
+	j, err := models.ReissueClaim(c.Request.Context(), h.db, org, id, h.actor(c))
 	var se *models.StateError
 	if errors.As(err, &se) && isHTMX(c) {
 		toast(c, se.Message, "error")

@@ -60,11 +60,11 @@ type addedJSON struct {
 func (h *Handler) addMemberAPI(c *gin.Context) {
 	org := scopeOf(c).OrgID
 	var req memberRequest
-	err := decodeJSON(c, &req)
-	var res *models.AddResult
-	if err == nil {
-		res, err = models.AddMemberByEmail(c.Request.Context(), h.db, org, req.Email, req.Role, h.actor(c))
+	if err := decodeJSON(c, &req); err != nil {
+		h.fail(c, err)
+		return
 	}
+	res, err := models.AddMemberByEmail(c.Request.Context(), h.db, org, req.Email, req.Role, h.actor(c))
 	if err != nil {
 		h.fail(c, err)
 		return
@@ -93,10 +93,11 @@ func (h *Handler) pendingMembersAPI(c *gin.Context) {
 func (h *Handler) withdrawInvitationAPI(c *gin.Context) {
 	org := scopeOf(c).OrgID
 	id, err := pathUUID(c, "id")
-	if err == nil {
-		err = models.WithdrawInvitation(c.Request.Context(), h.db, org, id, h.actor(c))
-	}
 	if err != nil {
+		h.fail(c, err)
+		return
+	}
+	if err := models.WithdrawInvitation(c.Request.Context(), h.db, org, id, h.actor(c)); err != nil {
 		h.fail(c, err)
 		return
 	}
@@ -114,10 +115,11 @@ type passwordLinkJSON struct {
 func (h *Handler) resendLinkAPI(c *gin.Context) {
 	org := scopeOf(c).OrgID
 	user, err := pathUUID(c, "userId")
-	var token, email string
-	if err == nil {
-		token, email, err = models.ResendPasswordLink(c.Request.Context(), h.db, org, user, h.actor(c))
+	if err != nil {
+		h.fail(c, err)
+		return
 	}
+	token, email, err := models.ResendPasswordLink(c.Request.Context(), h.db, org, user, h.actor(c))
 	if err != nil {
 		h.fail(c, err)
 		return
@@ -129,14 +131,16 @@ func (h *Handler) resendLinkAPI(c *gin.Context) {
 func (h *Handler) updateMemberAPI(c *gin.Context) {
 	org := scopeOf(c).OrgID
 	user, err := pathUUID(c, "userId")
+	if err != nil {
+		h.fail(c, err)
+		return
+	}
 	var req memberRequest
-	if err == nil {
-		err = decodeJSON(c, &req)
+	if err := decodeJSON(c, &req); err != nil {
+		h.fail(c, err)
+		return
 	}
-	var m *models.Member
-	if err == nil {
-		m, err = models.ChangeMemberRole(c.Request.Context(), h.db, org, user, req.Role, h.actor(c))
-	}
+	m, err := models.ChangeMemberRole(c.Request.Context(), h.db, org, user, req.Role, h.actor(c))
 	if err != nil {
 		h.fail(c, err)
 		return
@@ -148,10 +152,11 @@ func (h *Handler) updateMemberAPI(c *gin.Context) {
 func (h *Handler) removeMemberAPI(c *gin.Context) {
 	org := scopeOf(c).OrgID
 	user, err := pathUUID(c, "userId")
-	if err == nil {
-		err = models.RemoveMember(c.Request.Context(), h.db, org, user, h.actor(c))
-	}
 	if err != nil {
+		h.fail(c, err)
+		return
+	}
+	if err := models.RemoveMember(c.Request.Context(), h.db, org, user, h.actor(c)); err != nil {
 		h.fail(c, err)
 		return
 	}
@@ -168,12 +173,15 @@ var memberNotices = map[string]string{
 
 func (h *Handler) membersData(c *gin.Context, s scope) (views.MembersData, error) {
 	ms, err := models.ListMembers(c.Request.Context(), h.db, s.OrgID)
-	var pending []models.PendingMember
-	if err == nil {
-		pending, err = models.ListPendingMembers(c.Request.Context(), h.db, s.OrgID)
+	if err != nil {
+		return views.MembersData{}, err
+	}
+	pending, err := models.ListPendingMembers(c.Request.Context(), h.db, s.OrgID)
+	if err != nil {
+		return views.MembersData{}, err
 	}
 	return views.MembersData{Members: ms, Pending: pending, CanWrite: s.admin(), Self: currentPrincipal(c).User.ID,
-		Notice: memberNotices[c.Query("done")], Form: views.MemberForm{Role: models.RoleViewer}}, err
+		Notice: memberNotices[c.Query("done")], Form: views.MemberForm{Role: models.RoleViewer}}, nil
 }
 
 func (h *Handler) membersPage(c *gin.Context) {
@@ -227,10 +235,11 @@ func (h *Handler) membersAdd(c *gin.Context) {
 func (h *Handler) membersResendLink(c *gin.Context) {
 	s, n := h.page(c, "Members", "settings")
 	user, err := pathUUID(c, "userId")
-	var token, email string
-	if err == nil {
-		token, email, err = models.ResendPasswordLink(c.Request.Context(), h.db, s.OrgID, user, h.actor(c))
+	if err != nil {
+		h.fail(c, err)
+		return
 	}
+	token, email, err := models.ResendPasswordLink(c.Request.Context(), h.db, s.OrgID, user, h.actor(c))
 	if err != nil {
 		h.fail(c, err)
 		return
@@ -248,10 +257,11 @@ func (h *Handler) membersResendLink(c *gin.Context) {
 func (h *Handler) membersWithdraw(c *gin.Context) {
 	s := scopeOf(c)
 	id, err := pathUUID(c, "id")
-	if err == nil {
-		err = models.WithdrawInvitation(c.Request.Context(), h.db, s.OrgID, id, h.actor(c))
-	}
 	if err != nil {
+		h.fail(c, err)
+		return
+	}
+	if err := models.WithdrawInvitation(c.Request.Context(), h.db, s.OrgID, id, h.actor(c)); err != nil {
 		h.fail(c, err)
 		return
 	}
@@ -263,12 +273,14 @@ func (h *Handler) memberAction(action string) gin.HandlerFunc {
 	return func(c *gin.Context) {
 		s := scopeOf(c)
 		user, err := pathUUID(c, "userId")
-		if err == nil {
-			if action == "remove" {
-				err = models.RemoveMember(c.Request.Context(), h.db, s.OrgID, user, h.actor(c))
-			} else {
-				_, err = models.ChangeMemberRole(c.Request.Context(), h.db, s.OrgID, user, c.PostForm("role"), h.actor(c))
-			}
+		if err != nil {
+			h.fail(c, err)
+			return
+		}
+		if action == "remove" {
+			err = models.RemoveMember(c.Request.Context(), h.db, s.OrgID, user, h.actor(c))
+		} else {
+			_, err = models.ChangeMemberRole(c.Request.Context(), h.db, s.OrgID, user, c.PostForm("role"), h.actor(c))
 		}
 		if err != nil {
 			h.fail(c, err)
@@ -485,10 +497,11 @@ func (h *Handler) platformRenderLink(c *gin.Context, link *views.NewLink) {
 func (h *Handler) platformRenderAll(c *gin.Context, status int, f views.OrgForm, link *views.NewLink) {
 	_, n := h.page(c, "Platform", "platform")
 	orgs, err := models.ListOrgs(c.Request.Context(), h.db)
-	var users []models.User
-	if err == nil {
-		users, err = models.ListUsers(c.Request.Context(), h.db)
+	if err != nil {
+		h.fail(c, err)
+		return
 	}
+	users, err := models.ListUsers(c.Request.Context(), h.db)
 	if err != nil {
 		h.fail(c, err)
 		return
@@ -534,10 +547,11 @@ func isOrgExists(err error) bool {
 // with the message on the error page.
 func (h *Handler) platformUpdateOrg(c *gin.Context) {
 	org, err := pathUUID(c, "orgId")
-	if err == nil {
-		_, err = models.UpdateOrg(c.Request.Context(), h.db, org, c.PostForm("title"), c.PostForm("color"), h.actor(c))
-	}
 	if err != nil {
+		h.fail(c, err)
+		return
+	}
+	if _, err := models.UpdateOrg(c.Request.Context(), h.db, org, c.PostForm("title"), c.PostForm("color"), h.actor(c)); err != nil {
 		h.fail(c, err)
 		return
 	}
@@ -548,14 +562,16 @@ func (h *Handler) platformUpdateOrg(c *gin.Context) {
 func (h *Handler) platformUserAction(action string) gin.HandlerFunc {
 	return func(c *gin.Context) {
 		user, err := pathUUID(c, "userId")
-		value := c.PostForm("value")
-		if err == nil && value != "true" && value != "false" {
-			err = models.Invalid("value", "must be true or false")
-		}
-		if err == nil {
-			err = h.changeUser(c, user, action, value == "true")
-		}
 		if err != nil {
+			h.fail(c, err)
+			return
+		}
+		value := c.PostForm("value")
+		if value != "true" && value != "false" {
+			h.fail(c, models.Invalid("value", "must be true or false"))
+			return
+		}
+		if err := h.changeUser(c, user, action, value == "true"); err != nil {
 			h.fail(c, err)
 			return
 		}
@@ -625,26 +641,35 @@ func (h *Handler) listUsersAPI(c *gin.Context) {
 // updateUserAPI serves PATCH /users/{userId} {isSa?, disabled?} (platform admins).
 func (h *Handler) updateUserAPI(c *gin.Context) {
 	user, err := pathUUID(c, "userId")
+	if err != nil {
+		h.fail(c, err)
+		return
+	}
 	var req struct {
 		IsSA     *bool `json:"isSa"`
 		Disabled *bool `json:"disabled"`
 	}
-	if err == nil {
-		err = decodeJSON(c, &req)
+	if err := decodeJSON(c, &req); err != nil {
+		h.fail(c, err)
+		return
 	}
-	if err == nil && req.IsSA == nil && req.Disabled == nil {
-		err = models.Invalid("body", "give isSa or disabled")
+	if req.IsSA == nil && req.Disabled == nil {
+		h.fail(c, models.Invalid("body", "give isSa or disabled"))
+		return
 	}
-	if err == nil && req.IsSA != nil {
-		err = h.changeUser(c, user, "sa", *req.IsSA)
+	if req.IsSA != nil {
+		if err := h.changeUser(c, user, "sa", *req.IsSA); err != nil {
+			h.fail(c, err)
+			return
+		}
 	}
-	if err == nil && req.Disabled != nil {
-		err = h.changeUser(c, user, "disable", *req.Disabled)
+	if req.Disabled != nil {
+		if err := h.changeUser(c, user, "disable", *req.Disabled); err != nil {
+			h.fail(c, err)
+			return
+		}
 	}
-	var u *models.User
-	if err == nil {
-		u, err = models.GetUser(c.Request.Context(), h.db, user)
-	}
+	u, err := models.GetUser(c.Request.Context(), h.db, user)
 	if err != nil {
 		h.fail(c, err)
 		return
@@ -655,27 +680,31 @@ func (h *Handler) updateUserAPI(c *gin.Context) {
 // updateOrgAPI serves PATCH /organizations/{orgId} {title?, color?} (platform admins).
 func (h *Handler) updateOrgAPI(c *gin.Context) {
 	id, err := pathUUID(c, "orgId")
+	if err != nil {
+		h.fail(c, err)
+		return
+	}
 	var req struct {
 		Title *string `json:"title"`
 		Color *string `json:"color"`
 	}
-	if err == nil {
-		err = decodeJSON(c, &req)
+	if err := decodeJSON(c, &req); err != nil {
+		h.fail(c, err)
+		return
 	}
-	var org *models.Organization
-	if err == nil {
-		org, err = models.GetOrg(c.Request.Context(), h.db, id)
+	org, err := models.GetOrg(c.Request.Context(), h.db, id)
+	if err != nil {
+		h.fail(c, err)
+		return
 	}
-	if err == nil {
-		title, color := org.Title, org.Color
-		if req.Title != nil {
-			title = *req.Title
-		}
-		if req.Color != nil {
-			color = *req.Color
-		}
-		org, err = models.UpdateOrg(c.Request.Context(), h.db, id, title, color, h.actor(c))
+	title, color := org.Title, org.Color
+	if req.Title != nil {
+		title = *req.Title
 	}
+	if req.Color != nil {
+		color = *req.Color
+	}
+	org, err = models.UpdateOrg(c.Request.Context(), h.db, id, title, color, h.actor(c))
 	if err != nil {
 		h.fail(c, err)
 		return

@@ -74,10 +74,10 @@ type onboardingJSON struct {
 // onboarding is the document of team in org (404 when the team is not in it).
 func (h *Handler) onboarding(ctx context.Context, org, team uuid.UUID) (onboardingJSON, error) {
 	t, err := models.GetTeam(ctx, h.db, org, team)
-	if err == nil {
-		err = h.fillOnboarding(ctx, org, t)
-	}
 	if err != nil {
+		return onboardingJSON{}, err
+	}
+	if err := h.fillOnboarding(ctx, org, t); err != nil {
 		return onboardingJSON{}, err
 	}
 	return onboardingJSON{TeamID: t.ID, TeamName: t.Name, Content: t.Onboarding}, nil

@@ -62,14 +62,15 @@ func (h *Handler) createOrg(c *gin.Context) {
 func (h *Handler) listTeams(c *gin.Context) {
 	org := scopeOf(c).OrgID
 	teams, err := models.ListTeams(c.Request.Context(), h.db, org)
-	if err == nil {
-		ptrs := make([]*models.Team, len(teams))
-		for i := range teams {
-			ptrs[i] = &teams[i]
-		}
-		err = h.fillOnboarding(c.Request.Context(), org, ptrs...)
-	}
 	if err != nil {
+		h.fail(c, err)
+		return
+	}
+	ptrs := make([]*models.Team, len(teams))
+	for i := range teams {
+		ptrs[i] = &teams[i]
+	}
+	if err := h.fillOnboarding(c.Request.Context(), org, ptrs...); err != nil {
 		h.fail(c, err)
 		return
 	}
@@ -84,8 +85,7 @@ type teamRequest struct {
 func (h *Handler) createTeam(c *gin.Context) {
 	org := scopeOf(c).OrgID
 	var req teamRequest
-	err := decodeJSON(c, &req)
-	if err != nil {
+	if err := decodeJSON(c, &req); err != nil {
 		h.fail(c, err)
 		return
 	}
@@ -114,14 +114,16 @@ func (h *Handler) createTeam(c *gin.Context) {
 func (h *Handler) updateTeam(c *gin.Context) {
 	org := scopeOf(c).OrgID
 	id, err := pathUUID(c, "teamId")
+	if err != nil {
+		h.fail(c, err)
+		return
+	}
 	var req teamRequest
-	if err == nil {
-		err = decodeJSON(c, &req)
+	if err := decodeJSON(c, &req); err != nil {
+		h.fail(c, err)
+		return
 	}
-	var team *models.Team
-	if err == nil {
-		team, err = models.GetTeam(c.Request.Context(), h.db, org, id)
-	}
+	team, err := models.GetTeam(c.Request.Context(), h.db, org, id)
 	if err != nil {
 		h.fail(c, err)
 		return
@@ -137,10 +139,11 @@ func (h *Handler) updateTeam(c *gin.Context) {
 	if errors.Is(err, models.ErrConflict) {
 		err = models.Conflict("team_exists", "a team with that name already exists", nil)
 	}
-	if err == nil {
-		err = h.fillOnboarding(c.Request.Context(), org, team)
-	}
 	if err != nil {
+		h.fail(c, err)
+		return
+	}
+	if err := h.fillOnboarding(c.Request.Context(), org, team); err != nil {
 		h.fail(c, err)
 		return
 	}
@@ -156,24 +159,29 @@ type onboardingRequest struct {
 func (h *Handler) updateOnboarding(c *gin.Context) {
 	org := scopeOf(c).OrgID
 	id, err := pathUUID(c, "teamId")
-	var req onboardingRequest
-	if err == nil {
-		err = decodeJSON(c, &req)
-	}
-	if err == nil && req.Content == nil {
-		err = models.Invalid("content", "is required")
-	}
-	var team *models.Team
-	if err == nil {
-		team, err = models.GetTeam(c.Request.Context(), h.db, org, id)
-	}
-	if err == nil {
-		team, err = models.UpdateTeam(c.Request.Context(), h.db, org, id, team.Name, *req.Content, h.actor(c))
-	}
-	if err == nil {
-		err = h.fillOnboarding(c.Request.Context(), org, team)
-	}
 	if err != nil {
+		h.fail(c, err)
+		return
+	}
+	var req onboardingRequest
+	if err := decodeJSON(c, &req); err != nil {
+		h.fail(c, err)
+		return
+	}
+	if req.Content == nil {
+		h.fail(c, models.Invalid("content", "is required"))
+		return
+	}
+	team, err := models.GetTeam(c.Request.Context(), h.db, org, id)
+	if err != nil {
+		h.fail(c, err)
+		return
+	}
+	if team, err = models.UpdateTeam(c.Request.Context(), h.db, org, id, team.Name, *req.Content, h.actor(c)); err != nil {
+		h.fail(c, err)
+		return
+	}
+	if err := h.fillOnboarding(c.Request.Context(), org, team); err != nil {
 		h.fail(c, err)
 		return
 	}
@@ -252,10 +260,11 @@ func (h *Handler) teamsCreate(c *gin.Context) {
 func (h *Handler) teamEditPage(c *gin.Context) {
 	s, n := h.page(c, "Team", "settings")
 	id, err := pathUUID(c, "teamId")
-	var t *models.Team
-	if err == nil {
-		t, err = models.GetTeam(c.Request.Context(), h.db, s.OrgID, id)
+	if err != nil {
+		h.fail(c, err)
+		return
 	}
+	t, err := models.GetTeam(c.Request.Context(), h.db, s.OrgID, id)
 	if err != nil {
 		h.fail(c, err)
 		return
@@ -273,10 +282,11 @@ func (h *Handler) teamEditPage(c *gin.Context) {
 func (h *Handler) teamPreview(c *gin.Context) {
 	s := scopeOf(c)
 	id, err := pathUUID(c, "teamId")
-	if err == nil {
-		_, err = models.GetTeam(c.Request.Context(), h.db, s.OrgID, id)
-	}
 	if err != nil {
+		h.fail(c, err)
+		return
+	}
+	if _, err := models.GetTeam(c.Request.Context(), h.db, s.OrgID, id); err != nil {
 		h.fail(c, err)
 		return
 	}
@@ -286,10 +296,11 @@ func (h *Handler) teamPreview(c *gin.Context) {
 func (h *Handler) teamUpdate(c *gin.Context) {
 	s, n := h.page(c, "Team", "settings")
 	id, err := pathUUID(c, "teamId")
-	var t *models.Team
-	if err == nil {
-		t, err = models.GetTeam(c.Request.Context(), h.db, s.OrgID, id)
+	if err != nil {
+		h.fail(c, err)
+		return
 	}
+	t, err := models.GetTeam(c.Request.Context(), h.db, s.OrgID, id)
 	if err != nil {
 		h.fail(c, err)
 		return

@@ -174,11 +174,7 @@ func decodeJSON(c *gin.Context, v any) error {
 // invalid_input naming the field. The request middleware calls it for every
 // form post, so handlers read only checked values.
 func parseForm(c *gin.Context) error {
-	err := c.Request.ParseForm()
-	if err == nil && strings.HasPrefix(c.ContentType(), "multipart/form-data") {
-		err = c.Request.ParseMultipartForm(maxFormBody)
-	}
-	if err != nil {
+	if err := readForm(c); err != nil {
 		var mb *http.MaxBytesError
 		if errors.As(err, &mb) {
 			return err
@@ -192,6 +188,17 @@ func parseForm(c *gin.Context) error {
 	}
 	if len(fields) > 0 {
 		return &models.ValidationError{Fields: fields}
+	}
+	return nil
+}
+
+// readForm parses the body of a form post, urlencoded or multipart.
+func readForm(c *gin.Context) error {
+	if err := c.Request.ParseForm(); err != nil {
+		return err
+	}
+	if strings.HasPrefix(c.ContentType(), "multipart/form-data") {
+		return c.Request.ParseMultipartForm(maxFormBody)
 	}
 	return nil
 }
