@@ -83,8 +83,6 @@ func (h *Handler) deleteColumnAPI(c *gin.Context) {
 	c.JSON(http.StatusOK, gin.H{"success": true})
 }
 
-func derefBool(b *bool) bool { return b != nil && *b }
-
 // --- HTML: /settings/columns ---
 
 func (h *Handler) columnsData(c *gin.Context, s scope) (views.ColumnsData, error) {

@@ -4,9 +4,11 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"net/http"
 	"strings"
 	"time"
 
+	"github.com/gin-gonic/gin"
 	"github.com/google/uuid"
 	"github.com/microcosm-cc/bluemonday"
 	"github.com/yuin/goldmark"
@@ -117,4 +119,58 @@ func renderMarkdown(src string) string {
 		return ""
 	}
 	return sanitizer.Sanitize(buf.String())
+}
+
+type onboardingRequest struct {
+	Content *string `json:"content"`
+}
+
+// updateOnboarding replaces a team's onboarding document (the Agelo web
+// app's call); an empty content restores the default document.
+func (h *Handler) updateOnboarding(c *gin.Context) {
+	org := scopeOf(c).OrgID
+	id, err := pathUUID(c, "teamId")
+	if err != nil {
+		h.fail(c, err)
+		return
+	}
+	var req onboardingRequest
+	if err := decodeJSON(c, &req); err != nil {
+		h.fail(c, err)
+		return
+	}
+	if req.Content == nil {
+		h.fail(c, models.Invalid("content", "is required"))
+		return
+	}
+	team, err := models.GetTeam(c.Request.Context(), h.db, org, id)
+	if err != nil {
+		h.fail(c, err)
+		return
+	}
+	if team, err = models.UpdateTeam(c.Request.Context(), h.db, org, id, team.Name, *req.Content, h.actor(c)); err != nil {
+		h.fail(c, err)
+		return
+	}
+	if err := h.fillOnboarding(c.Request.Context(), org, team); err != nil {
+		h.fail(c, err)
+		return
+	}
+	c.JSON(http.StatusOK, team)
+}
+
+// teamOnboarding answers a team's onboarding document to a key of its org or
+// to an operator who can see the org.
+func (h *Handler) teamOnboarding(c *gin.Context) {
+	id, err := pathUUID(c, "teamId")
+	if err != nil {
+		h.fail(c, err)
+		return
+	}
+	doc, err := h.onboarding(c.Request.Context(), scopeOf(c).OrgID, id)
+	if err != nil {
+		h.fail(c, err)
+		return
+	}
+	c.JSON(http.StatusOK, doc)
 }

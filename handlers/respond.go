@@ -14,6 +14,7 @@ import (
 
 	"github.com/a-h/templ"
 	"github.com/gin-gonic/gin"
+	"github.com/google/uuid"
 
 	"github.com/agentroster/agentroster/models"
 )
@@ -294,3 +295,21 @@ func jsonKind(goKind string) string {
 	}
 	return "JSON " + goKind
 }
+
+// pathUUID parses a path parameter; a malformed id is a 404 like an unknown one.
+func pathUUID(c *gin.Context, name string) (uuid.UUID, error) {
+	id, err := uuid.Parse(c.Param(name))
+	if err != nil {
+		return uuid.Nil, errNotFound
+	}
+	return id, nil
+}
+
+func deref(s *string) string {
+	if s == nil {
+		return ""
+	}
+	return *s
+}
+
+func derefBool(b *bool) bool { return b != nil && *b }

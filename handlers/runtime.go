@@ -297,19 +297,3 @@ func parsePositive(s string) (int, error) {
 	}
 	return n, nil
 }
-
-// teamOnboarding answers a team's onboarding document to a key of its org or
-// to an operator who can see the org.
-func (h *Handler) teamOnboarding(c *gin.Context) {
-	id, err := pathUUID(c, "teamId")
-	if err != nil {
-		h.fail(c, err)
-		return
-	}
-	doc, err := h.onboarding(c.Request.Context(), scopeOf(c).OrgID, id)
-	if err != nil {
-		h.fail(c, err)
-		return
-	}
-	c.JSON(http.StatusOK, doc)
-}

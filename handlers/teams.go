@@ -1,0 +1,206 @@
+package handlers
+
+import (
+	"errors"
+	"net/http"
+
+	"github.com/gin-gonic/gin"
+
+	"github.com/agentroster/agentroster/models"
+	"github.com/agentroster/agentroster/views"
+)
+
+// --- JSON: /organizations/{orgId}/teams ---
+
+func (h *Handler) listTeams(c *gin.Context) {
+	org := scopeOf(c).OrgID
+	teams, err := models.ListTeams(c.Request.Context(), h.db, org)
+	if err != nil {
+		h.fail(c, err)
+		return
+	}
+	ptrs := make([]*models.Team, len(teams))
+	for i := range teams {
+		ptrs[i] = &teams[i]
+	}
+	if err := h.fillOnboarding(c.Request.Context(), org, ptrs...); err != nil {
+		h.fail(c, err)
+		return
+	}
+	c.JSON(http.StatusOK, teams)
+}
+
+type teamRequest struct {
+	Name       *string `json:"name"`
+	Onboarding *string `json:"onboarding"`
+}
+
+func (h *Handler) createTeam(c *gin.Context) {
+	org := scopeOf(c).OrgID
+	var req teamRequest
+	if err := decodeJSON(c, &req); err != nil {
+		h.fail(c, err)
+		return
+	}
+	team, err := models.CreateTeam(c.Request.Context(), h.db, org, deref(req.Name), h.actor(c))
+	if errors.Is(err, models.ErrConflict) {
+		err = models.Conflict("team_exists", "a team with that name already exists", nil)
+	}
+	if err != nil {
+		h.fail(c, err)
+		return
+	}
+	if req.Onboarding != nil && *req.Onboarding != "" {
+		team, err = models.UpdateTeam(c.Request.Context(), h.db, org, team.ID, team.Name, *req.Onboarding, h.actor(c))
+		if err != nil {
+			h.fail(c, err)
+			return
+		}
+	}
+	if err := h.fillOnboarding(c.Request.Context(), org, team); err != nil {
+		h.fail(c, err)
+		return
+	}
+	c.JSON(http.StatusCreated, team)
+}
+
+func (h *Handler) updateTeam(c *gin.Context) {
+	org := scopeOf(c).OrgID
+	id, err := pathUUID(c, "teamId")
+	if err != nil {
+		h.fail(c, err)
+		return
+	}
+	var req teamRequest
+	if err := decodeJSON(c, &req); err != nil {
+		h.fail(c, err)
+		return
+	}
+	team, err := models.GetTeam(c.Request.Context(), h.db, org, id)
+	if err != nil {
+		h.fail(c, err)
+		return
+	}
+	name, onboarding := team.Name, team.Onboarding
+	if req.Name != nil {
+		name = *req.Name
+	}
+	if req.Onboarding != nil {
+		onboarding = *req.Onboarding
+	}
+	team, err = models.UpdateTeam(c.Request.Context(), h.db, org, id, name, onboarding, h.actor(c))
+	if errors.Is(err, models.ErrConflict) {
+		err = models.Conflict("team_exists", "a team with that name already exists", nil)
+	}
+	if err != nil {
+		h.fail(c, err)
+		return
+	}
+	if err := h.fillOnboarding(c.Request.Context(), org, team); err != nil {
+		h.fail(c, err)
+		return
+	}
+	c.JSON(http.StatusOK, team)
+}
+
+// --- HTML: Settings → Teams ---
+
+func (h *Handler) teamsPage(c *gin.Context) {
+	s, n := h.page(c, "Teams", "settings")
+	h.renderTeams(c, s, n, http.StatusOK, views.TeamForm{})
+}
+
+func (h *Handler) renderTeams(c *gin.Context, s scope, n views.Nav, status int, f views.TeamForm) {
+	teams, err := models.ListTeams(c.Request.Context(), h.db, s.OrgID)
+	if err != nil {
+		h.fail(c, err)
+		return
+	}
+	h.renderStatus(c, status, views.TeamsPage(n, teams, f))
+}
+
+func (h *Handler) teamsCreate(c *gin.Context) {
+	s, n := h.page(c, "Teams", "settings")
+	name := c.PostForm("name")
+	_, err := models.CreateTeam(c.Request.Context(), h.db, s.OrgID, name, h.actor(c))
+	if errors.Is(err, models.ErrConflict) {
+		err = models.Invalid("name", "a team with that name already exists")
+	}
+	var ve *models.ValidationError
+	if errors.As(err, &ve) {
+		h.renderTeams(c, s, n, http.StatusBadRequest, views.TeamForm{Name: name, Errors: ve.Fields})
+		return
+	}
+	if err != nil {
+		h.fail(c, err)
+		return
+	}
+	seeOther(c, "/settings/teams")
+}
+
+func (h *Handler) teamEditPage(c *gin.Context) {
+	s, n := h.page(c, "Team", "settings")
+	id, err := pathUUID(c, "teamId")
+	if err != nil {
+		h.fail(c, err)
+		return
+	}
+	t, err := models.GetTeam(c.Request.Context(), h.db, s.OrgID, id)
+	if err != nil {
+		h.fail(c, err)
+		return
+	}
+	if err := h.fillOnboarding(c.Request.Context(), s.OrgID, t); err != nil {
+		h.fail(c, err)
+		return
+	}
+	f := views.TeamForm{Name: t.Name, Onboarding: t.Onboarding, Preview: renderMarkdown(t.Onboarding)}
+	h.render(c, views.TeamEditPage(n, *t, f, c.Query("saved") == "1"))
+}
+
+// teamPreview renders the posted onboarding document as the team page's
+// preview (an htmx fragment): sanitized HTML, nothing stored.
+func (h *Handler) teamPreview(c *gin.Context) {
+	s := scopeOf(c)
+	id, err := pathUUID(c, "teamId")
+	if err != nil {
+		h.fail(c, err)
+		return
+	}
+	if _, err := models.GetTeam(c.Request.Context(), h.db, s.OrgID, id); err != nil {
+		h.fail(c, err)
+		return
+	}
+	h.render(c, views.OnboardingPreview(renderMarkdown(c.PostForm("onboarding"))))
+}
+
+func (h *Handler) teamUpdate(c *gin.Context) {
+	s, n := h.page(c, "Team", "settings")
+	id, err := pathUUID(c, "teamId")
+	if err != nil {
+		h.fail(c, err)
+		return
+	}
+	t, err := models.GetTeam(c.Request.Context(), h.db, s.OrgID, id)
+	if err != nil {
+		h.fail(c, err)
+		return
+	}
+	f := views.TeamForm{Name: c.PostForm("name"), Onboarding: c.PostForm("onboarding")}
+	f.Preview = renderMarkdown(f.Onboarding)
+	_, err = models.UpdateTeam(c.Request.Context(), h.db, s.OrgID, id, f.Name, f.Onboarding, h.actor(c))
+	if errors.Is(err, models.ErrConflict) {
+		err = models.Invalid("name", "a team with that name already exists")
+	}
+	var ve *models.ValidationError
+	if errors.As(err, &ve) {
+		f.Errors = ve.Fields
+		h.renderStatus(c, http.StatusBadRequest, views.TeamEditPage(n, *t, f, false))
+		return
+	}
+	if err != nil {
+		h.fail(c, err)
+		return
+	}
+	seeOther(c, "/settings/teams/"+id.String()+"?saved=1")
+}
