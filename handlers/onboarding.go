@@ -129,34 +129,22 @@ type onboardingRequest struct {
 // app's call); an empty content restores the default document.
 func (h *Handler) updateOnboarding(c *gin.Context) {
 	org := scopeOf(c).OrgID
-	id, err := pathUUID(c, "teamId")
-	if err != nil {
-		h.fail(c, err)
-		return
-	}
 	var req onboardingRequest
-	if err := decodeJSON(c, &req); err != nil {
-		h.fail(c, err)
-		return
-	}
-	if req.Content == nil {
-		h.fail(c, models.Invalid("content", "is required"))
-		return
-	}
-	team, err := models.GetTeam(c.Request.Context(), h.db, org, id)
+	team, err := h.readTeamChange(c, org, &req, func() error {
+		if req.Content == nil {
+			return models.Invalid("content", "is required")
+		}
+		return nil
+	})
 	if err != nil {
 		h.fail(c, err)
 		return
 	}
-	if team, err = models.UpdateTeam(c.Request.Context(), h.db, org, id, team.Name, *req.Content, h.actor(c)); err != nil {
+	if team, err = models.UpdateTeam(c.Request.Context(), h.db, org, team.ID, team.Name, *req.Content, h.actor(c)); err != nil {
 		h.fail(c, err)
 		return
 	}
-	if err := h.fillOnboarding(c.Request.Context(), org, team); err != nil {
-		h.fail(c, err)
-		return
-	}
-	c.JSON(http.StatusOK, team)
+	h.answerTeam(c, http.StatusOK, org, team)
 }
 
 // teamOnboarding answers a team's onboarding document to a key of its org or

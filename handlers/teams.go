@@ -5,6 +5,7 @@ import (
 	"net/http"
 
 	"github.com/gin-gonic/gin"
+	"github.com/google/uuid"
 
 	"github.com/agentroster/agentroster/models"
 	"github.com/agentroster/agentroster/views"
@@ -57,26 +58,13 @@ func (h *Handler) createTeam(c *gin.Context) {
 			return
 		}
 	}
-	if err := h.fillOnboarding(c.Request.Context(), org, team); err != nil {
-		h.fail(c, err)
-		return
-	}
-	c.JSON(http.StatusCreated, team)
+	h.answerTeam(c, http.StatusCreated, org, team)
 }
 
 func (h *Handler) updateTeam(c *gin.Context) {
 	org := scopeOf(c).OrgID
-	id, err := pathUUID(c, "teamId")
-	if err != nil {
-		h.fail(c, err)
-		return
-	}
 	var req teamRequest
-	if err := decodeJSON(c, &req); err != nil {
-		h.fail(c, err)
-		return
-	}
-	team, err := models.GetTeam(c.Request.Context(), h.db, org, id)
+	team, err := h.readTeamChange(c, org, &req, nil)
 	if err != nil {
 		h.fail(c, err)
 		return
@@ -88,7 +76,7 @@ func (h *Handler) updateTeam(c *gin.Context) {
 	if req.Onboarding != nil {
 		onboarding = *req.Onboarding
 	}
-	team, err = models.UpdateTeam(c.Request.Context(), h.db, org, id, name, onboarding, h.actor(c))
+	team, err = models.UpdateTeam(c.Request.Context(), h.db, org, team.ID, name, onboarding, h.actor(c))
 	if errors.Is(err, models.ErrConflict) {
 		err = models.Conflict("team_exists", "a team with that name already exists", nil)
 	}
@@ -96,11 +84,44 @@ func (h *Handler) updateTeam(c *gin.Context) {
 		h.fail(c, err)
 		return
 	}
+	h.answerTeam(c, http.StatusOK, org, team)
+}
+
+// readTeamChange reads a change to the team :teamId of org: the id, then the
+// JSON body into req and its check (when not nil), then the team as it is;
+// the first error wins.
+func (h *Handler) readTeamChange(c *gin.Context, org uuid.UUID, req any, check func() error) (*models.Team, error) {
+	id, err := pathUUID(c, "teamId")
+	if err != nil {
+		return nil, err
+	}
+	if err := decodeJSON(c, req); err != nil {
+		return nil, err
+	}
+	if check != nil {
+		if err := check(); err != nil {
+			return nil, err
+		}
+	}
+	return models.GetTeam(c.Request.Context(), h.db, org, id)
+}
+
+// answerTeam answers team with its onboarding document filled in.
+func (h *Handler) answerTeam(c *gin.Context, status int, org uuid.UUID, team *models.Team) {
 	if err := h.fillOnboarding(c.Request.Context(), org, team); err != nil {
 		h.fail(c, err)
 		return
 	}
-	c.JSON(http.StatusOK, team)
+	c.JSON(status, team)
+}
+
+// pathTeam is the team :teamId of org.
+func (h *Handler) pathTeam(c *gin.Context, org uuid.UUID) (*models.Team, error) {
+	id, err := pathUUID(c, "teamId")
+	if err != nil {
+		return nil, err
+	}
+	return models.GetTeam(c.Request.Context(), h.db, org, id)
 }
 
 // --- HTML: Settings → Teams ---
@@ -140,12 +161,7 @@ func (h *Handler) teamsCreate(c *gin.Context) {
 
 func (h *Handler) teamEditPage(c *gin.Context) {
 	s, n := h.page(c, "Team", "settings")
-	id, err := pathUUID(c, "teamId")
-	if err != nil {
-		h.fail(c, err)
-		return
-	}
-	t, err := models.GetTeam(c.Request.Context(), h.db, s.OrgID, id)
+	t, err := h.pathTeam(c, s.OrgID)
 	if err != nil {
 		h.fail(c, err)
 		return
@@ -161,13 +177,7 @@ func (h *Handler) teamEditPage(c *gin.Context) {
 // teamPreview renders the posted onboarding document as the team page's
 // preview (an htmx fragment): sanitized HTML, nothing stored.
 func (h *Handler) teamPreview(c *gin.Context) {
-	s := scopeOf(c)
-	id, err := pathUUID(c, "teamId")
-	if err != nil {
-		h.fail(c, err)
-		return
-	}
-	if _, err := models.GetTeam(c.Request.Context(), h.db, s.OrgID, id); err != nil {
+	if _, err := h.pathTeam(c, scopeOf(c).OrgID); err != nil {
 		h.fail(c, err)
 		return
 	}
@@ -176,19 +186,14 @@ func (h *Handler) teamPreview(c *gin.Context) {
 
 func (h *Handler) teamUpdate(c *gin.Context) {
 	s, n := h.page(c, "Team", "settings")
-	id, err := pathUUID(c, "teamId")
-	if err != nil {
-		h.fail(c, err)
-		return
-	}
-	t, err := models.GetTeam(c.Request.Context(), h.db, s.OrgID, id)
+	t, err := h.pathTeam(c, s.OrgID)
 	if err != nil {
 		h.fail(c, err)
 		return
 	}
 	f := views.TeamForm{Name: c.PostForm("name"), Onboarding: c.PostForm("onboarding")}
 	f.Preview = renderMarkdown(f.Onboarding)
-	_, err = models.UpdateTeam(c.Request.Context(), h.db, s.OrgID, id, f.Name, f.Onboarding, h.actor(c))
+	_, err = models.UpdateTeam(c.Request.Context(), h.db, s.OrgID, t.ID, f.Name, f.Onboarding, h.actor(c))
 	if errors.Is(err, models.ErrConflict) {
 		err = models.Invalid("name", "a team with that name already exists")
 	}
@@ -202,5 +207,5 @@ func (h *Handler) teamUpdate(c *gin.Context) {
 		h.fail(c, err)
 		return
 	}
-	seeOther(c, "/settings/teams/"+id.String()+"?saved=1")
+	seeOther(c, "/settings/teams/"+t.ID.String()+"?saved=1")
 }
