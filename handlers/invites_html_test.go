@@ -19,15 +19,6 @@ var (
 	claimURLRE    = regexp.MustCompile(`id="claim-url" readonly value="([^"]+)"`)
 )
 
-func match(t *testing.T, re *regexp.Regexp, body string) string {
-	t.Helper()
-	m := re.FindStringSubmatch(body)
-	if m == nil {
-		t.Fatalf("%s not found in %s", re, body)
-	}
-	return html.UnescapeString(m[1])
-}
-
 func TestInviteFlowHTML(t *testing.T) {
 	e := newEnv(t)
 	e.relaxInviteLimits()
