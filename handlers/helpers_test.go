@@ -3,11 +3,13 @@ package handlers
 import (
 	"bufio"
 	"context"
+	"fmt"
 	"html"
 	"io"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
+	"os"
 	"regexp"
 	"strconv"
 	"strings"
@@ -15,11 +17,13 @@ import (
 	"testing"
 	"time"
 
+	"github.com/gin-gonic/gin"
 	"github.com/google/uuid"
 	"github.com/uptrace/bun"
 
 	"github.com/agentroster/agentroster/handlers/webhooks"
 	"github.com/agentroster/agentroster/models"
+	"github.com/agentroster/agentroster/models/testdb"
 )
 
 // --- Agents, keys and orgs ---
@@ -485,7 +489,94 @@ func metricValue(samples []sample, name string, want map[string]string) float64 
 	return total
 }
 
-// --- Every route: path values, credentials, table sizes ---
+// --- Every route: the route table, its path values and credentials ---
+
+// walkedRoute is one route of the table with its parameters filled in.
+type walkedRoute struct {
+	Method, Pattern, Path string
+}
+
+func (r walkedRoute) String() string { return r.Method + " " + r.Pattern }
+
+// routeTable returns every route of the server (gin's own list), with each
+// :param and *param replaced by params[name]. A parameter without a value
+// fails the test, so a new route cannot be skipped silently.
+func (e *env) routeTable(params map[string]string) []walkedRoute {
+	e.t.Helper()
+	eng, ok := e.h.Routes().(*gin.Engine)
+	if !ok {
+		e.t.Fatal("Routes() is not a *gin.Engine")
+	}
+	var out []walkedRoute
+	for _, ri := range eng.Routes() {
+		parts := strings.Split(ri.Path, "/")
+		for i, p := range parts {
+			if p == "" || (p[0] != ':' && p[0] != '*') {
+				continue
+			}
+			v, ok := params[p[1:]]
+			if !ok {
+				e.t.Fatalf("route %s %s: no test value for parameter %s", ri.Method, ri.Path, p)
+			}
+			parts[i] = url.PathEscape(v)
+		}
+		out = append(out, walkedRoute{Method: ri.Method, Pattern: ri.Path, Path: strings.Join(parts, "/")})
+	}
+	return out
+}
+
+// send calls a route as a browser (client c with its cookies, a same-origin
+// form post) or, for /api/ routes with a bearer token, as a script.
+func (e *env) send(r walkedRoute, c *http.Client, bearer string) int {
+	e.t.Helper()
+	var body io.Reader
+	ctype := "application/x-www-form-urlencoded"
+	if strings.HasPrefix(r.Path, "/api/") {
+		body, ctype = strings.NewReader("{}"), "application/json"
+	} else {
+		body = strings.NewReader("")
+	}
+	req, _ := http.NewRequest(r.Method, e.srv.URL+r.Path, body)
+	req.Header.Set("Content-Type", ctype)
+	req.Header.Set("Origin", e.srv.URL)
+	req.Header.Set("Sec-Fetch-Site", "same-origin")
+	if bearer != "" {
+		req.Header.Set("Authorization", "Bearer "+bearer)
+	}
+	if c == nil {
+		c = e.browser()
+	}
+	resp, err := c.Do(req)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	io.Copy(io.Discard, resp.Body)
+	resp.Body.Close()
+	return resp.StatusCode
+}
+
+// walkParams are real objects of the env's org, so a refusal is about the
+// role and not about a missing object.
+func (e *env) walkParams() map[string]string {
+	e.t.Helper()
+	ctx := e.t.Context()
+	e.agentIn(e.org.ID, "walk-agent", models.StatusApproved)
+	key, _ := e.teamKey(e.org.ID)
+	team, err := models.DefaultTeam(ctx, e.db, e.org.ID)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	target := e.user("target@example.com", models.RoleViewer)
+	ep, _, err := models.CreateWebhook(ctx, e.db, e.h.sealer, e.org.ID, models.WebhookInput{URL: "http://127.0.0.1:9/hook", Events: []string{models.NotifyAgentPending}}, e.actor)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	return map[string]string{
+		"orgId": e.org.ID.String(), "teamId": team.ID.String(), "agentId": "walk-agent", "id": key.ID.String(),
+		"columnId": "col_backlog", "userId": target.ID.String(), "endpointId": ep.ID.String(),
+		"token": models.RandomBase62(43), "path": "js/app.js",
+	}
+}
 
 // pathValues creates one object of each kind a route parameter can name (in
 // the env's org) and returns the values by parameter name; paramValue picks
@@ -553,4 +644,77 @@ func tableRows(t testing.TB, e *env) string {
 		t.Fatal(err)
 	}
 	return out
+}
+
+// --- Invariants and concurrent rounds ---
+
+// checkInvariants reports every broken invariant as a test error and returns
+// how many rows broke one.
+func checkInvariants(t testing.TB, db bun.IDB) int {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	broken, err := testdb.CheckInvariants(ctx, db)
+	if err != nil {
+		t.Errorf("invariants: %v", err)
+		return 1
+	}
+	for _, b := range broken {
+		t.Errorf("invariant broken: %s", b)
+	}
+	return len(broken)
+}
+
+// summary logs one `SUMMARY key=value …` line; cmd/reliability adds them up.
+func summary(t testing.TB, kv ...any) {
+	t.Helper()
+	var b strings.Builder
+	b.WriteString("SUMMARY")
+	for i := 0; i+1 < len(kv); i += 2 {
+		fmt.Fprintf(&b, " %v=%v", kv[i], kv[i+1])
+	}
+	t.Log(b.String())
+}
+
+// rounds is how many times each race runs: RELIABILITY_ROUNDS, else def.
+func rounds(def int) int {
+	if n, err := strconv.Atoi(os.Getenv("RELIABILITY_ROUNDS")); err == nil && n > 0 {
+		return n
+	}
+	return def
+}
+
+// raceClient is shared by the concurrent requests of the reliability tests.
+var raceClient = &http.Client{Timeout: 20 * time.Second}
+
+// do sends one request from any goroutine (it never calls t.Fatal) and
+// returns status and body; transport errors are status 0.
+func (e *env) do(method, path, auth string, body any, headers ...string) (int, []byte) {
+	return e.doWith(raceClient, method, path, auth, body, headers...)
+}
+
+// doWith is do with a given client.
+func (e *env) doWith(client *http.Client, method, path, auth string, body any, headers ...string) (int, []byte) {
+	req, err := jsonRequest(method, e.srv.URL, path, auth, body, headers...)
+	if err != nil {
+		return 0, nil
+	}
+	resp, err := client.Do(req)
+	if err != nil {
+		return 0, []byte(err.Error())
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, b
+}
+
+// targetEvents counts audit events of action on target in the env's org.
+func (e *env) targetEvents(action, targetID string) int {
+	e.t.Helper()
+	n, err := e.db.NewSelect().Table("audit_events").
+		Where("org_id = ? AND action = ? AND target_id = ?", e.org.ID, action, targetID).Count(e.t.Context())
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	return int(n)
 }
