@@ -252,10 +252,7 @@ func BenchmarkAuditExportCSV(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	h, err := New(Deps{DB: db, Log: slog.New(slog.NewTextHandler(io.Discard, nil)), Secret: []byte("0123456789abcdef0123456789abcdef-test"), Config: Config{PublicURL: "http://localhost"}})
-	if err != nil {
-		b.Fatal(err)
-	}
+	h, _ := startHandler(b, Deps{DB: db, Log: slog.New(slog.NewTextHandler(io.Discard, nil)), Secret: []byte("0123456789abcdef0123456789abcdef-test"), Config: Config{PublicURL: "http://localhost"}}, "")
 	defer h.Close()
 	srv := httptest.NewServer(h.Routes())
 	defer srv.Close()

@@ -248,9 +248,9 @@ func waitClosed(t *testing.T, names <-chan string, what string) {
 func waitStreams(t *testing.T, e *env, n int) {
 	t.Helper()
 	deadline := time.Now().Add(5 * time.Second)
-	for e.h.broker.streams() != n {
+	for e.h.broker.Streams() != n {
 		if time.Now().After(deadline) {
-			t.Fatalf("streams: %d, want %d", e.h.broker.streams(), n)
+			t.Fatalf("streams: %d, want %d", e.h.broker.Streams(), n)
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
@@ -261,7 +261,7 @@ func waitStreams(t *testing.T, e *env, n int) {
 // close the user's open event streams.
 func TestStreamsCloseWhenAccessEnds(t *testing.T) {
 	e := newEnv(t)
-	<-e.h.broker.ready
+	<-e.h.broker.Ready()
 	root := e.token("root@example.com")
 	orgB := e.otherOrg("Org B", "bob@example.com")
 	bob := e.token("bob@example.com")
@@ -443,7 +443,7 @@ func TestWithdrawInvitation(t *testing.T) {
 // reconnect and are authorized again.
 func TestStreamsEndWhenTheListenerReconnects(t *testing.T) {
 	e := newEnv(t)
-	<-e.h.broker.ready
+	<-e.h.broker.Ready()
 	stream := openStream(t, e, e.signIn("root@example.com"))
 	waitStreams(t, e, 1)
 	if _, err := e.db.ExecContext(t.Context(),

@@ -2,6 +2,7 @@ package handlers
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"io"
 	"log/slog"
@@ -11,11 +12,15 @@ import (
 	"net/netip"
 	"net/url"
 	"strings"
+	"sync"
 	"testing"
 
 	"github.com/uptrace/bun"
 
+	"github.com/agentroster/agentroster/handlers/live"
 	"github.com/agentroster/agentroster/models"
+	"github.com/agentroster/agentroster/models/cache"
+	"github.com/agentroster/agentroster/models/presence"
 	"github.com/agentroster/agentroster/models/testdb"
 )
 
@@ -32,6 +37,9 @@ type env struct {
 	sa    *models.User
 	org   *models.Organization
 	actor models.Actor
+	// stop stops the handler and its background pieces as the server does
+	// on shutdown (also when the test ends).
+	stop func()
 }
 
 func newEnv(t testing.TB) *env {
@@ -71,21 +79,50 @@ func newEnvWith(t testing.TB, dbURL string, edit func(*Deps)) *env {
 	srv := httptest.NewUnstartedServer(nil)
 	srv.Start()
 	deps := Deps{
-		DB: db, DatabaseURL: dbURL, Log: slog.New(slog.NewTextHandler(io.Discard, nil)),
+		DB: db, Log: slog.New(slog.NewTextHandler(io.Discard, nil)),
 		Secret: []byte("0123456789abcdef0123456789abcdef-test"),
 		Config: Config{PublicURL: srv.URL, WebhookAllowCIDRs: testWebhookAllow},
 	}
 	if edit != nil {
 		edit(&deps)
 	}
-	h, err := New(deps)
-	if err != nil {
-		t.Fatal(err)
-	}
+	h, stop := startHandler(t, deps, dbURL)
 	// withGinContext: queryCounter finds the request of each query.
 	srv.Config.Handler = withGinContext(validateAPI(t, h.Routes()))
 	t.Cleanup(func() { srv.Close(); h.Close() })
-	return &env{t: t, db: db, h: h, srv: srv, sa: sa, org: &orgs[0], actor: models.System}
+	return &env{t: t, db: db, h: h, srv: srv, sa: sa, org: &orgs[0], actor: models.System, stop: stop}
+}
+
+// startHandler builds a handler on d (its DB, Log, Secret and Config) as
+// cmd/server does: with the runtime cache, the live-update listener on
+// listenURL ("": none), the presence writer and the announcer, running with
+// its housekeeping until stop is called or the test ends, then stopped in the
+// server's order.
+func startHandler(t testing.TB, d Deps, listenURL string) (h *Handler, stop func()) {
+	t.Helper()
+	d.Cache = cache.New(cache.TTL, models.RandomBase62(12), cache.MaxEntries)
+	d.Broker = live.NewBroker(d.Log, listenURL, d.Cache)
+	d.Writer = presence.New(d.DB, d.Cache)
+	d.Announcer = live.NewAnnouncer(d.DB)
+	h, err := New(d)
+	if err != nil {
+		t.Fatal(err)
+	}
+	listening, stopListening := context.WithCancel(context.Background())
+	writing, stopWriting := context.WithCancel(context.Background())
+	var background sync.WaitGroup
+	background.Go(func() { d.Broker.Run(listening) })
+	background.Go(func() { h.Housekeeping(listening) })
+	background.Go(func() { d.Writer.Run(writing) })
+	background.Go(func() { d.Announcer.Run(writing) })
+	stop = sync.OnceFunc(func() {
+		stopListening()
+		h.Close()
+		stopWriting()
+		background.Wait()
+	})
+	t.Cleanup(stop)
+	return h, stop
 }
 
 // user creates a user with a membership in the env's org (role "" = none).

@@ -11,18 +11,19 @@ import (
 	"github.com/gin-gonic/gin"
 	"github.com/uptrace/bun"
 
+	"github.com/agentroster/agentroster/handlers/live"
 	"github.com/agentroster/agentroster/models"
 )
 
 func TestLiveEventsFollowCommitsAndOrgs(t *testing.T) {
 	e := newEnv(t)
-	<-e.h.broker.ready
+	<-e.h.broker.Ready()
 	other, err := models.CreateOrg(t.Context(), e.db, "Other org", "", nil, e.actor)
 	if err != nil {
 		t.Fatal(err)
 	}
 	names := openStream(t, e, e.signIn("root@example.com"))
-	for e.h.broker.streams() == 0 {
+	for e.h.broker.Streams() == 0 {
 		time.Sleep(10 * time.Millisecond)
 	}
 	ctx := t.Context()
@@ -39,10 +40,10 @@ func TestLiveEventsFollowCommitsAndOrgs(t *testing.T) {
 func TestStreamsPerSessionAreBounded(t *testing.T) {
 	e := newEnv(t)
 	c := e.signIn("root@example.com")
-	for range maxStreamsPerSession {
+	for range live.MaxStreamsPerSession {
 		openStream(t, e, c)
 	}
-	for e.h.broker.streams() < maxStreamsPerSession {
+	for e.h.broker.Streams() < live.MaxStreamsPerSession {
 		time.Sleep(10 * time.Millisecond)
 	}
 	if status, _ := e.get(c, "/events"); status != http.StatusTooManyRequests {
@@ -53,7 +54,7 @@ func TestStreamsPerSessionAreBounded(t *testing.T) {
 func TestStreamsEndOnShutdown(t *testing.T) {
 	e := newEnv(t)
 	names := openStream(t, e, e.signIn("root@example.com"))
-	for e.h.broker.streams() == 0 {
+	for e.h.broker.Streams() == 0 {
 		time.Sleep(10 * time.Millisecond)
 	}
 	e.h.BeginShutdown()
@@ -106,18 +107,18 @@ func TestStreamEndsWhenTheClientLeaves(t *testing.T) {
 	if line != "retry: 2000\n" {
 		t.Fatalf("first line %q", line)
 	}
-	if n := e.h.broker.streams(); n != 1 {
+	if n := e.h.broker.Streams(); n != 1 {
 		t.Fatalf("%d streams open, want 1", n)
 	}
 	cancel()
 	resp.Body.Close()
-	for deadline := time.Now().Add(5 * time.Second); e.h.broker.streams() != 0; time.Sleep(10 * time.Millisecond) {
+	for deadline := time.Now().Add(5 * time.Second); e.h.broker.Streams() != 0; time.Sleep(10 * time.Millisecond) {
 		if time.Now().After(deadline) {
 			t.Fatal("the stream of a client that left is still subscribed after 5 s")
 		}
 	}
 	// Its place is free again: the session may open its whole allowance.
-	for range maxStreamsPerSession {
+	for range live.MaxStreamsPerSession {
 		openStream(t, e, c)
 	}
 }

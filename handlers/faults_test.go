@@ -188,7 +188,7 @@ func TestFaultDatabaseRestart(t *testing.T) {
 	http.DefaultClient.CloseIdleConnections()
 	e.srv.CloseClientConnections()
 	e.srv.Close()
-	e.h.Close()
+	e.stop()
 	e.db.Close()
 	deadline := time.Now().Add(10 * time.Second)
 	after := runtime.NumGoroutine()

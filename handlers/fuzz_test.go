@@ -49,10 +49,7 @@ func FuzzBearerHeader(f *testing.F) {
 	for _, s := range []string{"Bearer ag_bt_x", "Bearer", "bearer  ag_bt_", "ApiKey ag_ak_x", "Basic dXNlcjpwYXNz", "Bearer ag_bt_" + strings.Repeat("A", 4000)} {
 		f.Add(s)
 	}
-	h, err := New(Deps{Log: slog.New(slog.NewTextHandler(io.Discard, nil)), Secret: []byte("0123456789abcdef0123456789abcdef-fuzz")})
-	if err != nil {
-		f.Fatal(err)
-	}
+	h, _ := startHandler(f, Deps{Log: slog.New(slog.NewTextHandler(io.Discard, nil)), Secret: []byte("0123456789abcdef0123456789abcdef-fuzz")}, "")
 	defer h.Close()
 	gin.SetMode(gin.ReleaseMode)
 	f.Fuzz(func(t *testing.T, header string) {
@@ -198,10 +195,7 @@ func FuzzSessionCookie(f *testing.F) {
 	for _, s := range []string{"x", "MTcwMDAwMDAwMHxkR1Z6ZEE9PXw=", strings.Repeat("A", 4000), "a|b|c", ""} {
 		f.Add(s)
 	}
-	h, err := New(Deps{Log: slog.New(slog.NewTextHandler(io.Discard, nil)), Secret: []byte("0123456789abcdef0123456789abcdef-fuzz")})
-	if err != nil {
-		f.Fatal(err)
-	}
+	h, _ := startHandler(f, Deps{Log: slog.New(slog.NewTextHandler(io.Discard, nil)), Secret: []byte("0123456789abcdef0123456789abcdef-fuzz")}, "")
 	defer h.Close()
 	gin.SetMode(gin.ReleaseMode)
 	f.Fuzz(func(t *testing.T, value string) {

@@ -17,7 +17,10 @@ import (
 	"github.com/gorilla/sessions"
 	"github.com/uptrace/bun"
 
+	"github.com/agentroster/agentroster/handlers/live"
 	"github.com/agentroster/agentroster/models"
+	"github.com/agentroster/agentroster/models/cache"
+	"github.com/agentroster/agentroster/models/presence"
 )
 
 // Config is what the handlers need to know about the deployment.
@@ -37,14 +40,19 @@ type Config struct {
 	WebhookAllowCIDRs []netip.Prefix
 }
 
-// Deps are the handler's dependencies.
+// Deps are the handler's dependencies. Cache, Broker, Writer and Announcer
+// work in the background beside the requests: the caller (cmd/server) runs
+// them and stops them after the handler has drained.
 type Deps struct {
-	DB *bun.DB
-	// DatabaseURL opens the dedicated LISTEN connection for live updates.
-	DatabaseURL string
-	Log         *slog.Logger
-	Secret      []byte
-	Config      Config
+	DB     *bun.DB
+	Log    *slog.Logger
+	Secret []byte
+	Config Config
+
+	Cache     *cache.Cache     // keys and agents for runtime requests
+	Broker    *live.Broker     // live-update streams
+	Writer    *presence.Writer // presence batches and contact times
+	Announcer *live.Announcer  // page-refresh events, after the request
 }
 
 // Handler holds the dependencies every route uses.
@@ -61,28 +69,17 @@ type Handler struct {
 	// loginIPEmail counts failed sign-ins per address and email; password
 	// counts wrong current passwords per user and address.
 	loginIP, loginIPEmail, password, inviteIP, claimIP, badKeyIP, linkIP *limiter
-	broker                                                               *broker
+	broker                                                               *live.Broker
 	metrics                                                              *metrics
-	cache                                                                *models.Cache  // keys and agents for runtime requests
-	writer                                                               *models.Writer // presence batches and contact times
-	announcer                                                            *models.Announcer
+	cache                                                                *cache.Cache
+	writer                                                               *presence.Writer
+	announcer                                                            *live.Announcer
 	policies                                                             map[string]access // each route's, filled by Routes
 
-	ctx      context.Context // cancelled by BeginShutdown
+	ctx      context.Context // cancelled by BeginShutdown: long-lived requests end
 	shutdown context.CancelFunc
-	// stopWriters ends the presence writer and the announcer (Close, after
-	// the requests have drained).
-	stopWriters context.CancelFunc
-	wg          sync.WaitGroup
-	streams     sync.WaitGroup // detached live-update streams (detachStream)
+	streams  sync.WaitGroup // detached live-update streams (detachStream)
 }
-
-// cacheTTL bounds how long a cached key or agent is used without reading it
-// again, for changes made outside the server (events cover the rest).
-const cacheTTL = time.Minute
-
-// cacheMaxEntries bounds each of the cache's maps.
-const cacheMaxEntries = 200_000
 
 // derive returns a purpose-specific key from the server secret.
 func derive(secret []byte, purpose string) []byte {
@@ -90,10 +87,14 @@ func derive(secret []byte, purpose string) []byte {
 	return sum[:]
 }
 
-// New builds a Handler and starts its background housekeeping.
+// New builds a Handler. It starts nothing: the caller runs Housekeeping and
+// the background pieces of d.
 func New(d Deps) (*Handler, error) {
 	if len(d.Secret) < 32 {
 		return nil, errors.New("handlers: secret must be at least 32 bytes")
+	}
+	if d.Cache == nil || d.Broker == nil || d.Writer == nil || d.Announcer == nil {
+		return nil, errors.New("handlers: Deps needs Cache, Broker, Writer and Announcer")
 	}
 	cfg := d.Config
 	if cfg.PresenceWindow <= 0 {
@@ -114,6 +115,7 @@ func New(d Deps) (*Handler, error) {
 	}
 	h := &Handler{
 		db: d.DB, log: d.Log, cfg: cfg, sealer: sealer,
+		cache: d.Cache, broker: d.Broker, writer: d.Writer, announcer: d.Announcer,
 		secure: strings.HasPrefix(cfg.PublicURL, "https://"),
 		cookie: sessions.NewCookieStore(derive(d.Secret, "cookie-auth"), derive(d.Secret, "cookie-enc")),
 		tokens: securecookie.New(derive(d.Secret, "bearer-auth"), derive(d.Secret, "bearer-enc")).
@@ -131,25 +133,10 @@ func New(d Deps) (*Handler, error) {
 		HttpOnly: true, Secure: h.secure, SameSite: http.SameSiteLaxMode,
 	}
 	h.ctx, h.shutdown = context.WithCancel(context.Background())
-	h.cache = models.NewCache(cacheTTL, models.RandomBase62(12), cacheMaxEntries)
-	h.broker = newBroker(d.Log, d.DatabaseURL, h.cache)
-	h.writer = models.NewWriter(d.DB, h.cache)
 	h.metrics = newMetrics(h)
 	for name, l := range map[string]*limiter{"login_ip": h.loginIP, "login_ip_email": h.loginIPEmail, "password_change": h.password, "invite_ip": h.inviteIP,
 		"claim_ip": h.claimIP, "api_key_ip": h.badKeyIP, "link_ip": h.linkIP} {
 		l.rejected = h.metrics.limiterRejected(name)
-	}
-	h.announcer = models.NewAnnouncer(d.DB)
-	h.wg.Add(3)
-	go h.housekeeping()
-	// The writers outlive BeginShutdown: requests still draining need them.
-	var writers context.Context
-	writers, h.stopWriters = context.WithCancel(context.Background())
-	go func() { defer h.wg.Done(); h.writer.Run(writers) }()
-	go func() { defer h.wg.Done(); h.announcer.Run(writers) }()
-	if d.DatabaseURL != "" {
-		h.wg.Add(1)
-		go func() { defer h.wg.Done(); h.broker.run(h.ctx) }()
 	}
 	return h, nil
 }
@@ -158,30 +145,31 @@ func New(d Deps) (*Handler, error) {
 // long-lived streams end.
 func (h *Handler) BaseContext() context.Context { return context.Background() }
 
-// BeginShutdown ends background work and long-lived streams.
+// BeginShutdown ends the long-lived requests (live-update streams, MCP
+// session streams) so they do not hold the drain; new ones end at once.
 func (h *Handler) BeginShutdown() { h.shutdown() }
 
-// Close stops background work and waits for it.
+// Close ends the long-lived requests and waits for the detached streams,
+// which the HTTP server's drain does not see.
 func (h *Handler) Close() {
 	h.shutdown()
-	h.stopWriters()
-	h.wg.Wait()
 	h.streams.Wait()
 }
 
-func (h *Handler) housekeeping() {
-	defer h.wg.Done()
+// Housekeeping sweeps the rate limiters and deletes expired sessions every
+// five minutes until ctx ends. The caller runs it.
+func (h *Handler) Housekeeping(ctx context.Context) {
 	t := time.NewTicker(5 * time.Minute)
 	defer t.Stop()
 	for {
 		select {
-		case <-h.ctx.Done():
+		case <-ctx.Done():
 			return
 		case <-t.C:
 			for _, l := range []*limiter{h.loginIP, h.loginIPEmail, h.password, h.inviteIP, h.claimIP, h.badKeyIP, h.linkIP} {
 				l.sweep()
 			}
-			if _, err := models.DeleteExpiredSessions(h.ctx, h.db); err != nil && h.ctx.Err() == nil {
+			if _, err := models.DeleteExpiredSessions(ctx, h.db); err != nil && ctx.Err() == nil {
 				h.log.Warn("delete expired sessions", "err", err)
 			}
 		}

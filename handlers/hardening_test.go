@@ -110,11 +110,8 @@ func TestAuthHardeningPagesFollowCSP(t *testing.T) {
 // lifetime is over.
 func TestAuthHardeningBearerExpiry(t *testing.T) {
 	e := newEnv(t)
-	h, err := New(Deps{DB: e.db, Log: slog.New(slog.NewTextHandler(io.Discard, nil)),
-		Secret: []byte("0123456789abcdef0123456789abcdef-test"), Config: Config{PublicURL: e.srv.URL, TokenTTL: time.Second}})
-	if err != nil {
-		t.Fatal(err)
-	}
+	h, _ := startHandler(t, Deps{DB: e.db, Log: slog.New(slog.NewTextHandler(io.Discard, nil)),
+		Secret: []byte("0123456789abcdef0123456789abcdef-test"), Config: Config{PublicURL: e.srv.URL, TokenTTL: time.Second}}, "")
 	defer h.Close()
 	srv := httptest.NewServer(h.Routes())
 	defer srv.Close()

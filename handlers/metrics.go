@@ -66,7 +66,7 @@ func newMetrics(h *Handler) *metrics {
 		m.requests, m.duration, m.loginFailed, m.keyFailed, m.rateLimited, m.deliveries,
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 			Namespace: metricsNS, Name: "sse_streams_open", Help: "Live update (SSE) streams open on this server.",
-		}, func() float64 { return float64(h.broker.streams()) }),
+		}, func() float64 { return float64(h.broker.Streams()) }),
 	)
 	if h.db != nil {
 		m.reg.MustRegister(collectors.NewDBStatsCollector(h.db.DB, metricsNS), &gaugeCollector{h: h})

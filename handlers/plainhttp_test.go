@@ -20,11 +20,8 @@ func TestHSTSOnlyOverHTTPS(t *testing.T) {
 			t.Errorf("%s over http: Strict-Transport-Security %q", path, v)
 		}
 	}
-	h, err := New(Deps{DB: e.db, Log: slog.New(slog.NewTextHandler(io.Discard, nil)),
-		Secret: []byte("0123456789abcdef0123456789abcdef-test"), Config: Config{PublicURL: "https://roster.example.com"}})
-	if err != nil {
-		t.Fatal(err)
-	}
+	h, _ := startHandler(t, Deps{DB: e.db, Log: slog.New(slog.NewTextHandler(io.Discard, nil)),
+		Secret: []byte("0123456789abcdef0123456789abcdef-test"), Config: Config{PublicURL: "https://roster.example.com"}}, "")
 	defer h.Close()
 	srv := httptest.NewServer(h.Routes())
 	defer srv.Close()

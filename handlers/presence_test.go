@@ -33,7 +33,7 @@ func TestPresenceWhileDraining(t *testing.T) {
 // a repeated /offline writes nothing, and a pending agent is refused.
 func TestPresenceBatchAuditsAndAnnouncesEachFlip(t *testing.T) {
 	e := newEnv(t)
-	<-e.h.broker.ready
+	<-e.h.broker.Ready()
 	_, key := e.teamKey(e.org.ID)
 	const n = 24
 	for i := range n {
@@ -41,7 +41,7 @@ func TestPresenceBatchAuditsAndAnnouncesEachFlip(t *testing.T) {
 	}
 	e.agentIn(e.org.ID, "pending", models.StatusPending)
 	names := openStream(t, e, e.signIn("root@example.com"))
-	for e.h.broker.streams() == 0 {
+	for e.h.broker.Streams() == 0 {
 		time.Sleep(10 * time.Millisecond)
 	}
 	var wg sync.WaitGroup

@@ -49,7 +49,7 @@ func TestQueriesPerRequest(t *testing.T) {
 	e := newEnv(t)
 	qc := &queryCounter{byPath: map[string]int{}}
 	e.db.AddQueryHook(qc)
-	<-e.h.broker.ready
+	<-e.h.broker.Ready()
 	browser := e.signIn("root@example.com")
 
 	roster := func() int {

@@ -30,11 +30,8 @@ func BenchmarkRosterPage10k(b *testing.B) {
 	seedAgents(b, db, orgs[0].ID, 10_000)
 	srv := httptest.NewUnstartedServer(nil)
 	srv.Start()
-	h, err := New(Deps{DB: db, Log: slog.New(slog.NewTextHandler(io.Discard, nil)),
-		Secret: []byte("0123456789abcdef0123456789abcdef-test"), Config: Config{PublicURL: srv.URL}})
-	if err != nil {
-		b.Fatal(err)
-	}
+	h, _ := startHandler(b, Deps{DB: db, Log: slog.New(slog.NewTextHandler(io.Discard, nil)),
+		Secret: []byte("0123456789abcdef0123456789abcdef-test"), Config: Config{PublicURL: srv.URL}}, "")
 	srv.Config.Handler = h.Routes()
 	b.Cleanup(func() { srv.Close(); h.Close() })
 

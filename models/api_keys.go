@@ -225,3 +225,17 @@ func RevokeAPIKey(ctx context.Context, db bun.IDB, org, id uuid.UUID, by Actor) 
 	}
 	return k, nil
 }
+
+// APIKeyByHash returns the key whose hash is h, in any state; an unknown one
+// is ErrUnauthorized.
+func APIKeyByHash(ctx context.Context, db bun.IDB, h []byte) (*APIKey, error) {
+	k := new(APIKey)
+	err := db.NewSelect().Model(k).Where("key_hash = ?", h).Scan(ctx)
+	if err != nil {
+		if err = translate(err, "find api key"); errors.Is(err, ErrNotFound) {
+			return nil, ErrUnauthorized
+		}
+		return nil, err
+	}
+	return k, nil
+}

@@ -100,66 +100,16 @@ func refreshOnly(ev Event) bool {
 	return false
 }
 
-// Announcer sends events that only refresh pages, after their change has
-// committed, many in one NOTIFY statement. A transaction that notifies holds
-// a database-wide lock while it commits, so notifying transactions commit
-// one at a time; announcing outside the transaction keeps frequent changes
-// (registrations) from queueing behind each other. Changes that replicas must
-// act on (revocations, stops) use Publish inside their transaction instead.
-type Announcer struct {
-	db    bun.IDB
-	queue chan Event
-}
-
-// maxAnnounceBatch bounds the events sent in one statement (a NOTIFY payload
-// is at most 8000 bytes each; the statement has no such bound).
-const maxAnnounceBatch = 512
-
-// NewAnnouncer returns an announcer on db; call Run to start it.
-func NewAnnouncer(db bun.IDB) *Announcer {
-	return &Announcer{db: db, queue: make(chan Event, 4096)}
-}
-
-// Announce queues ev without blocking. When the queue is full the event is
-// dropped: pages catch up on their next event or reload.
-func (a *Announcer) Announce(ev Event) {
-	select {
-	case a.queue <- ev:
-	default:
+// Announce sends each of evs on EventChannel, in one statement, outside any
+// transaction: the announcer (handlers/live) sends the page-refresh events
+// requests collected (WithDeferredEvents) this way, after they committed.
+func Announce(ctx context.Context, db bun.IDB, evs []Event) error {
+	notes := make([]string, 0, len(evs))
+	for _, ev := range evs {
+		if b, err := json.Marshal(ev); err == nil {
+			notes = append(notes, string(b))
+		}
 	}
-}
-
-// Run sends queued events until ctx ends.
-func (a *Announcer) Run(ctx context.Context) {
-	for {
-		var first Event
-		select {
-		case <-ctx.Done():
-			return
-		case first = <-a.queue:
-		}
-		notes := []string{}
-		add := func(ev Event) {
-			if b, err := json.Marshal(ev); err == nil {
-				notes = append(notes, string(b))
-			}
-		}
-		add(first)
-	drain:
-		for len(notes) < maxAnnounceBatch {
-			select {
-			case ev := <-a.queue:
-				add(ev)
-			default:
-				break drain
-			}
-		}
-		notifyAll(ctx, a.db, notes) // failures are not retried: the events are hints
-	}
-}
-
-// notifyAll sends each of notes (JSON events) on EventChannel, in one statement.
-func notifyAll(ctx context.Context, db bun.IDB, notes []string) error {
 	_, err := db.ExecContext(ctx, "SELECT pg_notify(?, n) FROM unnest(?::text[]) AS n", EventChannel, pgdialect.Array(notes))
 	return translate(err, "publish events")
 }

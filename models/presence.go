@@ -3,8 +3,6 @@ package models
 import (
 	"context"
 	"encoding/json"
-	"errors"
-	"sync"
 	"time"
 
 	"github.com/google/uuid"
@@ -12,226 +10,60 @@ import (
 	"github.com/uptrace/bun/dialect/pgdialect"
 )
 
-// Writer batches the runtime's frequent writes: presence flips from
-// concurrent requests are committed together in one transaction, and
-// last_seen_at / last_used_at are written in the background, at most once per
-// agent per 15 s and once per key per minute, a second late at most.
-type Writer struct {
-	db    *bun.DB
-	cache *Cache
-	reqs  chan *presenceReq
-	done  chan struct{} // closed when Run has returned
-
-	mu   sync.Mutex
-	seen map[AgentRef]struct{}
-	used map[uuid.UUID]struct{}
+// AgentRef names an agent.
+type AgentRef struct {
+	Org uuid.UUID
+	ID  string
 }
 
-// touchFlushEvery is how often recorded contacts are written.
-const touchFlushEvery = time.Second
-
-// presenceWriters is how many presence batches commit at once. Batches lock
-// their rows in (org, id) order, so they cannot deadlock one another. On two
-// cores one writer did as well as four (batches just grow while it commits).
-const presenceWriters = 1
-
-// maxPresenceBatch bounds the presence changes committed together.
-const maxPresenceBatch = 256
-
-// NewWriter returns a writer on db that keeps cache's copies current.
-func NewWriter(db *bun.DB, cache *Cache) *Writer {
-
-	return &Writer{db: db, cache: cache, reqs: make(chan *presenceReq, maxPresenceBatch), done: make(chan struct{}),
-		seen: map[AgentRef]struct{}{}, used: map[uuid.UUID]struct{}{}}
+// RecentlyUsed reports whether k's use was recorded so recently (within a
+// minute) that it need not be written again.
+func (k *APIKey) RecentlyUsed(now time.Time) bool {
+	return k.LastUsedAt != nil && now.Sub(*k.LastUsedAt) < lastUsedEvery
 }
 
-// Run commits presence batches and flushes contacts until ctx ends, then
-// flushes what is left.
-func (w *Writer) Run(ctx context.Context) {
-	defer close(w.done)
-	var wg sync.WaitGroup
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
-		t := time.NewTicker(touchFlushEvery)
-		defer t.Stop()
-		for {
-			select {
-			case <-ctx.Done():
-				w.Flush(context.WithoutCancel(ctx))
-				return
-			case <-t.C:
-				w.Flush(ctx)
-			}
-		}
-	}()
-	for range presenceWriters {
-		wg.Add(1)
-		go func() { defer wg.Done(); w.batches(ctx) }()
+// TouchAgents sets last_seen_at to now for the agents of refs not heard from
+// in the last 15 s, in one UPDATE.
+func TouchAgents(ctx context.Context, db bun.IDB, refs []AgentRef) error {
+	orgs, ids := make([]uuid.UUID, 0, len(refs)), make([]string, 0, len(refs))
+	for _, r := range refs {
+		orgs, ids = append(orgs, r.Org), append(ids, r.ID)
 	}
-	wg.Wait()
-	w.refuse(ctx.Err())
+	_, err := db.ExecContext(ctx, `UPDATE agents AS a SET last_seen_at = now()
+		FROM (SELECT unnest(?::uuid[]) AS org_id, unnest(?::text[]) AS id) AS v
+		WHERE a.org_id = v.org_id AND a.id = v.id
+		AND (a.last_seen_at IS NULL OR a.last_seen_at < now() - ?::interval)`,
+		pgdialect.Array(orgs), pgdialect.Array(ids), touchInterval)
+	return translate(err, "touch agents")
 }
 
-// errWriterStopped answers presence changes asked for after the writer stopped.
-var errWriterStopped = errors.New("presence writer stopped")
-
-// batches takes the presence changes waiting and commits them together, until
-// ctx ends. Several run at once: a batch fills while others commit.
-func (w *Writer) batches(ctx context.Context) {
-	var next *presenceReq
-	for {
-		first := next
-		next = nil
-		if first == nil {
-			select {
-			case <-ctx.Done():
-				w.refuse(ctx.Err())
-				return
-			case first = <-w.reqs:
-			}
-		}
-		batch := []*presenceReq{first}
-		in := map[AgentRef]bool{first.ref: true}
-	drain:
-		for len(batch) < maxPresenceBatch {
-			select {
-			case r := <-w.reqs:
-				if in[r.ref] { // one change per agent per batch, in arrival order
-					next = r
-					break drain
-				}
-				in[r.ref] = true
-				batch = append(batch, r)
-			default:
-				break drain
-			}
-		}
-		w.commit(ctx, batch)
-	}
+// TouchAPIKeys sets last_used_at to now for the keys of ids not used in the
+// last minute, in one UPDATE.
+func TouchAPIKeys(ctx context.Context, db bun.IDB, ids []uuid.UUID) error {
+	_, err := db.NewUpdate().Model((*APIKey)(nil)).Set("last_used_at = now()").
+		Where("id = ANY(?::uuid[])", pgdialect.Array(ids)).
+		Where("last_used_at IS NULL OR last_used_at < now() - ?::interval", "1 minute").Exec(ctx)
+	return translate(err, "touch api keys")
 }
 
-// refuse answers the changes still waiting when the writer stops.
-func (w *Writer) refuse(err error) {
-	for {
-		select {
-		case r := <-w.reqs:
-			r.done <- presenceResult{err: err}
-		default:
-			return
-		}
-	}
+// PresenceChange is one request's presence change: the agent, online or
+// offline, and who asked.
+type PresenceChange struct {
+	Ref    AgentRef
+	Online bool
+	By     Actor
 }
 
-// Touch records contact from a: last_seen_at is written within a second
-// unless a's copy is fresh (heard from within 15 s). a is updated in place.
-func (w *Writer) Touch(a *Agent) {
-	now := time.Now()
-	if a.Fresh(now) {
-		return
-	}
-	ref := AgentRef{a.OrgID, a.ID}
-	w.mu.Lock()
-	w.seen[ref] = struct{}{}
-	w.mu.Unlock()
-	a.LastSeenAt = &now
-	w.cache.AgentSeen(ref, now)
-}
-
-// KeyUsed records that k authenticated a request: last_used_at is written
-// within a second unless it was written in the last minute.
-func (w *Writer) KeyUsed(k *APIKey) {
-	now := time.Now()
-	if k.LastUsedAt != nil && now.Sub(*k.LastUsedAt) < lastUsedEvery {
-		return
-	}
-	w.mu.Lock()
-	w.used[k.ID] = struct{}{}
-	w.mu.Unlock()
-	w.cache.KeyUsed(k, now)
-}
-
-// Flush writes the recorded contacts now: one UPDATE for agents, one for keys.
-func (w *Writer) Flush(ctx context.Context) error {
-	w.mu.Lock()
-	seen, used := w.seen, w.used
-	w.seen, w.used = map[AgentRef]struct{}{}, map[uuid.UUID]struct{}{}
-	w.mu.Unlock()
-	if len(seen) > 0 {
-		orgs, ids := make([]uuid.UUID, 0, len(seen)), make([]string, 0, len(seen))
-		for r := range seen {
-			orgs, ids = append(orgs, r.Org), append(ids, r.ID)
-		}
-		_, err := w.db.ExecContext(ctx, `UPDATE agents AS a SET last_seen_at = now()
-			FROM (SELECT unnest(?::uuid[]) AS org_id, unnest(?::text[]) AS id) AS v
-			WHERE a.org_id = v.org_id AND a.id = v.id
-			AND (a.last_seen_at IS NULL OR a.last_seen_at < now() - ?::interval)`,
-			pgdialect.Array(orgs), pgdialect.Array(ids), touchInterval)
-		if err != nil {
-			return translate(err, "touch agents")
-		}
-	}
-	if len(used) > 0 {
-		keys := make([]uuid.UUID, 0, len(used))
-		for id := range used {
-			keys = append(keys, id)
-		}
-		_, err := w.db.NewUpdate().Model((*APIKey)(nil)).Set("last_used_at = now()").
-			Where("id = ANY(?::uuid[])", pgdialect.Array(keys)).
-			Where("last_used_at IS NULL OR last_used_at < now() - ?::interval", "1 minute").Exec(ctx)
-		if err != nil {
-			return translate(err, "touch api keys")
-		}
-	}
-	return nil
-}
-
-type presenceReq struct {
-	ref    AgentRef
-	online bool
-	by     Actor
-	done   chan presenceResult
-}
-
-type presenceResult struct {
-	agent *Agent
-	err   error
-}
-
-// SetPresence flags an agent online or offline, committed together with the
-// changes other requests asked for at the same moment. Online needs an
-// approved agent (403 agent_stopped, 409 agent_not_approved) and refreshes a
-// stale last contact; offline is allowed in every status. Only a flip is
-// written and audited (agent.online, agent.offline) and announced; an unknown
-// agent is ErrNotFound.
-func (w *Writer) SetPresence(ctx context.Context, org uuid.UUID, id string, online bool, by Actor) (*Agent, error) {
-	r := &presenceReq{ref: AgentRef{org, id}, online: online, by: by, done: make(chan presenceResult, 1)}
-	select {
-	case w.reqs <- r:
-	case <-ctx.Done():
-		return nil, ctx.Err()
-	case <-w.done:
-		return nil, errWriterStopped
-	}
-	select {
-	case res := <-r.done:
-		return res.agent, res.err
-	case <-ctx.Done():
-		return nil, ctx.Err()
-	case <-w.done:
-		// Run answers what it took before it returns; this request was left queued.
-		select {
-		case res := <-r.done:
-			return res.agent, res.err
-		default:
-			return nil, errWriterStopped
-		}
-	}
+// PresenceResult is the outcome of one PresenceChange: the agent as it is now,
+// or why not.
+type PresenceResult struct {
+	Agent *Agent
+	Err   error
 }
 
 // presenceSQL applies a batch of presence changes in one statement, its own
-// transaction: one round trip and one commit for up to maxPresenceBatch
-// requests. It locks the agents in (org, id) order (batches of other
+// transaction: one round trip and one commit for a whole batch of
+// changes. It locks the agents in (org, id) order (batches of other
 // replicas cannot deadlock with it), decides each request on the locked row
 // (refuse: online asked of an agent not approved; none: nothing to write;
 // write), updates the rows to write, appends an audit row for each flip and
@@ -281,32 +113,40 @@ type presenceRow struct {
 	Notes     int    `bun:"presence_notes"`
 }
 
-// commit applies a batch in one statement (presenceSQL) and answers each
-// request: its agent, or why not.
-func (w *Writer) commit(ctx context.Context, batch []*presenceReq) {
-	results := make([]presenceResult, len(batch))
-	gen, started := w.cache.Begin()
-	n := len(batch)
+// SetPresences applies a batch of presence changes (at most one per agent) in
+// one statement, its own transaction (presenceSQL), and returns one result per
+// change, in order. Online needs an approved agent (403 agent_stopped, 409
+// agent_not_approved) and refreshes a stale last contact; offline is allowed
+// in every status. Only a flip is written, audited (agent.online,
+// agent.offline) and announced, its event naming origin; an unknown agent is
+// ErrNotFound. A failed statement fails every change.
+func SetPresences(ctx context.Context, db bun.IDB, changes []PresenceChange, origin string) []PresenceResult {
+	n := len(changes)
+	results := make([]PresenceResult, n)
 	orgs, ids, online, ords := make([]uuid.UUID, n), make([]string, n), make([]bool, n), make([]int, n)
 	types, actorIDs, labels, ips, reqIDs, details := make([]string, n), make([]string, n), make([]string, n), make([]string, n), make([]string, n), make([]string, n)
-	for i, r := range batch {
-		orgs[i], ids[i], online[i], ords[i] = r.ref.Org, r.ref.ID, r.online, i
-		types[i], actorIDs[i], labels[i], ips[i], reqIDs[i] = r.by.Type, r.by.ID, r.by.Label, r.by.IP, r.by.RequestID
+	for i, r := range changes {
+		orgs[i], ids[i], online[i], ords[i] = r.Ref.Org, r.Ref.ID, r.Online, i
+		types[i], actorIDs[i], labels[i], ips[i], reqIDs[i] = r.By.Type, r.By.ID, r.By.Label, r.By.IP, r.By.RequestID
 		d := map[string]any{}
-		if r.by.MCPSession != "" {
-			d["mcpSession"] = r.by.MCPSession
+		if r.By.MCPSession != "" {
+			d["mcpSession"] = r.By.MCPSession
 		}
 		b, _ := json.Marshal(d)
 		details[i] = string(b)
 	}
 	var rows []presenceRow
-	err := w.db.NewRaw(presenceSQL,
+	err := db.NewRaw(presenceSQL,
 		pgdialect.Array(orgs), pgdialect.Array(ids), pgdialect.Array(online), pgdialect.Array(ords), touchInterval,
 		pgdialect.Array(ords), pgdialect.Array(types), pgdialect.Array(actorIDs), pgdialect.Array(labels), pgdialect.Array(ips),
 		pgdialect.Array(reqIDs), pgdialect.Array(details),
-		EventChannel, EventAgent, w.cache.Origin()).Scan(ctx, &rows)
+		EventChannel, EventAgent, origin).Scan(ctx, &rows)
 	if err != nil {
 		err = translate(err, "set presence")
+		for i := range results {
+			results[i].Err = err
+		}
+		return results
 	}
 	for i := range rows {
 		r := &rows[i]
@@ -315,24 +155,16 @@ func (w *Writer) commit(ctx context.Context, batch []*presenceReq) {
 		}
 		switch r.What {
 		case "refuse":
-			results[r.Ord].err = notApproved(r.Status, "online")
+			results[r.Ord].Err = notApproved(r.Status, "online")
 		default:
 			a := r.Agent
-			results[r.Ord].agent = &a
+			results[r.Ord].Agent = &a
 		}
 	}
-	for i, r := range batch {
-		res := results[i]
-		switch {
-		case err != nil:
-			res = presenceResult{err: err}
-		case res.agent == nil && res.err == nil:
-			res.err = ErrNotFound
-		case res.agent != nil:
-			w.cache.Put(res.agent, gen, started)
-			a := *res.agent
-			res.agent = &a
+	for i := range results {
+		if results[i].Agent == nil && results[i].Err == nil {
+			results[i].Err = ErrNotFound
 		}
-		r.done <- res
 	}
+	return results
 }

@@ -178,7 +178,7 @@ func run(ctx context.Context, o options) error {
 		return err
 	}
 	defer db.Close()
-	seed, err := models.SeedLoad(ctx, db, "load@example.com", o.agents)
+	seed, err := seedLoad(ctx, db, "load@example.com", o.agents)
 	if err != nil {
 		return fmt.Errorf("seed: %w", err)
 	}

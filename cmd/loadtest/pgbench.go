@@ -10,7 +10,6 @@ import (
 	"strconv"
 	"time"
 
-	"github.com/agentroster/agentroster/models"
 	"github.com/agentroster/agentroster/models/pgcluster"
 )
 
@@ -20,7 +19,7 @@ var tpsRE = regexp.MustCompile(`tps = ([0-9.]+)`)
 // path boils down to (one single-row UPDATE of a random agent, its own
 // transaction and WAL flush each), as the yardstick for the write path.
 // It also returns the CPU time pgbench itself used.
-func pgbenchUpdate(ctx context.Context, dbURL string, seed *models.LoadSeed, o options) (float64, time.Duration, error) {
+func pgbenchUpdate(ctx context.Context, dbURL string, seed *loadSeed, o options) (float64, time.Duration, error) {
 	bin, err := exec.LookPath("pgbench")
 	if err != nil {
 		dir, ferr := pgcluster.FindBinaries()

@@ -16,7 +16,7 @@ type loadEnv struct {
 	client  *http.Client
 	browser *http.Client
 	admin   string // operator bearer token
-	seed    *models.LoadSeed
+	seed    *loadSeed
 	conc    int // API concurrency
 
 	pprof, profileDir string // the server's profile listener, and where profiles go
@@ -62,7 +62,7 @@ func (e *loadEnv) call(c *http.Client, method, path, auth string, body any, want
 
 func scenarios(e *loadEnv) []scenario {
 	n := int64(len(e.seed.Agents))
-	agent := func(i int64) models.LoadAgent { return e.seed.Agents[i%n] }
+	agent := func(i int64) loadAgent { return e.seed.Agents[i%n] }
 	org := e.seed.OrgID.String()
 	perWorker := max(n/int64(e.conc), 1)
 	flips := make([]int64, e.conc)

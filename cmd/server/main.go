@@ -16,18 +16,28 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"runtime"
+	"sync"
 	"syscall"
 	"time"
 
 	"github.com/uptrace/bun"
 
 	"github.com/agentroster/agentroster/handlers"
+	"github.com/agentroster/agentroster/handlers/live"
 	"github.com/agentroster/agentroster/handlers/webhooks"
 	"github.com/agentroster/agentroster/models"
+	"github.com/agentroster/agentroster/models/cache"
 	"github.com/agentroster/agentroster/models/pgcluster"
+	"github.com/agentroster/agentroster/models/presence"
 )
 
 func main() {
+	// Heap profiles are served only on PPROF_ADDR; without it the runtime
+	// keeps no allocation samples (their tables take 2 MiB under load).
+	if os.Getenv("PPROF_ADDR") == "" {
+		runtime.MemProfileRate = 0
+	}
 	if err := run(context.Background(), os.Args[1:], os.Stdout, os.Stderr); err != nil {
 		fmt.Fprintln(os.Stderr, "error:", err)
 		os.Exit(1)
@@ -107,8 +117,16 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
+	// The work the handlers rely on beside the requests (README, "Layout"):
+	// the runtime cache, the live-update listener that keeps it coherent and
+	// feeds the streams, the presence writer and the announcer.
+	cached := cache.New(cache.TTL, models.RandomBase62(12), cache.MaxEntries)
+	broker := live.NewBroker(log, listenURL, cached)
+	writer := presence.New(db, cached)
+	announcer := live.NewAnnouncer(db)
 	h, err := handlers.New(handlers.Deps{
-		DB: db, DatabaseURL: listenURL, Log: log, Secret: secret,
+		DB: db, Log: log, Secret: secret,
+		Cache: cached, Broker: broker, Writer: writer, Announcer: announcer,
 		Config: handlers.Config{
 			PublicURL: cfg.PublicURL, TrustedProxies: cfg.TrustedProxies,
 			PresenceWindow: cfg.PresenceWindow, MetricsToken: cfg.MetricsToken,
@@ -119,7 +137,23 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	defer h.Close()
+	// The listener and the housekeeping stop when shutdown begins, with the
+	// streams they serve; the presence writer and the announcer once the
+	// requests have drained (requests still draining need them), and the
+	// writer flushes what it holds. The database closes after them.
+	listening, stopListening := context.WithCancel(context.Background())
+	writing, stopWriting := context.WithCancel(context.Background())
+	var background sync.WaitGroup
+	background.Go(func() { broker.Run(listening) })
+	background.Go(func() { h.Housekeeping(listening) })
+	background.Go(func() { writer.Run(writing) })
+	background.Go(func() { announcer.Run(writing) })
+	defer func() {
+		stopListening()
+		h.Close() // waits for the detached streams
+		stopWriting()
+		background.Wait()
+	}()
 
 	// The webhook worker: sends queued notifications until shutdown, then
 	// lets deliveries in flight finish (each is bounded by its timeout).
@@ -171,6 +205,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	}
 	log.Info("shutting down: draining requests", "grace", cfg.ShutdownGrace)
 	h.BeginShutdown() // ends long-lived streams so they do not hold the drain
+	stopListening()
 	shutCtx, cancel := context.WithTimeout(context.Background(), cfg.ShutdownGrace)
 	defer cancel()
 	if err := srv.Shutdown(shutCtx); err != nil {

@@ -107,12 +107,20 @@ func setMemoryLimit(ctx context.Context) (int64, string) {
 	return limit, source
 }
 
-// followLiveHeap sets the limit to the live heap plus a quarter (at least
-// floor/4), never below floor, every 5 s: a live heap that grows (more
-// agents cached, more streams) gets room to allocate in instead of a
-// collector running without pause.
+// followLiveHeap sets the limit, every 5 s, to what the runtime holds besides
+// heap objects (stacks, its own metadata, fragmentation) plus the live heap
+// plus room to allocate: a quarter of the live heap, at least floor/4; never
+// below floor. The limit counts all of the runtime's memory, so without the
+// first term a live heap of half the floor left the collector a few MiB to
+// allocate in and it ran without pause.
 func followLiveHeap(ctx context.Context, floor int64) {
-	sample := []metrics.Sample{{Name: "/gc/heap/live:bytes"}}
+	sample := []metrics.Sample{
+		{Name: "/gc/heap/live:bytes"},
+		{Name: "/memory/classes/total:bytes"},
+		{Name: "/memory/classes/heap/objects:bytes"},
+		{Name: "/memory/classes/heap/free:bytes"},
+		{Name: "/memory/classes/heap/released:bytes"},
+	}
 	t := time.NewTicker(5 * time.Second)
 	defer t.Stop()
 	current := floor
@@ -123,10 +131,15 @@ func followLiveHeap(ctx context.Context, floor int64) {
 		case <-t.C:
 		}
 		metrics.Read(sample)
-		if sample[0].Value.Kind() != metrics.KindUint64 {
-			return
+		var v [5]int64
+		for i, s := range sample {
+			if s.Value.Kind() != metrics.KindUint64 {
+				return
+			}
+			v[i] = int64(s.Value.Uint64())
 		}
-		want := limitFor(floor, int64(sample[0].Value.Uint64()))
+		live, other := v[0], v[1]-v[2]-v[3]-v[4]
+		want := limitFor(floor, live, other)
 		if want != current {
 			debug.SetMemoryLimit(want)
 			current = want
@@ -134,7 +147,8 @@ func followLiveHeap(ctx context.Context, floor int64) {
 	}
 }
 
-// limitFor is the soft limit for a live heap of live bytes.
-func limitFor(floor, live int64) int64 {
-	return max(floor, live+max(floor/4, live/4))
+// limitFor is the soft limit for a live heap of live bytes when the runtime
+// holds other bytes besides heap objects.
+func limitFor(floor, live, other int64) int64 {
+	return max(floor, other+live+max(floor/4, live/4))
 }

@@ -56,12 +56,13 @@ func TestMemoryLimit(t *testing.T) {
 
 func TestLimitFollowsTheLiveHeap(t *testing.T) {
 	const floor = defaultMemoryLimit
-	for _, c := range []struct{ live, want int64 }{
-		{10 << 20, floor},              // a small heap: the floor
-		{28 << 20, 28<<20 + floor/4},   // above it: room to allocate
-		{400 << 20, 400<<20 + 100<<20}, // a large deployment: a quarter more
+	for _, c := range []struct{ live, other, want int64 }{
+		{10 << 20, 4 << 20, floor},                      // a small heap: the floor
+		{16 << 20, 12 << 20, 16<<20 + 12<<20 + floor/4}, // the runtime's own memory counts: room to allocate
+		{28 << 20, 4 << 20, 28<<20 + 4<<20 + floor/4},   // above the floor
+		{400 << 20, 8 << 20, 400<<20 + 8<<20 + 100<<20}, // a large deployment: a quarter more
 	} {
-		if got := limitFor(floor, c.live); got != c.want {
+		if got := limitFor(floor, c.live, c.other); got != c.want {
 			t.Errorf("live %d MiB: limit %d MiB, want %d MiB", c.live>>20, got>>20, c.want>>20)
 		}
 	}

@@ -1,10 +1,12 @@
-package models
+package cache
 
 import (
 	"testing"
 	"time"
 
 	"github.com/google/uuid"
+
+	"github.com/agentroster/agentroster/models"
 )
 
 // TestCacheMarksLiveOneToTwoWindows checks that an invalidation keeps a read
@@ -12,19 +14,19 @@ import (
 // a rotation, and that marks older than two windows are dropped without
 // scanning them.
 func TestCacheMarksLiveOneToTwoWindows(t *testing.T) {
-	c := NewCache(time.Minute, "test", 100)
+	c := New(time.Minute, "test", 100)
 	c.SetLive(true)
 	org := uuid.New()
-	x, y := AgentRef{org, "x"}, AgentRef{org, "y"}
+	x, y := models.AgentRef{Org: org, ID: "x"}, models.AgentRef{Org: org, ID: "y"}
 
 	gen, started := c.begin()
-	c.Forget(Event{Org: org, Kind: EventAgent, ID: x.ID})
+	c.Forget(models.Event{Org: org, Kind: models.EventAgent, ID: x.ID})
 
 	// The window turns: x's mark moves to the older window and still counts.
 	c.mu.Lock()
 	c.rotatedAt = c.rotatedAt.Add(-raceWindow)
 	c.mu.Unlock()
-	c.Forget(Event{Org: org, Kind: EventAgent, ID: y.ID})
+	c.Forget(models.Event{Org: org, Kind: models.EventAgent, ID: y.ID})
 	c.mu.Lock()
 	if c.storable(gen, started, uuid.Nil, &x) {
 		t.Fatal("a read that began before x was invalidated may be stored after one rotation")
@@ -38,7 +40,7 @@ func TestCacheMarksLiveOneToTwoWindows(t *testing.T) {
 	c.mu.Lock()
 	c.rotatedAt = c.rotatedAt.Add(-raceWindow)
 	c.mu.Unlock()
-	c.Forget(Event{Org: org, Kind: EventAPIKey, ID: uuid.NewString()})
+	c.Forget(models.Event{Org: org, Kind: models.EventAPIKey, ID: uuid.NewString()})
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	_, inCur := c.marks.agents[x]
@@ -53,18 +55,18 @@ func TestCacheMarksLiveOneToTwoWindows(t *testing.T) {
 // before the listener reconnected is not stored: an event sent while the
 // listener was down may concern it, and no mark records that event.
 func TestCacheReconnectRefusesEarlierReads(t *testing.T) {
-	c := NewCache(time.Minute, "test", 100)
+	c := New(time.Minute, "test", 100)
 	c.SetLive(true)
-	ref := AgentRef{uuid.New(), "x"}
+	ref := models.AgentRef{Org: uuid.New(), ID: "x"}
 	gen, started := c.begin()
 	c.SetLive(false)
 	c.SetLive(true)
-	c.Put(&Agent{OrgID: ref.Org, ID: ref.ID}, gen, started)
+	c.Put(&models.Agent{OrgID: ref.Org, ID: ref.ID}, gen, started)
 	if _, n := c.Len(); n != 0 {
 		t.Fatal("a read that began before the listener reconnected was stored")
 	}
 	gen, started = c.begin()
-	c.Put(&Agent{OrgID: ref.Org, ID: ref.ID}, gen, started)
+	c.Put(&models.Agent{OrgID: ref.Org, ID: ref.ID}, gen, started)
 	if _, n := c.Len(); n != 1 {
 		t.Fatal("a read that began after the reconnect was not stored")
 	}

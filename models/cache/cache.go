@@ -1,14 +1,18 @@
-package models
+// Package cache holds the runtime requests' cache of API keys and agents. The
+// live-update listener (handlers/live) keeps it coherent across replicas, the
+// presence writer (models/presence) keeps its copies current.
+package cache
 
 import (
 	"context"
-	"errors"
 	"slices"
 	"sync"
 	"time"
 
 	"github.com/google/uuid"
 	"github.com/uptrace/bun"
+
+	"github.com/agentroster/agentroster/models"
 )
 
 // Cache keeps in memory what a runtime request needs to be verified: API keys
@@ -32,8 +36,8 @@ type Cache struct {
 	floor     uint64 // reads that began before this generation are never stored
 	keys      map[[32]byte]*cachedKey
 	keyByID   map[uuid.UUID][32]byte
-	boundKeys map[AgentRef][][32]byte // keys bound to an agent (may name keys already dropped)
-	agents    map[AgentRef]*cachedAgent
+	boundKeys map[models.AgentRef][][32]byte // keys bound to an agent (may name keys already dropped)
+	agents    map[models.AgentRef]*cachedAgent
 
 	// Invalidations of the last one to two race windows, by the generation
 	// at which they happened: marks holds the current window, older the one
@@ -46,26 +50,20 @@ type Cache struct {
 // invalidation.
 type forgetMarks struct {
 	keys   map[uuid.UUID]uint64
-	agents map[AgentRef]uint64
+	agents map[models.AgentRef]uint64
 }
 
 func newForgetMarks() forgetMarks {
-	return forgetMarks{keys: map[uuid.UUID]uint64{}, agents: map[AgentRef]uint64{}}
-}
-
-// AgentRef names an agent.
-type AgentRef struct {
-	Org uuid.UUID
-	ID  string
+	return forgetMarks{keys: map[uuid.UUID]uint64{}, agents: map[models.AgentRef]uint64{}}
 }
 
 type cachedKey struct {
-	key APIKey
+	key models.APIKey
 	at  time.Time
 }
 
 type cachedAgent struct {
-	agent Agent
+	agent models.Agent
 	at    time.Time
 }
 
@@ -73,9 +71,16 @@ type cachedAgent struct {
 // read that takes longer than this is not stored.
 const raceWindow = 10 * time.Second
 
-// NewCache returns an empty cache whose entries live at most ttl. origin names
+// TTL is how long a cached key or agent is used without reading it again,
+// for changes made outside the server (events cover the rest).
+const TTL = time.Minute
+
+// MaxEntries bounds each of the cache's maps.
+const MaxEntries = 200_000
+
+// New returns an empty cache whose entries live at most ttl. origin names
 // this process in the events it publishes itself.
-func NewCache(ttl time.Duration, origin string, maxEntries int) *Cache {
+func New(ttl time.Duration, origin string, maxEntries int) *Cache {
 	c := &Cache{ttl: ttl, origin: origin, max: maxEntries}
 	c.reset()
 	return c
@@ -84,8 +89,8 @@ func NewCache(ttl time.Duration, origin string, maxEntries int) *Cache {
 func (c *Cache) reset() {
 	c.keys = map[[32]byte]*cachedKey{}
 	c.keyByID = map[uuid.UUID][32]byte{}
-	c.boundKeys = map[AgentRef][][32]byte{}
-	c.agents = map[AgentRef]*cachedAgent{}
+	c.boundKeys = map[models.AgentRef][][32]byte{}
+	c.agents = map[models.AgentRef]*cachedAgent{}
 	c.marks, c.older = newForgetMarks(), newForgetMarks()
 	c.rotatedAt = time.Now()
 }
@@ -125,7 +130,7 @@ func (c *Cache) Len() (keys, agents int) {
 // Apply handles an event received from the listener. Events this process
 // published about its own presence writes are skipped: it updated its copy
 // when the write committed.
-func (c *Cache) Apply(ev Event) {
+func (c *Cache) Apply(ev models.Event) {
 	if ev.Origin != "" && ev.Origin == c.origin {
 		return
 	}
@@ -134,13 +139,13 @@ func (c *Cache) Apply(ev Event) {
 
 // Forget drops what ev names: an api_key event its key (every key when it has
 // no id), an agent or agent_list event the agent and the keys bound to it.
-func (c *Cache) Forget(ev Event) {
+func (c *Cache) Forget(ev models.Event) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.gen++
 	c.rotate(time.Now())
 	switch ev.Kind {
-	case EventAPIKey:
+	case models.EventAPIKey:
 		id, err := uuid.Parse(ev.ID)
 		if err != nil {
 			c.dropKeys()
@@ -151,11 +156,11 @@ func (c *Cache) Forget(ev Event) {
 			delete(c.keys, h)
 			delete(c.keyByID, id)
 		}
-	case EventAgent, EventAgentList:
+	case models.EventAgent, models.EventAgentList:
 		if ev.ID == "" {
 			return
 		}
-		ref := AgentRef{ev.Org, ev.ID}
+		ref := models.AgentRef{Org: ev.Org, ID: ev.ID}
 		c.marks.agents[ref] = c.gen
 		delete(c.agents, ref)
 		for _, h := range c.boundKeys[ref] {
@@ -170,7 +175,7 @@ func (c *Cache) Forget(ev Event) {
 
 // dropKeys empties the key maps; call it with c.mu held.
 func (c *Cache) dropKeys() {
-	c.keys, c.keyByID, c.boundKeys = map[[32]byte]*cachedKey{}, map[uuid.UUID][32]byte{}, map[AgentRef][][32]byte{}
+	c.keys, c.keyByID, c.boundKeys = map[[32]byte]*cachedKey{}, map[uuid.UUID][32]byte{}, map[models.AgentRef][][32]byte{}
 }
 
 // begin returns the generation a read starts at.
@@ -183,7 +188,7 @@ func (c *Cache) begin() (uint64, time.Time) {
 // storable reports, under c.mu, whether a read of key (uuid.Nil: none) and
 // agent (nil: none) that began at gen may be stored: neither was invalidated
 // since.
-func (c *Cache) storable(gen uint64, started time.Time, key uuid.UUID, agent *AgentRef) bool {
+func (c *Cache) storable(gen uint64, started time.Time, key uuid.UUID, agent *models.AgentRef) bool {
 	if !c.live || gen < c.floor || time.Since(started) >= raceWindow {
 		return false
 	}
@@ -202,15 +207,15 @@ func (c *Cache) storable(gen uint64, started time.Time, key uuid.UUID, agent *Ag
 func (c *Cache) full(n int) bool { return c.max > 0 && n >= c.max }
 
 // Key returns the active key for raw, from memory when it is cached. A
-// malformed, unknown, disabled, revoked or expired key is ErrUnauthorized.
-func (c *Cache) Key(ctx context.Context, db bun.IDB, raw string) (*APIKey, error) {
-	if !ValidAPIKeyFormat(raw) {
-		return nil, ErrUnauthorized
+// malformed, unknown, disabled, revoked or expired key is models.ErrUnauthorized.
+func (c *Cache) Key(ctx context.Context, db bun.IDB, raw string) (*models.APIKey, error) {
+	if !models.ValidAPIKeyFormat(raw) {
+		return nil, models.ErrUnauthorized
 	}
-	h := [32]byte(Hash(raw))
+	h := [32]byte(models.Hash(raw))
 	now := time.Now()
 	c.mu.Lock()
-	var cached APIKey
+	var cached models.APIKey
 	e, ok := c.keys[h]
 	if ok {
 		cached = e.key // copied under the lock: KeyUsed changes it
@@ -219,22 +224,22 @@ func (c *Cache) Key(ctx context.Context, db bun.IDB, raw string) (*APIKey, error
 	c.mu.Unlock()
 	if ok && now.Sub(e.at) < c.ttl {
 		if cached.State(now) != "active" {
-			return nil, ErrUnauthorized
+			return nil, models.ErrUnauthorized
 		}
 		return &cached, nil
 	}
 	gen, started := c.begin()
-	k, err := findAPIKey(ctx, db, h[:])
+	k, err := models.APIKeyByHash(ctx, db, h[:])
 	if err != nil {
 		return nil, err
 	}
 	if k.State(now) != "active" {
-		return nil, ErrUnauthorized
+		return nil, models.ErrUnauthorized
 	}
 	if live {
-		var bound *AgentRef
+		var bound *models.AgentRef
 		if k.AgentID != nil {
-			bound = &AgentRef{k.OrgID, *k.AgentID}
+			bound = &models.AgentRef{Org: k.OrgID, ID: *k.AgentID}
 		}
 		c.mu.Lock()
 		if c.storable(gen, started, k.ID, bound) {
@@ -253,7 +258,7 @@ func (c *Cache) Key(ctx context.Context, db bun.IDB, raw string) (*APIKey, error
 }
 
 // KeyUsed records in the cached copy that the key was used at t.
-func (c *Cache) KeyUsed(k *APIKey, t time.Time) {
+func (c *Cache) KeyUsed(k *models.APIKey, t time.Time) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if h, ok := c.keyByID[k.ID]; ok {
@@ -264,10 +269,10 @@ func (c *Cache) KeyUsed(k *APIKey, t time.Time) {
 }
 
 // Agent returns an agent of org, from memory when it is cached, or ErrNotFound.
-func (c *Cache) Agent(ctx context.Context, db bun.IDB, org uuid.UUID, id string) (*Agent, error) {
-	ref := AgentRef{org, id}
+func (c *Cache) Agent(ctx context.Context, db bun.IDB, org uuid.UUID, id string) (*models.Agent, error) {
+	ref := models.AgentRef{Org: org, ID: id}
 	c.mu.Lock()
-	var a Agent
+	var a models.Agent
 	e, ok := c.agents[ref]
 	if ok {
 		a = e.agent // copied under the lock: AgentSeen changes it
@@ -277,7 +282,7 @@ func (c *Cache) Agent(ctx context.Context, db bun.IDB, org uuid.UUID, id string)
 		return &a, nil
 	}
 	gen, started := c.begin()
-	got, err := GetAgent(ctx, db, org, id)
+	got, err := models.GetAgent(ctx, db, org, id)
 	if err != nil {
 		return nil, err
 	}
@@ -287,15 +292,15 @@ func (c *Cache) Agent(ctx context.Context, db bun.IDB, org uuid.UUID, id string)
 
 // Put stores a copy of a, read from the database by a read that began at
 // gen (see Begin), unless the agent was invalidated since.
-func (c *Cache) Put(a *Agent, gen uint64, started time.Time) {
-	ref := AgentRef{a.OrgID, a.ID}
+func (c *Cache) Put(a *models.Agent, gen uint64, started time.Time) {
+	ref := models.AgentRef{Org: a.OrgID, ID: a.ID}
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if !c.storable(gen, started, uuid.Nil, &ref) {
 		return
 	}
 	if c.full(len(c.agents)) {
-		c.agents = map[AgentRef]*cachedAgent{}
+		c.agents = map[models.AgentRef]*cachedAgent{}
 	}
 	c.agents[ref] = &cachedAgent{*a, time.Now()}
 }
@@ -305,23 +310,10 @@ func (c *Cache) Put(a *Agent, gen uint64, started time.Time) {
 func (c *Cache) Begin() (uint64, time.Time) { return c.begin() }
 
 // AgentSeen records in the cached copy that the agent was heard from at t.
-func (c *Cache) AgentSeen(ref AgentRef, t time.Time) {
+func (c *Cache) AgentSeen(ref models.AgentRef, t time.Time) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if e, ok := c.agents[ref]; ok {
 		e.agent.LastSeenAt = &t
 	}
-}
-
-// findAPIKey reads the key with hash h; an unknown one is ErrUnauthorized.
-func findAPIKey(ctx context.Context, db bun.IDB, h []byte) (*APIKey, error) {
-	k := new(APIKey)
-	err := db.NewSelect().Model(k).Where("key_hash = ?", h).Scan(ctx)
-	if err != nil {
-		if err = translate(err, "find api key"); errors.Is(err, ErrNotFound) {
-			return nil, ErrUnauthorized
-		}
-		return nil, err
-	}
-	return k, nil
 }
