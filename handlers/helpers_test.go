@@ -352,6 +352,15 @@ func (e *env) webhook(tok, target string, events ...string) (uuid.UUID, string) 
 	return w.ID, w.Secret
 }
 
+func (e *env) pendingDeliveries() int {
+	e.t.Helper()
+	n, err := e.db.NewSelect().Table("notification_outbox").Where("status = 'pending'").Count(e.t.Context())
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	return int(n)
+}
+
 // drain runs n until nothing is pending (retries included), at most 200 rounds.
 func (e *env) drain(n *webhooks.Notifier) {
 	e.t.Helper()

@@ -20,15 +20,6 @@ import (
 	"github.com/agentroster/agentroster/models"
 )
 
-func (e *env) pendingDeliveries() int {
-	e.t.Helper()
-	n, err := e.db.NewSelect().Table("notification_outbox").Where("status = 'pending'").Count(e.t.Context())
-	if err != nil {
-		e.t.Fatal(err)
-	}
-	return int(n)
-}
-
 func TestWebhookSignedRetriedThenDelivered(t *testing.T) {
 	e := newEnv(t)
 	tok := e.token("root@example.com")
