@@ -38,7 +38,7 @@ func (h *Handler) listInvitationsAPI(c *gin.Context) {
 		h.fail(c, err)
 		return
 	}
-	c.JSON(http.StatusOK, invs)
+	c.JSON(http.StatusOK, jsonList(invs, toInvitationJSON))
 }
 
 // decideInvitation accepts or declines the caller's own invitation :id.

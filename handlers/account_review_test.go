@@ -45,7 +45,7 @@ func TestOrgLinkDiesWhenItsUserIsPromotedOrDisabled(t *testing.T) {
 			t.Fatalf("%s: link after %s=true: GET %d, want 410", tc.email, tc.field, status)
 		}
 		e.call(http.MethodPatch, "/api/v1/users/"+id.String(), sa, map[string]bool{tc.field: false}).want(http.StatusOK)
-		if status, _, body := e.post(c, path, url.Values{"password": {testPassword}}); status != http.StatusGone || !strings.Contains(body, "already used or has expired") {
+		if status, _, body := e.post(c, path, url.Values{"password": {testPassword}}); status != http.StatusGone || !parseHTML(t, body).hasText("already used or has expired") {
 			t.Fatalf("%s: link after %s=true then false: POST %d, want 410", tc.email, tc.field, status)
 		}
 		e.call(http.MethodPost, "/api/v1/auth/login", "", map[string]string{"email": tc.email, "password": testPassword}).
@@ -201,7 +201,7 @@ func TestOrgTitlesUniqueEverywhere(t *testing.T) {
 	before := e.count("organizations", "true")
 
 	status, _, body := e.post(c, "/platform/orgs", url.Values{"title": {" " + strings.ToUpper(e.org.Title) + " "}, "color": {"#22c55e"}})
-	if status != http.StatusConflict || !strings.Contains(body, "already the title of another organization") {
+	if status != http.StatusConflict || !parseHTML(t, body).hasText("already the title of another organization") {
 		t.Fatalf("platform form with a taken title: %d", status)
 	}
 	if n := e.count("organizations", "true"); n != before {

@@ -24,6 +24,35 @@ func optAPITime(t *time.Time) *apiTime {
 	return &v
 }
 
+// agentDeclaration is what a runtime declares about an agent and its machine
+// when it registers (JSON or MCP) or joins through an invite; every field is
+// optional. The jsonschema descriptions show in the MCP tool's input schema.
+type agentDeclaration struct {
+	Title       string `json:"title,omitempty" jsonschema:"a display name"`
+	MachineIP   string `json:"machineIp,omitempty"`
+	MachineName string `json:"machineName,omitempty"`
+	LLMVersion  string `json:"llmVersion,omitempty"`
+	Email       string `json:"email,omitempty"`
+	AdapterType string `json:"adapterType,omitempty" jsonschema:"the runtime's adapter type, as in the JSON register call"`
+	models.Telemetry
+}
+
+// registerInput is the declaration of an agent registered under id.
+func (d agentDeclaration) registerInput(id string) models.RegisterInput {
+	return models.RegisterInput{
+		ID: id, Title: d.Title, MachineIP: d.MachineIP, MachineName: d.MachineName,
+		LLMVersion: d.LLMVersion, Email: d.Email, AdapterType: d.AdapterType, Telemetry: d.Telemetry,
+	}
+}
+
+// joinInput is the declaration of a join request.
+func (d agentDeclaration) joinInput() models.JoinInput {
+	return models.JoinInput{
+		AdapterType: d.AdapterType, Title: d.Title, MachineName: d.MachineName, MachineIP: d.MachineIP,
+		LLMVersion: d.LLMVersion, Email: d.Email, Telemetry: d.Telemetry,
+	}
+}
+
 // agentSummary is what runtimes see of an agent: the register answer of the
 // seed (telemetry only when reported), plus lastSeenAt once there is one.
 type agentSummary struct {
@@ -45,6 +74,25 @@ func (h *Handler) summary(a *models.Agent) agentSummary {
 	}
 }
 
+// reportedJSON is what a runtime reported about its agent's machine, as
+// operators read it (agents and join requests): every field present, null
+// when the runtime did not say. The machine's name and address come before it,
+// in the order each answer has always had them.
+type reportedJSON struct {
+	LLMVersion   string  `json:"llmVersion"`
+	Email        string  `json:"email"`
+	OSName       *string `json:"osName"`
+	OSVersion    *string `json:"osVersion"`
+	RAMBytes     *int64  `json:"ramBytes"`
+	StorageBytes *int64  `json:"storageBytes"`
+	StorageType  *string `json:"storageType"`
+}
+
+func toReportedJSON(llmVersion, email string, t models.Telemetry) reportedJSON {
+	return reportedJSON{LLMVersion: llmVersion, Email: email, OSName: t.OSName, OSVersion: t.OSVersion,
+		RAMBytes: t.RAMBytes, StorageBytes: t.StorageBytes, StorageType: t.StorageType}
+}
+
 // agentDetail is the management view of an agent, private fields included.
 type agentDetail struct {
 	ID                 string    `json:"id"`
@@ -58,26 +106,19 @@ type agentDetail struct {
 	LastSeenAt         *apiTime  `json:"lastSeenAt"`
 	MachineIP          string    `json:"machineIp"`
 	MachineName        string    `json:"machineName"`
-	LLMVersion         string    `json:"llmVersion"`
-	Email              string    `json:"email"`
-	OSName             *string   `json:"osName"`
-	OSVersion          *string   `json:"osVersion"`
-	RAMBytes           *int64    `json:"ramBytes"`
-	StorageBytes       *int64    `json:"storageBytes"`
-	StorageType        *string   `json:"storageType"`
-	AdapterType        string    `json:"adapterType"`
-	JoinedVia          string    `json:"joinedVia"`
-	CreatedAt          apiTime   `json:"createdAt"`
+	reportedJSON
+	AdapterType string  `json:"adapterType"`
+	JoinedVia   string  `json:"joinedVia"`
+	CreatedAt   apiTime `json:"createdAt"`
 }
 
 func (h *Handler) detail(a *models.Agent) agentDetail {
 	return agentDetail{
 		ID: a.ID, OrgID: a.OrgID, TeamID: a.TeamID, Title: a.Title, Status: a.Status,
 		AgentPickupEnabled: a.PickupEnabled, IsOnline: a.EffectiveOnline(time.Now(), h.cfg.PresenceWindow),
-		OnlineFlag: a.IsOnline, LastSeenAt: optAPITime(a.LastSeenAt),
-		MachineIP: a.MachineIP, MachineName: a.MachineName, LLMVersion: a.LLMVersion, Email: a.Email,
-		OSName: a.OSName, OSVersion: a.OSVersion, RAMBytes: a.RAMBytes, StorageBytes: a.StorageBytes,
-		StorageType: a.StorageType, AdapterType: a.AdapterType, JoinedVia: a.JoinedVia, CreatedAt: apiTime(a.CreatedAt),
+		OnlineFlag: a.IsOnline, LastSeenAt: optAPITime(a.LastSeenAt), MachineIP: a.MachineIP, MachineName: a.MachineName,
+		reportedJSON: toReportedJSON(a.LLMVersion, a.Email, a.Telemetry()),
+		AdapterType:  a.AdapterType, JoinedVia: a.JoinedVia, CreatedAt: apiTime(a.CreatedAt),
 	}
 }
 

@@ -102,7 +102,7 @@ func TestCrossOrg(t *testing.T) {
 			t.Errorf("page %s: %d", path, status)
 		}
 	}
-	if status, body := e.get(b, "/agents"); status != http.StatusOK || strings.Contains(body, agentA) || !strings.Contains(body, "bravo-agent") {
+	if status, body := e.get(b, "/agents"); status != http.StatusOK || strings.Contains(body, agentA) || !parseHTML(t, body).has(`[data-testid="agent-row"][data-agent-id="bravo-agent"]`) {
 		t.Errorf("org B's roster: %d, shows A: %v", status, strings.Contains(body, agentA))
 	}
 	for _, path := range []string{"/agents/" + agentA + "/stop", "/agents/" + agentA + "/delete", "/agents/" + agentA + "/pickup",

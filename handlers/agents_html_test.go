@@ -8,6 +8,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/PuerkitoBio/goquery"
+
 	"github.com/agentroster/agentroster/models"
 )
 
@@ -17,7 +19,7 @@ func TestRosterRowSwap(t *testing.T) {
 	admin := e.signIn("root@example.com")
 
 	status, body := e.get(admin, "/agents")
-	if status != http.StatusOK || !strings.Contains(body, `id="agent-row-swap-me"`) || !strings.Contains(body, `data-testid="action-stop"`) {
+	if status != http.StatusOK || !parseHTML(t, body).has(`#agent-row-swap-me [data-testid="action-stop"]`) {
 		t.Fatalf("roster: %d", status)
 	}
 
@@ -25,16 +27,17 @@ func TestRosterRowSwap(t *testing.T) {
 	if status != http.StatusOK || !strings.HasPrefix(strings.TrimSpace(row), "<tr") || strings.Contains(row, "<html") {
 		t.Fatalf("htmx stop: %d %q", status, row)
 	}
-	if !strings.Contains(row, `id="agent-row-swap-me"`) || !strings.Contains(row, `data-testid="status-pill" data-status="stopped"`) {
+	doc := parseHTML(t, row)
+	if !doc.has(`tr#agent-row-swap-me [data-testid="status-pill"][data-status="stopped"]`) {
 		t.Fatalf("row after stop has no stopped pill: %s", row)
 	}
-	if !strings.Contains(row, `data-testid="action-resume"`) || strings.Contains(row, `data-testid="action-stop"`) || strings.Contains(row, `data-testid="action-approve"`) {
+	if !doc.has(`[data-testid="action-resume"]`) || doc.has(`[data-testid="action-stop"]`) || doc.has(`[data-testid="action-approve"]`) {
 		t.Fatalf("row after stop offers the wrong buttons: %s", row)
 	}
-	if !strings.Contains(row, `hx-target="closest tr"`) || !strings.Contains(row, `hx-swap="outerHTML"`) || !strings.Contains(row, `hx-confirm=`) {
+	if buttons := doc.Find(`form > button[hx-post]`); buttons.Length() != 2 || buttons.Not(`[hx-target="closest tr"][hx-swap="outerHTML"]`).Length() != 0 || !doc.has(`button[hx-confirm]`) {
 		t.Fatalf("row buttons do not swap their row: %s", row)
 	}
-	if !strings.Contains(row, `data-online="false"`) || hdr.Get("Content-Type") != "text/html; charset=utf-8" {
+	if !doc.has(`[data-testid="presence-dot"][data-online="false"]`) || hdr.Get("Content-Type") != "text/html; charset=utf-8" {
 		t.Fatalf("presence / content type: %s %s", hdr.Get("Content-Type"), row)
 	}
 	if a := e.dbAgent(e.org.ID, "swap-me"); a.Status != models.StatusStopped {
@@ -43,12 +46,12 @@ func TestRosterRowSwap(t *testing.T) {
 
 	// Stopping again: the row comes back as it is, with an error toast.
 	status, hdr, row = e.htmx(admin, "/agents/swap-me/stop", nil)
-	if status != http.StatusOK || !strings.Contains(hdr.Get("HX-Trigger"), "cannot stop") || !strings.Contains(row, `data-status="stopped"`) {
+	if status != http.StatusOK || !strings.Contains(hdr.Get("HX-Trigger"), "cannot stop") || !parseHTML(t, row).has(`tr[data-status="stopped"]`) {
 		t.Fatalf("second stop: %d %s %s", status, hdr.Get("HX-Trigger"), row)
 	}
 
 	// Resume, then a plain form post (no htmx) is sent back to the list.
-	if status, _, row = e.htmx(admin, "/agents/swap-me/resume", nil); !strings.Contains(row, `data-status="approved"`) || !strings.Contains(row, `data-testid="action-stop"`) {
+	if status, _, row = e.htmx(admin, "/agents/swap-me/resume", nil); !parseHTML(t, row).has(`tr[data-status="approved"] [data-testid="action-stop"]`) {
 		t.Fatalf("resume: %d %s", status, row)
 	}
 	if resp := e.form(admin, "/agents/swap-me/stop", nil); resp.StatusCode != http.StatusSeeOther || resp.Header.Get("Location") != "/agents" {
@@ -61,9 +64,11 @@ func TestRosterRowSwap(t *testing.T) {
 	// Pending agents offer Approve; delete answers an empty 200 so the row disappears.
 	e.agentIn(e.org.ID, "newbie", models.StatusPending)
 	_, body = e.get(admin, "/agents")
-	newbie := regexp.MustCompile(`(?s)<tr id="agent-row-newbie".*?</tr>`).FindString(body)
-	if !strings.Contains(newbie, "action-approve") || strings.Contains(newbie, "action-resume") || strings.Contains(newbie, "action-stop") || !strings.Contains(newbie, "action-delete") {
-		t.Fatalf("pending row buttons: %s", newbie)
+	newbie := parseHTML(t, body).Find("#agent-row-newbie")
+	var buttons []string
+	newbie.Find(`[data-testid^="action-"]`).Each(func(_ int, b *goquery.Selection) { buttons = append(buttons, b.AttrOr("data-testid", "")) })
+	if strings.Join(buttons, " ") != "action-approve action-delete" {
+		t.Fatalf("pending row buttons: %v", buttons)
 	}
 	if status, _, row = e.htmx(admin, "/agents/newbie/delete", nil); status != http.StatusOK || row != "" {
 		t.Fatalf("htmx delete: %d %q", status, row)
@@ -81,16 +86,17 @@ func TestRosterViewer(t *testing.T) {
 	v := e.signIn("viewer@example.com")
 
 	status, body := e.get(v, "/agents")
-	if status != http.StatusOK || strings.Count(body, `data-testid="agent-row"`) != 2 {
+	doc := parseHTML(t, body)
+	if status != http.StatusOK || doc.count(`[data-testid="agent-row"]`) != 2 {
 		t.Fatalf("viewer roster: %d", status)
 	}
-	for _, s := range []string{`data-testid="action-`, `data-testid="row-actions"`, "hx-post"} {
-		if strings.Contains(body, s) {
-			t.Fatalf("viewer sees %s", s)
+	for _, sel := range []string{`[data-testid^="action-"]`, `[data-testid="row-actions"]`, "[hx-post]"} {
+		if doc.has(sel) {
+			t.Fatalf("viewer sees %s", sel)
 		}
 	}
 	status, body = e.get(v, "/agents/look-only")
-	if status != http.StatusOK || strings.Contains(body, `data-testid="detail-stop"`) || strings.Contains(body, "pickup-toggle") || strings.Contains(body, "permissions-save") {
+	if doc := parseHTML(t, body); status != http.StatusOK || doc.has(`[data-testid^="detail-"]`) || doc.has(`[data-testid="pickup-toggle"]`) || doc.has(`[data-testid="permissions-save"]`) {
 		t.Fatalf("viewer detail page: %d", status)
 	}
 	if status, _, _ := e.htmx(v, "/agents/look-only/stop", nil); status != http.StatusForbidden {
@@ -121,19 +127,9 @@ func TestRosterFiltersAndPages(t *testing.T) {
 	}
 	admin := e.signIn("root@example.com")
 	rows := func(body string) []string {
-		var ids []string
-		for _, m := range regexp.MustCompile(`data-agent-id="([^"]+)"`).FindAllStringSubmatch(body, -1) {
-			ids = append(ids, m[1])
-		}
-		return ids
+		return parseHTML(t, body).Find(`[data-testid="agent-row"]`).Map(func(_ int, r *goquery.Selection) string { return r.AttrOr("data-agent-id", "") })
 	}
-	next := func(body string) string {
-		m := regexp.MustCompile(`href="([^"]+)"[^>]*data-testid="next-page"`).FindStringSubmatch(body)
-		if m == nil {
-			return ""
-		}
-		return strings.ReplaceAll(m[1], "&amp;", "&")
-	}
+	next := func(body string) string { return parseHTML(t, body).attr(`a[data-testid="next-page"]`, "href") }
 
 	seen := map[string]bool{}
 	path, pages := "/agents", 0
@@ -164,7 +160,7 @@ func TestRosterFiltersAndPages(t *testing.T) {
 	if ids := rows(body); ids[0] != "odd_one" || ids[1] != "agent-1" {
 		t.Fatalf("order: %v", ids[:2])
 	}
-	if strings.Contains(body, "<b>bold</b>") || !strings.Contains(body, "&lt;b&gt;bold&lt;/b&gt;") {
+	if doc := parseHTML(t, body); doc.has("#agents-table b") || !strings.Contains(doc.text("#agent-row-odd_one"), "100% done_ok <b>bold</b>") {
 		t.Fatal("title not escaped")
 	}
 
@@ -187,7 +183,7 @@ func TestRosterFiltersAndPages(t *testing.T) {
 	}
 	// Filters combine: stopped agents among the agent-1… ids (one page).
 	_, body = e.get(admin, "/agents?status=stopped&q=agent-1")
-	if got, want := len(rows(body)), countStopped(t, e, "agent-1"); got != want || want == 0 || strings.Contains(body, `data-status="approved"`) {
+	if got, want := len(rows(body)), countStopped(t, e, "agent-1"); got != want || want == 0 || parseHTML(t, body).has(`[data-testid="agent-row"]:not([data-status="stopped"])`) {
 		t.Fatalf("status and search: %d rows, want %d", got, want)
 	}
 	if status, _ := e.get(admin, "/agents?status=bogus"); status != http.StatusBadRequest {
@@ -218,19 +214,25 @@ func TestAgentDetailPage(t *testing.T) {
 	if status != http.StatusOK {
 		t.Fatalf("detail: %d", status)
 	}
-	for _, want := range []string{"16 GiB", "512 GiB SSD", "Linux 6.5.0", "10.0.0.42", "runner-a", "claude-opus-4-7", "Claude (build agent)", "agent.registered", `data-testid="permissions-form"`} {
-		if !strings.Contains(body, want) {
-			t.Errorf("detail page lacks %q", want)
+	doc := parseHTML(t, body)
+	for field, want := range map[string]string{"RAM": "16 GiB", "Storage": "512 GiB SSD", "Operating system": "Linux 6.5.0", "Machine IP": "10.0.0.42",
+		"Machine name": "runner-a", "LLM version": "claude-opus-4-7", "Title": "Claude (build agent)"} {
+		if got := doc.text(`[data-testid="field-` + field + `"]`); got != want {
+			t.Errorf("detail page: %s is %q, want %q", field, got, want)
 		}
 	}
-	if strings.Contains(body, "not reported") {
+	if !strings.Contains(doc.text(`[data-testid="agent-audit"]`), "agent.registered") || !doc.has(`[data-testid="permissions-form"]`) {
+		t.Error("detail page lacks the audit row or the permissions form")
+	}
+	if doc.hasText("not reported") {
 		t.Error("reported telemetry shown as not reported")
 	}
 	status, body = e.get(admin, "/agents/bare")
-	if status != http.StatusOK || strings.Count(body, "not reported") != 3 { // OS, RAM, storage
-		t.Fatalf("bare detail: %d, %d × not reported", status, strings.Count(body, "not reported"))
+	doc = parseHTML(t, body)
+	if n := doc.withText(`[data-testid="agent-fields"] dd`, "not reported"); status != http.StatusOK || n != 3 { // OS, RAM, storage
+		t.Fatalf("bare detail: %d, %d × not reported", status, n)
 	}
-	if strings.Contains(body, "<script>x</script>") {
+	if doc.has("script:not([src])") || doc.text(`[data-testid="field-Title"]`) != "<script>x</script>" {
 		t.Fatal("title not escaped")
 	}
 	if status, _ := e.get(admin, "/agents/nobody"); status != http.StatusNotFound {
@@ -248,12 +250,12 @@ func TestDetailPickupAndKeys(t *testing.T) {
 	admin := e.signIn("root@example.com")
 
 	status, body := e.get(admin, "/agents/picker")
-	if status != http.StatusOK || !strings.Contains(body, k.Prefix) || !strings.Contains(body, `data-testid="key-revoke"`) {
+	if doc := parseHTML(t, body); status != http.StatusOK || !strings.HasPrefix(doc.text(`[data-testid="key-prefix"]`), k.Prefix) || !doc.has(`[data-testid="key-row"] [data-testid="key-revoke"]`) {
 		t.Fatalf("detail keys: %d", status)
 	}
 	// Pickup toggle through htmx answers the section.
 	status, _, sec := e.htmx(admin, "/agents/picker/pickup", url.Values{"enabled": {"false"}})
-	if status != http.StatusOK || !strings.Contains(sec, `data-enabled="false"`) || strings.Contains(sec, "<html") {
+	if status != http.StatusOK || !parseHTML(t, sec).has(`#pickup-section[data-enabled="false"]`) || strings.Contains(sec, "<html") {
 		t.Fatalf("pickup off: %d %s", status, sec)
 	}
 	if a := e.dbAgent(e.org.ID, "picker"); a.PickupEnabled {
@@ -280,7 +282,7 @@ func TestDetailPickupAndKeys(t *testing.T) {
 
 	// Revoke from the detail page: the row comes back revoked without the agent column.
 	status, _, row := e.htmx(admin, "/settings/api-keys/"+k.ID.String()+"/revoke", url.Values{"from": {"agent:picker"}})
-	if status != http.StatusOK || !strings.Contains(row, `data-state="revoked"`) || strings.Contains(row, "team key") || strings.Contains(row, "key-revoke") {
+	if doc := parseHTML(t, row); status != http.StatusOK || !doc.has(`tr[data-testid="key-row"][data-state="revoked"]`) || doc.has(`td[data-label="Agent"]`) || doc.has(`[data-testid="key-revoke"]`) {
 		t.Fatalf("revoke row: %d %s", status, row)
 	}
 	e.call(http.MethodGet, "/api/v1/agents/picker/status", raw, nil).wantError(http.StatusUnauthorized, "invalid_credential")
@@ -292,12 +294,12 @@ func TestAPIKeysPage(t *testing.T) {
 	team, _ := models.DefaultTeam(t.Context(), e.db, e.org.ID)
 
 	status, body := e.get(admin, "/settings/api-keys")
-	if status != http.StatusOK || !strings.Contains(body, `data-testid="new-key-form"`) || !strings.Contains(body, "365 days") {
+	if doc := parseHTML(t, body); status != http.StatusOK || !doc.has(`[data-testid="new-key-form"]`) || doc.text(`#key-expiry option[value="365"]`) != "365 days" {
 		t.Fatalf("keys page: %d", status)
 	}
 	status, _, body = e.post(admin, "/settings/api-keys", url.Values{"name": {"ci-runner"}, "teamId": {team.ID.String()}, "expiry": {"30"}})
 	raw := regexp.MustCompile(`value="(ag_ak_[0-9A-Za-z]{40})"`).FindStringSubmatch(body)
-	if status != http.StatusOK || raw == nil || !strings.Contains(body, "only time") || !strings.Contains(body, `data-copy-target="#new-key-value"`) {
+	if doc := parseHTML(t, body); status != http.StatusOK || raw == nil || !strings.Contains(doc.text(`[data-testid="new-key"]`), "only time") || !doc.has(`[data-testid="copy-button"][data-copy-target="#new-key-value"]`) {
 		t.Fatalf("create: %d, key shown: %v", status, raw != nil)
 	}
 	keys, _ := models.ListAPIKeys(t.Context(), e.db, models.KeyFilter{Org: e.org.ID})
@@ -310,42 +312,42 @@ func TestAPIKeysPage(t *testing.T) {
 	// The key works, and a reload does not show it again.
 	e.call(http.MethodPost, "/api/v1/teams/"+team.ID.String()+"/agents/register", raw[1], map[string]string{"id": "via-page"}).want(http.StatusOK)
 	status, body = e.get(admin, "/settings/api-keys")
-	if status != http.StatusOK || strings.Contains(body, raw[1]) || strings.Contains(body, `data-testid="new-key"`) || !strings.Contains(body, keys[0].Prefix) {
+	if doc := parseHTML(t, body); status != http.StatusOK || strings.Contains(body, raw[1]) || doc.has(`[data-testid="new-key"]`) || !strings.HasPrefix(doc.text(`[data-testid="key-prefix"]`), keys[0].Prefix) {
 		t.Fatalf("reload shows the key again (or not the prefix): %d", status)
 	}
 
 	// htmx create answers the section with the key; "never" leaves no expiry.
 	status, _, sec := e.htmx(admin, "/settings/api-keys", url.Values{"name": {"forever"}, "teamId": {team.ID.String()}, "expiry": {"never"}})
-	if status != http.StatusOK || !strings.HasPrefix(strings.TrimSpace(sec), `<div id="api-keys-section"`) || !strings.Contains(sec, `data-testid="new-key-value"`) {
+	if status != http.StatusOK || !strings.HasPrefix(strings.TrimSpace(sec), `<div id="api-keys-section"`) || !parseHTML(t, sec).has(`#api-keys-section [data-testid="new-key-value"]`) {
 		t.Fatalf("htmx create: %d %s", status, sec)
 	}
 	// Bad input: 400 with the field named, no key.
 	status, _, body = e.post(admin, "/settings/api-keys", url.Values{"name": {""}, "expiry": {"7"}})
-	if status != http.StatusBadRequest || strings.Contains(body, `data-testid="new-key"`) || !strings.Contains(body, `data-testid="error-expiry"`) {
+	if doc := parseHTML(t, body); status != http.StatusBadRequest || doc.has(`[data-testid="new-key"]`) || !doc.has(`[data-testid="error-expiry"]`) {
 		t.Fatalf("bad create: %d", status)
 	}
 
 	// Disable, enable and revoke from the list.
 	id := keys[0].ID.String()
-	if status, _, row := e.htmx(admin, "/settings/api-keys/"+id+"/disable", nil); status != http.StatusOK || !strings.Contains(row, `data-state="disabled"`) || !strings.Contains(row, "key-enable") {
+	if status, _, row := e.htmx(admin, "/settings/api-keys/"+id+"/disable", nil); status != http.StatusOK || !parseHTML(t, row).has(`tr[data-state="disabled"] [data-testid="key-enable"]`) {
 		t.Fatalf("disable: %d %s", status, row)
 	}
 	e.call(http.MethodGet, "/api/v1/agents/via-page/status", raw[1], nil).wantError(http.StatusUnauthorized, "invalid_credential")
-	if status, _, row := e.htmx(admin, "/settings/api-keys/"+id+"/enable", nil); status != http.StatusOK || !strings.Contains(row, `data-state="active"`) {
+	if status, _, row := e.htmx(admin, "/settings/api-keys/"+id+"/enable", nil); status != http.StatusOK || !parseHTML(t, row).has(`tr[data-state="active"]`) {
 		t.Fatalf("enable: %d %s", status, row)
 	}
 	if resp := e.form(admin, "/settings/api-keys/"+id+"/revoke", nil); resp.StatusCode != http.StatusSeeOther || resp.Header.Get("Location") != "/settings/api-keys" {
 		t.Fatalf("plain revoke: %d", resp.StatusCode)
 	}
 	_, body = e.get(admin, "/settings/api-keys")
-	if !strings.Contains(body, `data-state="revoked"`) {
+	if !parseHTML(t, body).has(`[data-testid="key-row"][data-state="revoked"]`) {
 		t.Fatal("revoked key not shown as revoked")
 	}
 	// Viewers see the list but no form or buttons.
 	e.user("viewer@example.com", models.RoleViewer)
 	v := e.signIn("viewer@example.com")
 	status, body = e.get(v, "/settings/api-keys")
-	if status != http.StatusOK || strings.Contains(body, "new-key-form") || strings.Contains(body, "key-revoke") || strings.Contains(body, "key-disable") || !strings.Contains(body, "forever") {
+	if doc := parseHTML(t, body); status != http.StatusOK || doc.has(`[data-testid="new-key-form"]`) || doc.has(`[data-testid="keys-table"] form`) || !strings.Contains(doc.text(`[data-testid="key-row"]`), "forever") {
 		t.Fatalf("viewer keys page: %d", status)
 	}
 	if resp := e.form(v, "/settings/api-keys", url.Values{"name": {"x"}, "expiry": {"30"}}); resp.StatusCode != http.StatusForbidden {

@@ -160,7 +160,7 @@ func (h *Handler) auditAPI(c *gin.Context) {
 	if evs == nil {
 		evs = []models.AuditEvent{}
 	}
-	c.JSON(http.StatusOK, evs)
+	c.JSON(http.StatusOK, jsonList(evs, toAuditEventJSON))
 }
 
 // auditCSVHeader names the export's columns.

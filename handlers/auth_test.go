@@ -14,7 +14,7 @@ func TestLoginPageAndBadPassword(t *testing.T) {
 	e := newEnv(t)
 	c := e.browser()
 	status, body := e.get(c, "/login")
-	if status != http.StatusOK || !strings.Contains(body, `name="password"`) {
+	if status != http.StatusOK || !parseHTML(t, body).has(`form input[name="password"][type="password"]`) {
 		t.Fatalf("login page: %d", status)
 	}
 	for _, email := range []string{"root@example.com", "nobody@example.com"} {
@@ -41,7 +41,7 @@ func TestSessionRotationAndLogout(t *testing.T) {
 	e := newEnv(t)
 	c := e.signIn("root@example.com")
 	first := sessionCookieValue(e, c)
-	if status, body := e.get(c, "/settings/teams"); status != http.StatusOK || !strings.Contains(body, "default") {
+	if status, body := e.get(c, "/settings/teams"); status != http.StatusOK || !strings.Contains(parseHTML(t, body).text("main"), "default") {
 		t.Fatalf("teams page after login: %d", status)
 	}
 	// Signing in again issues a new session and ends the old one (no fixation).
@@ -266,8 +266,8 @@ func TestRoles(t *testing.T) {
 
 	// The viewer sees the teams page without the create form, and cannot post it.
 	vc := e.signIn("viewer@example.com")
-	if status, body := e.get(vc, "/settings/teams"); status != http.StatusOK || strings.Contains(body, "new-team-form") {
-		t.Fatalf("viewer teams page: %d, form shown: %v", status, strings.Contains(body, "new-team-form"))
+	if status, body := e.get(vc, "/settings/teams"); status != http.StatusOK || parseHTML(t, body).has(`[data-testid="new-team-form"]`) {
+		t.Fatalf("viewer teams page: %d, form shown", status)
 	}
 	if resp := e.form(vc, "/settings/teams", url.Values{"name": {"sneaky"}}); resp.StatusCode != http.StatusForbidden {
 		t.Fatalf("viewer form post: %d", resp.StatusCode)
@@ -315,8 +315,8 @@ func TestOrganizationsAndTeams(t *testing.T) {
 	// The onboarding editor shows the document escaped.
 	c := e.signIn("root@example.com")
 	status, body := e.get(c, "/settings/teams/"+team.ID.String()+"?orgId="+org.ID.String())
-	if status != http.StatusOK || strings.Contains(body, "<script>alert(1)") || !strings.Contains(body, "&lt;script&gt;") {
-		t.Fatalf("team page: %d, escaped: %v", status, strings.Contains(body, "&lt;script&gt;"))
+	if doc := parseHTML(t, body); status != http.StatusOK || strings.Contains(body, "<script>alert(1)") || doc.has("script:not([src])") || !strings.Contains(doc.Find("textarea").Text(), "<script>alert(1)") {
+		t.Fatalf("team page: %d, not escaped", status)
 	}
 
 	// Every change was audited with its actor.

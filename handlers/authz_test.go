@@ -407,10 +407,11 @@ func TestAgentPageFollowsTheAgentsOrg(t *testing.T) {
 	b := e.signIn("second-admin@example.com")
 	roster := func() string {
 		_, body := e.get(b, "/agents")
-		if strings.Contains(body, "in-first") == strings.Contains(body, "in-second") {
+		doc := parseHTML(t, body)
+		if doc.has(`[data-agent-id="in-first"]`) == doc.has(`[data-agent-id="in-second"]`) {
 			t.Fatal("the roster shows both orgs or neither")
 		}
-		if strings.Contains(body, "in-first") {
+		if doc.has(`[data-agent-id="in-first"]`) {
 			return "first"
 		}
 		return "second"
@@ -420,7 +421,7 @@ func TestAgentPageFollowsTheAgentsOrg(t *testing.T) {
 	start := roster()
 	for _, id := range []string{"in-first", "in-second"} {
 		status, body := e.get(b, "/agents/"+id, "Sec-Fetch-Site", "cross-site")
-		if status != http.StatusOK || !strings.Contains(body, id) {
+		if status != http.StatusOK || parseHTML(t, body).text(`[data-testid="field-ID"]`) != id {
 			t.Fatalf("/agents/%s: %d", id, status)
 		}
 	}
@@ -429,7 +430,7 @@ func TestAgentPageFollowsTheAgentsOrg(t *testing.T) {
 	}
 	// The user's own navigation switches the session to the agent's org.
 	for _, id := range []string{"in-first", "in-second", "in-first"} {
-		if status, body := e.get(b, "/agents/"+id, "Sec-Fetch-Site", "same-origin"); status != http.StatusOK || !strings.Contains(body, id) {
+		if status, body := e.get(b, "/agents/"+id, "Sec-Fetch-Site", "same-origin"); status != http.StatusOK || parseHTML(t, body).text(`[data-testid="field-ID"]`) != id {
 			t.Fatalf("/agents/%s: %d", id, status)
 		}
 	}

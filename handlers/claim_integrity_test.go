@@ -302,12 +302,12 @@ func TestReissueClaimHTML(t *testing.T) {
 	_, j := e.joinNew(tok, "handover")
 	c := e.signIn("root@example.com")
 	_, page := e.get(c, "/agents/join-requests?status=approved")
-	if strings.Contains(page, `data-testid="jr-reissue"`) {
+	if parseHTML(t, page).has(`[data-testid="jr-reissue"]`) {
 		t.Fatal("a Re-issue button before approval")
 	}
 	e.call(http.MethodPost, "/api/v1/internal/join-requests/"+j.JoinRequestID+"/approve", tok, struct{}{}).want(http.StatusOK)
 	_, page = e.get(c, "/agents/join-requests?status=approved")
-	if !strings.Contains(page, `hx-post="/agents/join-requests/`+j.JoinRequestID+`/reissue"`) || !strings.Contains(page, `id="claim-reveal"`) {
+	if doc := parseHTML(t, page); doc.attr(`[data-testid="jr-reissue"]`, "hx-post") != "/agents/join-requests/"+j.JoinRequestID+"/reissue" || !doc.has(`#claim-reveal`) {
 		t.Fatal("no Re-issue button on an approved, unclaimed request")
 	}
 	secretRE := regexp.MustCompile(`id="reissued-secret" readonly value="([^"]+)"`)
@@ -321,14 +321,14 @@ func TestReissueClaimHTML(t *testing.T) {
 		t.Fatalf("plain reissue: %d", status)
 	}
 	plainSecret := match(t, secretRE, body)
-	if plainSecret == htmxSecret || !strings.Contains(body, `data-testid="join-requests-table"`) {
+	if plainSecret == htmxSecret || !parseHTML(t, body).has(`[data-testid="join-requests-table"]`) {
 		t.Fatal("the plain post did not show a new secret on the list")
 	}
 	e.claim(j.JoinRequestID, htmxSecret).wantError(http.StatusUnauthorized, "invalid_claim_secret")
 	e.claim(j.JoinRequestID, plainSecret).want(http.StatusOK)
 	// Claimed: no button, and the page never shows a secret again.
 	_, page = e.get(c, "/agents/join-requests?status=approved")
-	if strings.Contains(page, `data-testid="jr-reissue"`) || strings.Contains(page, plainSecret) {
+	if parseHTML(t, page).has(`[data-testid="jr-reissue"]`) || strings.Contains(page, plainSecret) {
 		t.Fatal("the claimed request still offers a re-issue or shows its secret")
 	}
 	// A refused re-issue over htmx: an error toast, nothing swapped.

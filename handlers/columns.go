@@ -22,7 +22,7 @@ func (h *Handler) listColumnsAPI(c *gin.Context) {
 	if cols == nil {
 		cols = []models.BoardColumn{}
 	}
-	c.JSON(http.StatusOK, cols)
+	c.JSON(http.StatusOK, jsonList(cols, toColumnJSON))
 }
 
 type columnRequest struct {
@@ -53,7 +53,7 @@ func (h *Handler) createColumnAPI(c *gin.Context) {
 			return
 		}
 	}
-	c.JSON(http.StatusCreated, col)
+	c.JSON(http.StatusCreated, toColumnJSON(col))
 }
 
 func (h *Handler) updateColumnAPI(c *gin.Context) {
@@ -70,7 +70,7 @@ func (h *Handler) updateColumnAPI(c *gin.Context) {
 		h.fail(c, err)
 		return
 	}
-	c.JSON(http.StatusOK, col)
+	c.JSON(http.StatusOK, toColumnJSON(col))
 }
 
 func (h *Handler) deleteColumnAPI(c *gin.Context) {

@@ -77,14 +77,14 @@ func TestColumnsPage(t *testing.T) {
 	e := newEnv(t)
 	admin := e.signIn("root@example.com")
 	status, body := e.get(admin, "/settings/columns")
-	if status != http.StatusOK || strings.Count(body, `data-testid="column-row"`) != 4 || !strings.Contains(body, "new-column-form") {
+	if doc := parseHTML(t, body); status != http.StatusOK || doc.count(`[data-testid="column-row"]`) != 4 || !doc.has(`[data-testid="new-column-form"]`) {
 		t.Fatalf("columns page: %d", status)
 	}
 	if resp := e.form(admin, "/settings/columns", url.Values{"name": {"Blocked"}, "agentCanRead": {"true"}}); resp.StatusCode != http.StatusSeeOther {
 		t.Fatalf("create: %d", resp.StatusCode)
 	}
 	status, _, body = e.post(admin, "/settings/columns", url.Values{"name": {"Blocked"}})
-	if status != http.StatusBadRequest || !strings.Contains(body, `data-testid="error-id"`) {
+	if status != http.StatusBadRequest || !parseHTML(t, body).has(`[data-testid="new-column-form"] [data-testid="error-id"]`) {
 		t.Fatalf("duplicate create: %d %s", status, body)
 	}
 	// Move up with htmx answers the table; plain move down redirects.
@@ -118,7 +118,7 @@ func TestColumnsPage(t *testing.T) {
 	}
 	e.user("viewer@example.com", models.RoleViewer)
 	v := e.signIn("viewer@example.com")
-	if status, body := e.get(v, "/settings/columns"); status != http.StatusOK || strings.Contains(body, "new-column-form") || strings.Contains(body, "column-delete") {
+	if status, body := e.get(v, "/settings/columns"); status != http.StatusOK || parseHTML(t, body).has(`[data-testid="new-column-form"], [data-testid="column-delete"], #columns-table form`) {
 		t.Fatalf("viewer columns page: %d", status)
 	}
 	if resp := e.form(v, "/settings/columns/col_done/delete", nil); resp.StatusCode != http.StatusForbidden {
@@ -183,15 +183,16 @@ func TestAgentPermissions(t *testing.T) {
 		t.Fatalf("grants after the editor: %+v", g)
 	}
 	status, _, sec := e.htmx(admin, "/agents/perm/permissions", url.Values{"moderate": {"col_in_review"}, "transitions": {"col_in_review->col_done"}})
-	if status != http.StatusOK || !strings.Contains(sec, "Permissions saved.") || !strings.HasPrefix(strings.TrimSpace(sec), `<section id="permissions-section"`) {
+	if status != http.StatusOK || parseHTML(t, sec).text(`#permissions-section [data-testid="flash"]`) != "Permissions saved." || !strings.HasPrefix(strings.TrimSpace(sec), `<section id="permissions-section"`) {
 		t.Fatalf("htmx editor: %d %s", status, sec)
 	}
 	status, _, sec = e.htmx(admin, "/agents/perm/permissions", url.Values{"transitions": {"col_in_review->col_done\nnot a transition"}})
-	if status != http.StatusOK || !strings.Contains(sec, "line 2") || !strings.Contains(sec, "not a transition") {
+	doc := parseHTML(t, sec)
+	if status != http.StatusOK || !strings.Contains(doc.text(`[data-testid="error-transitions"]`), "line 2") || !strings.Contains(doc.text(`[data-testid="transitions-input"]`), "not a transition") {
 		t.Fatalf("htmx editor with a bad line: %d %s", status, sec)
 	}
 	status, _, page := e.post(admin, "/agents/perm/permissions", url.Values{"transitions": {"col_x->col_y"}})
-	if status != http.StatusBadRequest || !strings.Contains(page, `data-testid="error-transitions"`) {
+	if status != http.StatusBadRequest || !parseHTML(t, page).has(`[data-testid="permissions-form"] [data-testid="error-transitions"]`) {
 		t.Fatalf("plain editor with an unknown column: %d", status)
 	}
 	g, _ = models.GetGrants(t.Context(), e.db, e.org.ID, "perm")

@@ -139,7 +139,7 @@ func TestAddAnswerRevealsNothing(t *testing.T) {
 	}
 	bc := e.signIn("bob@example.com")
 	_, body := e.get(bc, "/settings/members")
-	if !strings.Contains(body, `data-testid="pending-member-row" data-email="known@example.com"`) || !strings.Contains(body, "invited (pending acceptance)") {
+	if parseHTML(t, body).text(`[data-testid="pending-member-row"][data-email="known@example.com"] [data-testid="status-pill"]`) != "invited (pending acceptance)" {
 		t.Fatal("the members page does not show the pending invitee")
 	}
 
@@ -155,11 +155,11 @@ func TestAddAnswerRevealsNothing(t *testing.T) {
 		}
 	}
 	e.call(http.MethodGet, "/api/v1/organizations/"+orgB.ID.String()+"/members", ktok, nil).wantError(http.StatusNotFound, "not_found")
-	if _, body := e.get(kc, "/agents"); !strings.Contains(body, `data-testid="invitation-banner"`) {
+	if _, body := e.get(kc, "/agents"); !parseHTML(t, body).has(`[data-testid="invitation-banner"]`) {
 		t.Fatal("no invitation banner after sign-in")
 	}
 	_, body = e.get(kc, "/account")
-	if !strings.Contains(body, `data-testid="invitation-row" data-org="`+orgB.ID.String()+`"`) {
+	if !parseHTML(t, body).has(`[data-testid="invitation-row"][data-org="` + orgB.ID.String() + `"]`) {
 		t.Fatal("the Account page does not list the invitation")
 	}
 	invs, _ := models.ListInvitations(t.Context(), e.db, e.userID("known@example.com"))
@@ -169,7 +169,7 @@ func TestAddAnswerRevealsNothing(t *testing.T) {
 	if e.memberRole(orgB.ID, e.userID("known@example.com")) != models.RoleViewer {
 		t.Fatal("accepting did not make a viewer")
 	}
-	if _, body := e.get(kc, "/agents"); strings.Contains(body, `data-testid="invitation-banner"`) {
+	if _, body := e.get(kc, "/agents"); parseHTML(t, body).has(`[data-testid="invitation-banner"]`) {
 		t.Fatal("the banner stays after the decision")
 	}
 
@@ -212,14 +212,14 @@ func TestRemovalEndsOnlyThatOrg(t *testing.T) {
 	if status, _, _ := e.post(inB, "/orgs/switch", url.Values{"orgId": {orgB.ID.String()}}); status != http.StatusSeeOther {
 		t.Fatalf("switch: %d", status)
 	}
-	if _, body := e.get(inB, "/agents"); !strings.Contains(body, "Org B") {
+	if _, body := e.get(inB, "/agents"); !parseHTML(t, body).hasText("Org B") {
 		t.Fatal("the session does not work in org B")
 	}
 	e.call(http.MethodDelete, "/api/v1/organizations/"+orgB.ID.String()+"/members/"+u.ID.String(), bob, nil).want(http.StatusOK)
 
 	for name, c := range map[string]*http.Client{"never switched": never, "working in B": inB} {
 		status, body := e.get(c, "/agents")
-		if status != http.StatusOK || !strings.Contains(body, e.org.Title) || strings.Contains(body, "Org B") {
+		if status != http.StatusOK || !parseHTML(t, body).hasText(e.org.Title) || strings.Contains(body, "Org B") {
 			t.Errorf("%s session after removal from B: %d (want 200 in %q, nothing of B)", name, status, e.org.Title)
 		}
 	}
@@ -380,22 +380,22 @@ func TestLinkButtons(t *testing.T) {
 	c := e.signIn("root@example.com")
 	_, body := e.get(c, "/settings/members")
 	pending, settled := e.userID("pending@example.com").String(), e.userID("settled@example.com").String()
-	if !strings.Contains(body, `/settings/members/`+pending+`/password-link`) || strings.Contains(body, `/settings/members/`+settled+`/password-link`) {
+	if doc := parseHTML(t, body); !doc.has(`form[action="/settings/members/`+pending+`/password-link"] [data-testid="member-resend-link"]`) || doc.has(`form[action="/settings/members/`+settled+`/password-link"]`) {
 		t.Fatal("re-send button missing for the created member, or shown for one with a password")
 	}
 	status, _, body := e.post(c, "/settings/members/"+pending+"/password-link", nil)
-	if status != http.StatusOK || !strings.Contains(body, `data-testid="set-password-url"`) || !strings.Contains(body, "New set-password link for pending@example.com") {
+	if doc := parseHTML(t, body); status != http.StatusOK || !doc.has(`[data-testid="set-password-url"]`) || !doc.hasText("New set-password link for pending@example.com") {
 		t.Fatalf("re-send through the page: %d", status)
 	}
 	if status, _, _ := e.post(c, "/settings/members/"+settled+"/password-link", nil); status != http.StatusNotFound {
 		t.Fatalf("re-send for a member with a password: %d, want 404", status)
 	}
 	_, body = e.get(c, "/platform")
-	if !strings.Contains(body, `/platform/users/`+settled+`/reset-password`) {
+	if !parseHTML(t, body).has(`form[action="/platform/users/` + settled + `/reset-password"] [data-testid="user-reset-password"]`) {
 		t.Fatal("no reset button on /platform")
 	}
 	status, _, body = e.post(c, "/platform/users/"+settled+"/reset-password", nil)
-	if status != http.StatusOK || !strings.Contains(body, `data-testid="set-password-url"`) {
+	if status != http.StatusOK || !parseHTML(t, body).has(`[data-testid="set-password-url"]`) {
 		t.Fatalf("reset through /platform: %d", status)
 	}
 	// A viewer of the org gets neither.
@@ -418,7 +418,7 @@ func TestWithdrawInvitation(t *testing.T) {
 	invs, _ := models.ListInvitations(t.Context(), e.db, u.ID)
 	c := e.signIn("root@example.com")
 	_, body := e.get(c, "/settings/members")
-	if !strings.Contains(body, "/settings/members/invitations/"+invs[0].ID.String()+"/withdraw") {
+	if !parseHTML(t, body).has(`form[action="/settings/members/invitations/` + invs[0].ID.String() + `/withdraw"] [data-testid="invitation-withdraw"]`) {
 		t.Fatal("no withdraw button on the pending row")
 	}
 	if status, h, _ := e.post(c, "/settings/members/invitations/"+invs[0].ID.String()+"/withdraw", nil); status != http.StatusSeeOther || h.Get("Location") != "/settings/members?done=withdrawn" {

@@ -3,7 +3,6 @@ package handlers
 import (
 	"encoding/csv"
 	"encoding/json"
-	"html"
 	"net/http"
 	"net/url"
 	"regexp"
@@ -25,25 +24,26 @@ func TestInviteFlowHTML(t *testing.T) {
 	admin := e.signIn("root@example.com")
 
 	status, body := e.get(admin, "/agents/invites")
-	if status != http.StatusOK || !strings.Contains(body, `data-testid="new-invite"`) || !strings.Contains(body, `data-testid="empty-state"`) {
+	if doc := parseHTML(t, body); status != http.StatusOK || !doc.has(`[data-testid="new-invite"]`) || !doc.has(`[data-testid="empty-state"]`) {
 		t.Fatalf("invites page: %d", status)
 	}
 
 	// New Invite dialog: an error first, shown inline in the dialog.
 	status, _, frag := e.htmx(admin, "/agents/invites", url.Values{"agentName": {"Bad Name"}, "maxUses": {"1"}, "ttl": {"86400"}})
-	if status != http.StatusOK || !strings.Contains(frag, `data-testid="error-agentName"`) || strings.Contains(frag, "<html") {
+	if status != http.StatusOK || !parseHTML(t, frag).has(`[data-testid="new-invite-form"] [data-testid="error-agentName"]`) || strings.Contains(frag, "<html") {
 		t.Fatalf("invalid create: %d %s", status, frag)
 	}
 	status, _, frag = e.htmx(admin, "/agents/invites", url.Values{"agentName": {"web-1"}, "maxUses": {"0"}, "ttlMinutes": {"1"}})
-	if !strings.Contains(frag, `data-testid="error-maxUses"`) || !strings.Contains(frag, `data-testid="error-ttlSeconds"`) {
+	if doc := parseHTML(t, frag); !doc.has(`[data-testid="error-maxUses"]`) || !doc.has(`[data-testid="error-ttlSeconds"]`) {
 		t.Fatalf("range errors: %d %s", status, frag)
 	}
 	if n := e.count("invites", "true"); n != 0 {
 		t.Fatal("an invalid form wrote an invite")
 	}
 	status, hdr, frag := e.htmx(admin, "/agents/invites", url.Values{"agentName": {"web-1"}, "adapterType": {"webhook"}, "maxUses": {"1"}, "ttl": {"3600"}})
-	if status != http.StatusOK || !strings.Contains(frag, `data-testid="invite-created"`) || !strings.Contains(frag, "bearer credential") ||
-		!strings.Contains(frag, `data-testid="copy-button"`) || !strings.Contains(hdr.Get("HX-Trigger"), "invitesChanged") {
+	doc := parseHTML(t, frag)
+	if status != http.StatusOK || !strings.Contains(doc.text(`[data-testid="invite-created"]`), "bearer credential") ||
+		!doc.has(`[data-testid="invite-created"] [data-testid="copy-button"]`) || !strings.Contains(hdr.Get("HX-Trigger"), "invitesChanged") {
 		t.Fatalf("create: %d %s %s", status, hdr.Get("HX-Trigger"), frag)
 	}
 	link := match(t, createdLinkRE, frag)
@@ -53,8 +53,9 @@ func TestInviteFlowHTML(t *testing.T) {
 	token := strings.TrimPrefix(link, e.srv.URL+"/invite/")
 
 	status, body = e.get(admin, "/agents/invites")
-	if !strings.Contains(body, `data-testid="invite-row" data-state="Active" data-agent-name="web-1"`) || !strings.Contains(body, html.EscapeString(link)) ||
-		!strings.Contains(body, `data-copy-target="#invite-link-`) || !strings.Contains(body, `data-testid="invite-delete"`) || !strings.Contains(body, "0 / 1") {
+	inviteRow := parseHTML(t, body).Find(`[data-testid="invite-row"][data-state="Active"][data-agent-name="web-1"]`)
+	if inviteRow.Find(`[data-testid="invite-link"]`).AttrOr("value", "") != link || !inviteRow.Find(`[data-testid="copy-button"]`).Is(`[data-copy-target^="#invite-link-"]`) ||
+		inviteRow.Find(`[data-testid="invite-delete"]`).Length() != 1 || inviteRow.Find(`[data-testid="invite-uses"]`).Text() != "0 / 1" {
 		t.Fatalf("invites list: %d %s", status, body)
 	}
 
@@ -70,8 +71,8 @@ func TestInviteFlowHTML(t *testing.T) {
 		t.Fatalf("landing headers: %d %v", resp.StatusCode, resp.Header)
 	}
 	status, body = e.get(runtime, "/invite/"+token)
-	if status != http.StatusOK || !strings.Contains(body, "web-1") || !strings.Contains(body, e.org.Title) ||
-		!strings.Contains(body, `data-testid="curl-join"`) || !strings.Contains(body, "/api/v1/invites/"+token+"/join") {
+	if doc := parseHTML(t, body); status != http.StatusOK || !strings.Contains(doc.text("h1"), "Join "+e.org.Title+" as web-1") ||
+		!strings.Contains(doc.text(`[data-testid="curl-join"]`), "/api/v1/invites/"+token+"/join") {
 		t.Fatalf("landing: %d %s", status, body)
 	}
 	status, body = e.get(runtime, "/invite/"+token, "Accept", "application/json")
@@ -83,11 +84,11 @@ func TestInviteFlowHTML(t *testing.T) {
 
 	// Adapter selection creates the join request and shows the claim secret once.
 	status, _, body = e.post(runtime, "/invite/"+token, url.Values{"adapterType": {"mcp"}, "title": {"Web one"}}, "User-Agent", "landing-test")
-	if status != http.StatusCreated || !strings.Contains(body, `data-testid="joined"`) {
+	if status != http.StatusCreated || !parseHTML(t, body).has(`[data-testid="joined"]`) {
 		t.Fatalf("join form: %d %s", status, body)
 	}
 	secret, claimURL := match(t, claimSecretRE, body), match(t, claimURLRE, body)
-	if !strings.Contains(body, html.EscapeString(`{"claimSecret":"`+secret+`"}`)) {
+	if !strings.Contains(parseHTML(t, body).Text(), `{"claimSecret":"`+secret+`"}`) {
 		t.Fatal("no claim curl with the secret")
 	}
 	e.get(runtime, "/invite/"+token) // spent now
@@ -97,28 +98,29 @@ func TestInviteFlowHTML(t *testing.T) {
 
 	// The operator sees it pending, with its context, and the nav badge counts it.
 	status, body = e.get(admin, "/agents/join-requests")
-	if status != http.StatusOK || !strings.Contains(body, `data-testid="join-request-row" data-status="PENDING" data-agent-name="web-1"`) ||
-		!strings.Contains(body, "landing-test") || !strings.Contains(body, "Web one") || !strings.Contains(body, `data-count="1"`) {
+	doc = parseHTML(t, body)
+	jr := doc.Find(`[data-testid="join-request-row"][data-status="PENDING"][data-agent-name="web-1"]`)
+	if status != http.StatusOK || !strings.Contains(jr.Text(), "landing-test") || !strings.Contains(jr.Text(), "Web one") || doc.attr(`[data-testid="pending-badge"]`, "data-count") != "1" {
 		t.Fatalf("join requests: %d %s", status, body)
 	}
-	if _, body = e.get(admin, "/nav/pending-badge"); !strings.Contains(body, `data-count="1"`) {
+	if _, body = e.get(admin, "/nav/pending-badge"); parseHTML(t, body).attr(`[data-testid="pending-badge"]`, "data-count") != "1" {
 		t.Fatalf("badge %s", body)
 	}
 	id := strings.TrimSuffix(strings.TrimPrefix(claimURL, e.srv.URL+"/api/v1/join-requests/"), "/claim")
 	status, hdr, row := e.htmx(admin, "/agents/join-requests/"+id+"/approve", nil)
-	if status != http.StatusOK || !strings.HasPrefix(strings.TrimSpace(row), "<tr") || !strings.Contains(row, `data-status="APPROVED"`) ||
-		strings.Contains(row, `data-testid="jr-approve"`) || !strings.Contains(hdr.Get("HX-Trigger"), "Approved web-1") {
+	if doc := parseHTML(t, row); status != http.StatusOK || !strings.HasPrefix(strings.TrimSpace(row), "<tr") || !doc.has(`tr[data-status="APPROVED"]`) ||
+		doc.has(`[data-testid="jr-approve"]`) || !strings.Contains(hdr.Get("HX-Trigger"), "Approved web-1") {
 		t.Fatalf("htmx approve: %d %s", status, row)
 	}
 	// Approving again: the row as it is, with an error toast.
 	status, hdr, row = e.htmx(admin, "/agents/join-requests/"+id+"/approve", nil)
-	if status != http.StatusOK || !strings.Contains(hdr.Get("HX-Trigger"), "already approved") || !strings.Contains(row, `data-status="APPROVED"`) {
+	if status != http.StatusOK || !strings.Contains(hdr.Get("HX-Trigger"), "already approved") || !parseHTML(t, row).has(`tr[data-status="APPROVED"]`) {
 		t.Fatalf("second approve: %d %s", status, hdr.Get("HX-Trigger"))
 	}
-	if _, body = e.get(admin, "/agents/join-requests"); !strings.Contains(body, "No pending join requests") || !strings.Contains(body, `data-count="0"`) {
+	if _, body = e.get(admin, "/agents/join-requests"); !parseHTML(t, body).hasText("No pending join requests") || parseHTML(t, body).attr(`[data-testid="pending-badge"]`, "data-count") != "0" {
 		t.Fatal("pending list or badge did not empty")
 	}
-	if _, body = e.get(admin, "/agents/join-requests?status=approved"); !strings.Contains(body, `data-status="APPROVED"`) || !strings.Contains(body, "root@example.com") {
+	if _, body = e.get(admin, "/agents/join-requests?status=approved"); !strings.Contains(parseHTML(t, body).text(`[data-testid="join-request-row"][data-status="APPROVED"]`), "root@example.com") {
 		t.Fatal("approved filter")
 	}
 	if a := e.dbAgent(e.org.ID, "web-1"); a == nil || a.Status != models.StatusApproved || a.AdapterType != "mcp" || a.Title != "Web one" {
@@ -141,11 +143,11 @@ func TestInviteHTMLRejectAndDelete(t *testing.T) {
 	e.joinInvite(inv.Token, map[string]any{}).want(http.StatusCreated).decode(&b)
 
 	_, _, row := e.htmx(admin, "/agents/join-requests/"+a.JoinRequestID+"/reject", nil)
-	if !strings.Contains(row, `data-status="REJECTED"`) {
+	if !parseHTML(t, row).has(`tr[data-status="REJECTED"]`) {
 		t.Fatalf("reject: %s", row)
 	}
 	_, _, row = e.htmx(admin, "/agents/join-requests/"+b.JoinRequestID+"/reject-revoke", nil)
-	if !strings.Contains(row, `data-status="REJECTED"`) {
+	if !parseHTML(t, row).has(`tr[data-status="REJECTED"]`) {
 		t.Fatalf("reject and revoke: %s", row)
 	}
 	e.call(http.MethodGet, "/api/v1/invites/"+inv.Token, "", nil).wantError(http.StatusGone, "invite_revoked")
@@ -155,7 +157,7 @@ func TestInviteHTMLRejectAndDelete(t *testing.T) {
 
 	other := e.invite(tok, map[string]any{"agentName": "gone-soon"})
 	_, _, row = e.htmx(admin, "/agents/invites/"+other.ID+"/delete", nil)
-	if !strings.Contains(row, `data-state="Revoked"`) || strings.Contains(row, `data-testid="invite-delete"`) || strings.Contains(row, "invite-link") {
+	if doc := parseHTML(t, row); !doc.has(`tr[data-state="Revoked"]`) || doc.has(`[data-testid="invite-delete"]`) || doc.has(`[data-testid="invite-link"]`) {
 		t.Fatalf("delete: %s", row)
 	}
 	if resp := e.form(admin, "/agents/invites/"+other.ID+"/delete", nil); resp.StatusCode != http.StatusSeeOther || resp.Header.Get("Location") != "/agents/invites" {
@@ -183,15 +185,15 @@ func TestInviteBulkCSV(t *testing.T) {
 	}
 	// One bad line: nothing is created, and the page names the line.
 	status, _, body = e.post(admin, "/agents/invites/bulk", url.Values{"names": {"ok-1\nNot OK\nbulk-1\nok-1"}})
-	if status != http.StatusBadRequest || !strings.Contains(body, "Line 2") || !strings.Contains(body, "Line 4") {
+	if errs := parseHTML(t, body).text(`[data-testid="bulk-error"]`); status != http.StatusBadRequest || !strings.Contains(errs, "Line 2") || !strings.Contains(errs, "Line 4") {
 		t.Fatalf("bad bulk: %d %s", status, body)
 	}
 	status, _, body = e.post(admin, "/agents/invites/bulk", url.Values{"names": {"ok-1\nbulk-2"}})
-	if status != http.StatusBadRequest || !strings.Contains(body, "Line 2") || !strings.Contains(body, "This name is taken") {
+	if errs := parseHTML(t, body).text(`[data-testid="bulk-error"]`); status != http.StatusBadRequest || !strings.Contains(errs, "Line 2") || !strings.Contains(errs, "This name is taken") {
 		t.Fatalf("taken bulk: %d %s", status, body)
 	}
 	status, _, body = e.post(admin, "/agents/invites/bulk", url.Values{"names": {"ok-1\nok-2"}, "maxUses": {"500"}})
-	if status != http.StatusBadRequest || strings.Count(body, "must be between 1 and 100") != 1 {
+	if status != http.StatusBadRequest || strings.Count(parseHTML(t, body).Text(), "must be between 1 and 100") != 1 {
 		t.Fatalf("bulk max uses: %d %s", status, body)
 	}
 	status, _, _ = e.post(admin, "/agents/invites/bulk", url.Values{"names": {strings.Repeat("x\n", 101)}})
@@ -211,12 +213,12 @@ func TestInviteHTMLViewerAndUnknownToken(t *testing.T) {
 	viewer := e.signIn("viewer@example.com")
 
 	status, body := e.get(viewer, "/agents/invites?state=all")
-	if status != http.StatusOK || !strings.Contains(body, `data-agent-name="seen"`) || strings.Contains(body, inv.Token) ||
-		strings.Contains(body, `data-testid="new-invite"`) || strings.Contains(body, `data-testid="invite-delete"`) {
+	if doc := parseHTML(t, body); status != http.StatusOK || !doc.has(`[data-testid="invite-row"][data-agent-name="seen"]`) || strings.Contains(body, inv.Token) ||
+		doc.has(`[data-testid="new-invite"]`) || doc.has(`[data-testid="invite-delete"]`) {
 		t.Fatalf("viewer invites: %d", status)
 	}
 	status, body = e.get(viewer, "/agents/join-requests")
-	if status != http.StatusOK || !strings.Contains(body, `data-agent-name="seen"`) || strings.Contains(body, `data-testid="jr-approve"`) {
+	if doc := parseHTML(t, body); status != http.StatusOK || !doc.has(`[data-testid="join-request-row"][data-agent-name="seen"]`) || doc.has(`[data-testid="jr-approve"]`) {
 		t.Fatalf("viewer join requests: %d", status)
 	}
 	if status, _, _ := e.htmx(viewer, "/agents/join-requests/"+j.JoinRequestID+"/approve", nil); status != http.StatusForbidden {
@@ -266,7 +268,7 @@ func TestInvitePageDoubleSubmit(t *testing.T) {
 	if status != http.StatusCreated {
 		t.Fatalf("join form again: %d", status)
 	}
-	if claimSecretRE.MatchString(body) || strings.Contains(body, secret) || !strings.Contains(body, `data-testid="joined-replayed"`) {
+	if claimSecretRE.MatchString(body) || strings.Contains(body, secret) || !parseHTML(t, body).has(`[data-testid="joined-replayed"]`) {
 		t.Fatal("the replayed join shows the claim secret again")
 	}
 	if n := e.count("join_requests", "agent_name = 'twice'"); n != 1 {
@@ -294,7 +296,7 @@ func TestLandingPollEndsWhenSuperseded(t *testing.T) {
 	e.call(http.MethodPost, "/api/v1/internal/join-requests/"+second.JoinRequestID+"/approve", tok, struct{}{}).want(http.StatusOK)
 	e.claim(second.JoinRequestID, second.ClaimSecret).want(http.StatusOK)
 	status, hd, body := e.htmx(e.browser(), "/join-requests/"+first.JoinRequestID+"/status", url.Values{"claimSecret": {first.ClaimSecret}})
-	if status != http.StatusOK || !strings.Contains(body, `data-state="closed"`) || strings.Contains(body, "every 2s") || hd.Get("HX-Reswap") == "none" {
+	if status != http.StatusOK || !parseHTML(t, body).has(`[data-state="closed"]`) || strings.Contains(body, "every 2s") || hd.Get("HX-Reswap") == "none" {
 		t.Fatalf("superseded poll: %d %q\n%s", status, hd.Get("HX-Reswap"), body)
 	}
 	if strings.Contains(body, first.ClaimSecret) {

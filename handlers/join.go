@@ -62,24 +62,17 @@ func (h *Handler) getInviteAPI(c *gin.Context) {
 
 // joinRequestBody is what a runtime declares when it joins.
 type joinRequestBody struct {
-	AdapterType string `json:"adapterType"`
-	Title       string `json:"title"`
-	MachineName string `json:"machineName"`
-	MachineIP   string `json:"machineIp"`
-	LLMVersion  string `json:"llmVersion"`
-	Email       string `json:"email"`
+	agentDeclaration
 	// ClientSecret is the runtime's own claim secret: only it claims, and a
 	// replay must repeat it.
 	ClientSecret string `json:"clientSecret"`
-	models.Telemetry
 }
 
 func (b joinRequestBody) input(c *gin.Context) models.JoinInput {
-	return models.JoinInput{
-		AdapterType: b.AdapterType, Title: b.Title, MachineName: b.MachineName, MachineIP: b.MachineIP,
-		LLMVersion: b.LLMVersion, Email: b.Email, Telemetry: b.Telemetry, ClientSecret: b.ClientSecret,
-		IdempotencyKey: c.GetHeader("Idempotency-Key"), SourceIP: c.ClientIP(), UserAgent: c.Request.UserAgent(),
-	}
+	in := b.joinInput()
+	in.ClientSecret, in.IdempotencyKey = b.ClientSecret, c.GetHeader("Idempotency-Key")
+	in.SourceIP, in.UserAgent = c.ClientIP(), c.Request.UserAgent()
+	return in
 }
 
 // join uses the invite of token (rate limited per IP).
@@ -217,7 +210,7 @@ func (h *Handler) inviteJoinHTML(c *gin.Context) {
 	token := c.Param("token")
 	form := views.JoinForm{AdapterType: c.PostForm("adapterType"), Title: c.PostForm("title"), MachineName: c.PostForm("machineName"),
 		IdempotencyKey: c.PostForm("idempotencyKey")}
-	in := joinRequestBody{AdapterType: form.AdapterType, Title: form.Title, MachineName: form.MachineName}.input(c)
+	in := joinRequestBody{agentDeclaration: agentDeclaration{AdapterType: form.AdapterType, Title: form.Title, MachineName: form.MachineName}}.input(c)
 	in.IdempotencyKey = form.IdempotencyKey
 	j, err := h.join(c, token, in)
 	var ve *models.ValidationError

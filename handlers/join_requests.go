@@ -14,23 +14,17 @@ import (
 // joinRequestJSON is a join request on the wire for operators: everything the
 // runtime declared and where the request came from (never the claim secret).
 type joinRequestJSON struct {
-	ID             uuid.UUID    `json:"id"`
-	OrgID          uuid.UUID    `json:"orgId"`
-	InviteID       uuid.UUID    `json:"inviteId"`
-	TeamID         uuid.UUID    `json:"teamId"`
-	AgentName      string       `json:"agentName"`
-	AdapterType    string       `json:"adapterType"`
-	Status         string       `json:"status"`
-	Title          string       `json:"title"`
-	MachineName    string       `json:"machineName"`
-	MachineIP      string       `json:"machineIp"`
-	LLMVersion     string       `json:"llmVersion"`
-	Email          string       `json:"email"`
-	OSName         *string      `json:"osName"`
-	OSVersion      *string      `json:"osVersion"`
-	RAMBytes       *int64       `json:"ramBytes"`
-	StorageBytes   *int64       `json:"storageBytes"`
-	StorageType    *string      `json:"storageType"`
+	ID          uuid.UUID `json:"id"`
+	OrgID       uuid.UUID `json:"orgId"`
+	InviteID    uuid.UUID `json:"inviteId"`
+	TeamID      uuid.UUID `json:"teamId"`
+	AgentName   string    `json:"agentName"`
+	AdapterType string    `json:"adapterType"`
+	Status      string    `json:"status"`
+	Title       string    `json:"title"`
+	MachineName string    `json:"machineName"`
+	MachineIP   string    `json:"machineIp"`
+	reportedJSON
 	SourceIP       string       `json:"sourceIp"`
 	UserAgent      string       `json:"userAgent"`
 	CreatedAt      apiTime      `json:"createdAt"`
@@ -49,8 +43,7 @@ func toJoinRequestJSON(j *models.JoinRequest) joinRequestJSON {
 	return joinRequestJSON{
 		ID: j.ID, OrgID: j.OrgID, InviteID: j.InviteID, TeamID: j.TeamID, AgentName: j.AgentName,
 		AdapterType: j.AdapterType, Status: j.Status, Title: j.Title, MachineName: j.MachineName,
-		MachineIP: j.MachineIP, LLMVersion: j.LLMVersion, Email: j.Email, OSName: j.OSName, OSVersion: j.OSVersion,
-		RAMBytes: j.RAMBytes, StorageBytes: j.StorageBytes, StorageType: j.StorageType,
+		MachineIP: j.MachineIP, reportedJSON: toReportedJSON(j.LLMVersion, j.Email, j.Telemetry()),
 		SourceIP: j.SourceIP, UserAgent: j.UserAgent, CreatedAt: apiTime(j.CreatedAt),
 		DecidedAt: optAPITime(j.DecidedAt), DecidedBy: j.DecidedBy, ClaimedAt: optAPITime(j.ClaimedAt),
 		ClaimExpiresAt: apiTime(j.ClaimExpiresAt), ClaimVoidedAt: optAPITime(j.ClaimVoidedAt), ClientSecret: j.ClientSecret,

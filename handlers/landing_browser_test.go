@@ -51,7 +51,7 @@ func TestBrowserInviteLandingFinishesTheJob(t *testing.T) {
 
 	// The request id alone tells nothing and claims nothing.
 	st, _, body := e.post(e.browser(), "/join-requests/"+id+"/status", nil)
-	if st != http.StatusOK || !strings.Contains(body, `data-state="closed"`) || strings.Contains(body, "landing-ok") {
+	if st != http.StatusOK || !parseHTML(t, body).has(`[data-state="closed"]`) || strings.Contains(body, "landing-ok") {
 		t.Fatalf("status without the secret: %d %s", st, body)
 	}
 

@@ -214,19 +214,9 @@ func (a agentArg) of(k *models.APIKey) (string, error) {
 }
 
 type registerArgs struct {
-	TeamID       string  `json:"teamId,omitempty" jsonschema:"the team to join; default: the key's team"`
-	ID           string  `json:"id" jsonschema:"the agent's id, unique in the organization"`
-	Title        string  `json:"title,omitempty" jsonschema:"a display name"`
-	MachineIP    string  `json:"machineIp,omitempty"`
-	MachineName  string  `json:"machineName,omitempty"`
-	LLMVersion   string  `json:"llmVersion,omitempty"`
-	Email        string  `json:"email,omitempty"`
-	AdapterType  string  `json:"adapterType,omitempty" jsonschema:"the runtime's adapter type, as in the JSON register call"`
-	OSName       *string `json:"osName,omitempty"`
-	OSVersion    *string `json:"osVersion,omitempty"`
-	RAMBytes     *int64  `json:"ramBytes,omitempty"`
-	StorageBytes *int64  `json:"storageBytes,omitempty"`
-	StorageType  *string `json:"storageType,omitempty"`
+	TeamID string `json:"teamId,omitempty" jsonschema:"the team to join; default: the key's team"`
+	ID     string `json:"id" jsonschema:"the agent's id, unique in the organization"`
+	agentDeclaration
 }
 
 type onboardingArgs struct {
@@ -300,10 +290,7 @@ func (h *Handler) addTools(s *mcp.Server) {
 				return nil, err
 			}
 			a, err := h.register(ctx, cl, team, func(r *registerRequest) error {
-				*r = registerRequest{ID: in.ID, Title: in.Title, MachineIP: in.MachineIP, MachineName: in.MachineName,
-					LLMVersion: in.LLMVersion, Email: in.Email, AdapterType: in.AdapterType,
-					Telemetry: models.Telemetry{OSName: in.OSName, OSVersion: in.OSVersion, RAMBytes: in.RAMBytes,
-						StorageBytes: in.StorageBytes, StorageType: in.StorageType}}
+				*r = registerRequest{ID: in.ID, agentDeclaration: in.agentDeclaration}
 				return nil
 			})
 			if err != nil {

@@ -12,13 +12,6 @@ import (
 
 // --- Members: JSON ---
 
-// memberJSON is a member with the one-time set-password link of a new user.
-type memberJSON struct {
-	*models.Member
-	State          string `json:"state"`
-	SetPasswordURL string `json:"setPasswordUrl,omitempty"`
-}
-
 func (h *Handler) listMembersAPI(c *gin.Context) {
 	org := scopeOf(c).OrgID
 	ms, err := models.ListMembers(c.Request.Context(), h.db, org)
@@ -28,7 +21,7 @@ func (h *Handler) listMembersAPI(c *gin.Context) {
 	}
 	out := make([]memberJSON, len(ms))
 	for i := range ms {
-		out[i] = memberJSON{Member: &ms[i], State: ms[i].State()}
+		out[i] = toMemberJSON(&ms[i])
 	}
 	c.JSON(http.StatusOK, out)
 }
@@ -80,7 +73,7 @@ func (h *Handler) pendingMembersAPI(c *gin.Context) {
 		h.fail(c, err)
 		return
 	}
-	c.JSON(http.StatusOK, ps)
+	c.JSON(http.StatusOK, jsonList(ps, toPendingMemberJSON))
 }
 
 // withdrawInvitationAPI serves DELETE /organizations/{orgId}/members/pending/{id}.
@@ -133,7 +126,7 @@ func (h *Handler) updateMemberAPI(c *gin.Context) {
 		h.fail(c, err)
 		return
 	}
-	c.JSON(http.StatusOK, memberJSON{Member: m, State: m.State()})
+	c.JSON(http.StatusOK, toMemberJSON(m))
 }
 
 // removeMemberAPI serves DELETE /organizations/{orgId}/members/{userId}.

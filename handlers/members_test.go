@@ -196,10 +196,10 @@ func TestSetPasswordLinkUsedOnce(t *testing.T) {
 		t.Fatalf("login before setting a password: %d", resp.StatusCode)
 	}
 	status, body := e.get(c, path)
-	if status != http.StatusOK || !strings.Contains(body, "fresh@example.com") || !strings.Contains(body, `data-testid="set-password-form"`) {
+	if doc := parseHTML(t, body); status != http.StatusOK || !doc.hasText("fresh@example.com") || !doc.has(`[data-testid="set-password-form"]`) {
 		t.Fatalf("set-password page: %d", status)
 	}
-	if status, _, body := e.post(c, path, url.Values{"password": {"short"}}); status != http.StatusBadRequest || !strings.Contains(body, "at least 10") {
+	if status, _, body := e.post(c, path, url.Values{"password": {"short"}}); status != http.StatusBadRequest || !parseHTML(t, body).hasText("at least 10") {
 		t.Fatalf("short password: %d", status)
 	}
 	if status, h, _ := e.post(c, path, url.Values{"password": {testPassword}}); status != http.StatusSeeOther || h.Get("Location") != "/login" {
@@ -207,7 +207,7 @@ func TestSetPasswordLinkUsedOnce(t *testing.T) {
 	}
 	e.signIn("fresh@example.com")
 	// Used once: refused afterwards, on GET and POST.
-	if status, body := e.get(c, path); status != http.StatusGone || !strings.Contains(body, "already used or has expired") {
+	if status, body := e.get(c, path); status != http.StatusGone || !parseHTML(t, body).hasText("already used or has expired") {
 		t.Fatalf("used link: %d", status)
 	}
 	if status, _, _ := e.post(c, path, url.Values{"password": {"another password 1"}}); status != http.StatusGone {
@@ -239,13 +239,13 @@ func TestChangePasswordEndsOtherSessions(t *testing.T) {
 	c2 := e.signIn("pat@example.com")
 	bearer := e.token("pat@example.com")
 
-	if status, _, body := e.post(c1, "/account/password", url.Values{"currentPassword": {"wrong password"}, "password": {"brand new password"}}); status != http.StatusBadRequest || !strings.Contains(body, "not your current password") {
+	if status, _, body := e.post(c1, "/account/password", url.Values{"currentPassword": {"wrong password"}, "password": {"brand new password"}}); status != http.StatusBadRequest || !parseHTML(t, body).hasText("not your current password") {
 		t.Fatalf("wrong current password: %d", status)
 	}
 	if status, h, _ := e.post(c1, "/account/password", url.Values{"currentPassword": {testPassword}, "password": {"brand new password"}}); status != http.StatusSeeOther || h.Get("Location") != "/account?saved=1" {
 		t.Fatalf("change password: %d", status)
 	}
-	if status, body := e.get(c1, "/account?saved=1"); status != http.StatusOK || !strings.Contains(body, "Password changed") {
+	if status, body := e.get(c1, "/account?saved=1"); status != http.StatusOK || !strings.Contains(parseHTML(t, body).text(`[data-testid="flash"]`), "Password changed") {
 		t.Fatalf("own session after change: %d", status)
 	}
 	if status, _ := e.get(c2, "/agents"); status != http.StatusSeeOther {
@@ -313,26 +313,26 @@ func TestMembersAndPlatformPages(t *testing.T) {
 	sa := e.signIn("root@example.com")
 
 	status, body := e.get(sa, "/settings/members")
-	if status != http.StatusOK || !strings.Contains(body, "viewer@example.com") || !strings.Contains(body, `data-testid="add-member-form"`) {
+	if doc := parseHTML(t, body); status != http.StatusOK || !strings.Contains(doc.text(`[data-testid="members-table"]`), "viewer@example.com") || !doc.has(`[data-testid="add-member-form"]`) {
 		t.Fatalf("members page: %d", status)
 	}
 	status, _, body = e.post(sa, "/settings/members", url.Values{"email": {"html@example.com"}, "role": {"viewer"}})
-	if status != http.StatusOK || !strings.Contains(body, `data-testid="set-password-url"`) || !strings.Contains(body, "/set-password/") {
+	if status != http.StatusOK || !strings.Contains(parseHTML(t, body).attr(`[data-testid="set-password-url"]`, "value"), "/set-password/") {
 		t.Fatalf("add member form: %d", status)
 	}
 	status, _, body = e.post(sa, "/settings/members", url.Values{"email": {"bad email"}, "role": {"viewer"}})
-	if status != http.StatusBadRequest || !strings.Contains(body, `data-testid="error-email"`) {
+	if status != http.StatusBadRequest || !parseHTML(t, body).has(`[data-testid="add-member-form"] [data-testid="error-email"]`) {
 		t.Fatalf("bad email form: %d", status)
 	}
 	status, _, body = e.post(sa, "/settings/members", url.Values{"email": {"html@example.com"}, "role": {"viewer"}})
-	if status != http.StatusConflict || !strings.Contains(body, "already a member") {
+	if status != http.StatusConflict || !parseHTML(t, body).hasText("already a member") {
 		t.Fatalf("duplicate member form: %d", status)
 	}
 
 	// Viewers see the list without buttons.
 	v := e.signIn("viewer@example.com")
 	status, body = e.get(v, "/settings/members")
-	if status != http.StatusOK || strings.Contains(body, "add-member-form") || strings.Contains(body, "member-remove") {
+	if status != http.StatusOK || parseHTML(t, body).has(`[data-testid="add-member-form"], [data-testid="members-table"] form`) {
 		t.Fatalf("viewer members page: %d", status)
 	}
 	if status, _ := e.get(v, "/platform"); status != http.StatusForbidden {
@@ -346,7 +346,7 @@ func TestMembersAndPlatformPages(t *testing.T) {
 	if status, h, _ := e.post(sa, "/platform/orgs", url.Values{"title": {"Acme"}, "color": {"#22c55e"}}); status != http.StatusSeeOther || h.Get("Location") != "/platform?done=created" {
 		t.Fatalf("create org: %d", status)
 	}
-	if status, _, body := e.post(sa, "/platform/orgs", url.Values{"title": {""}, "color": {"red"}}); status != http.StatusBadRequest || !strings.Contains(body, "error-color") {
+	if status, _, body := e.post(sa, "/platform/orgs", url.Values{"title": {""}, "color": {"red"}}); status != http.StatusBadRequest || !parseHTML(t, body).has(`[data-testid="new-org-form"] [data-testid="error-color"]`) {
 		t.Fatalf("bad org: %d", status)
 	}
 	if status, _, _ := e.post(sa, "/platform/orgs/"+e.org.ID.String(), url.Values{"title": {"Renamed"}, "color": {"#ABCDEF"}}); status != http.StatusSeeOther {
@@ -357,7 +357,7 @@ func TestMembersAndPlatformPages(t *testing.T) {
 		t.Fatalf("org after rename: %+v", org)
 	}
 	status, body = e.get(sa, "/account")
-	if status != http.StatusOK || !strings.Contains(body, `data-testid="password-form"`) || !strings.Contains(body, `data-testid="menu-platform"`) {
+	if doc := parseHTML(t, body); status != http.StatusOK || !doc.has(`[data-testid="password-form"]`) || !doc.has(`[data-testid="menu-platform"]`) {
 		t.Fatalf("account page: %d", status)
 	}
 }

@@ -12,12 +12,6 @@ import (
 	"github.com/agentroster/agentroster/views"
 )
 
-// webhookJSON is an endpoint as the API shows it; secret only at creation.
-type webhookJSON struct {
-	*models.WebhookEndpoint
-	Secret string `json:"secret,omitempty"`
-}
-
 // --- JSON: /organizations/{orgId}/webhooks ---
 
 func (h *Handler) listWebhooksAPI(c *gin.Context) {
@@ -34,7 +28,7 @@ func (h *Handler) listWebhooksAPI(c *gin.Context) {
 			ws[i].URL = models.WebhookHost(ws[i].URL)
 		}
 	}
-	c.JSON(http.StatusOK, ws)
+	c.JSON(http.StatusOK, jsonList(ws, toWebhookJSON))
 }
 
 type webhookRequest struct {
@@ -56,7 +50,9 @@ func (h *Handler) createWebhookAPI(c *gin.Context) {
 		h.fail(c, err)
 		return
 	}
-	c.JSON(http.StatusCreated, webhookJSON{WebhookEndpoint: w, Secret: secret})
+	out := toWebhookJSON(w)
+	out.Secret = secret
+	c.JSON(http.StatusCreated, out)
 }
 
 // createWebhook adds an endpoint once the destination policy allows its URL:
@@ -97,7 +93,7 @@ func (h *Handler) updateWebhookAPI(c *gin.Context) {
 		h.fail(c, err)
 		return
 	}
-	c.JSON(http.StatusOK, w)
+	c.JSON(http.StatusOK, toWebhookJSON(w))
 }
 
 func (h *Handler) deleteWebhookAPI(c *gin.Context) {
@@ -143,7 +139,7 @@ func (h *Handler) webhookDeliveriesAPI(c *gin.Context) {
 		h.fail(c, err)
 		return
 	}
-	c.JSON(http.StatusOK, as)
+	c.JSON(http.StatusOK, jsonList(as, toAttemptJSON))
 }
 
 // --- HTML: Settings → Notifications ---

@@ -13,6 +13,7 @@ import (
 	"sync"
 	"testing"
 
+	"github.com/PuerkitoBio/goquery"
 	"github.com/getkin/kin-openapi/openapi3"
 	"github.com/getkin/kin-openapi/openapi3filter"
 	"github.com/getkin/kin-openapi/routers"
@@ -244,33 +245,40 @@ func TestAPIDocsPage(t *testing.T) {
 	if status != http.StatusOK {
 		t.Fatalf("status %d", status)
 	}
+	page := parseHTML(t, body)
 	ops := 0
 	for path, item := range doc.Paths.Map() {
 		for method := range item.Operations() {
 			ops++
-			want := `data-method="` + method + `" data-path="` + path + `"`
-			if !strings.Contains(body, want) {
+			if !page.has(`[data-testid="api-operation"][data-method="` + method + `"][data-path="` + path + `"]`) {
 				t.Errorf("page lacks %s %s", method, path)
 			}
 		}
 	}
-	if n := strings.Count(body, `data-testid="api-operation"`); n != ops {
+	if n := page.count(`[data-testid="api-operation"]`); n != ops {
 		t.Errorf("%d operations on the page, %d in the document", n, ops)
 	}
 	for name := range doc.Components.Schemas {
-		if !strings.Contains(body, `id="schema-`+name+`"`) {
+		if !page.has(`[id="schema-` + name + `"]`) {
 			t.Errorf("page lacks schema %s", name)
 		}
 	}
-	for _, want := range []string{"ApiKey", "Bearer", "agentPickupEnabled", "/api/v1/teams/{teamId}/agents/register", `href="/api/v1/openapi.json"`} {
-		if !strings.Contains(body, want) {
+	for _, want := range []string{"ApiKey", "Bearer", "agentPickupEnabled", "/api/v1/teams/{teamId}/agents/register"} {
+		if !page.hasText(want) {
 			t.Errorf("page lacks %q", want)
 		}
 	}
-	if regexp.MustCompile(`(src|href)="(https?:)?//`).MatchString(body) {
+	if !page.has(`a[href="/api/v1/openapi.json"]`) {
+		t.Error("page does not link the document")
+	}
+	offsite := page.Find("[src], [href]").FilterFunction(func(_ int, s *goquery.Selection) bool {
+		u := s.AttrOr("src", s.AttrOr("href", ""))
+		return strings.HasPrefix(u, "//") || strings.HasPrefix(u, "http:") || strings.HasPrefix(u, "https:")
+	})
+	if offsite.Length() != 0 {
 		t.Error("page loads an asset from another origin")
 	}
-	if strings.Contains(body, "<script") {
+	if page.has("script") {
 		t.Error("page has a script")
 	}
 }

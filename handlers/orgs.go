@@ -21,7 +21,7 @@ func (h *Handler) listOrgs(c *gin.Context) {
 	if orgs == nil {
 		orgs = []models.Organization{}
 	}
-	c.JSON(http.StatusOK, orgs)
+	c.JSON(http.StatusOK, jsonList(orgs, toOrganizationJSON))
 }
 
 type orgRequest struct {
@@ -48,7 +48,7 @@ func (h *Handler) createOrg(c *gin.Context) {
 		h.fail(c, err)
 		return
 	}
-	c.JSON(http.StatusCreated, org)
+	c.JSON(http.StatusCreated, toOrganizationJSON(org))
 }
 
 // updateOrgAPI serves PATCH /organizations/{orgId} {title?, color?} (platform admins).
@@ -83,7 +83,7 @@ func (h *Handler) updateOrgAPI(c *gin.Context) {
 		h.fail(c, err)
 		return
 	}
-	c.JSON(http.StatusOK, org)
+	c.JSON(http.StatusOK, toOrganizationJSON(org))
 }
 
 // --- HTML: the Platform page's organization forms ---

@@ -120,7 +120,7 @@ func (h *Handler) listUsersAPI(c *gin.Context) {
 		h.fail(c, err)
 		return
 	}
-	c.JSON(http.StatusOK, users)
+	c.JSON(http.StatusOK, jsonList(users, toUserJSON))
 }
 
 // updateUserAPI serves PATCH /users/{userId} {isSa?, disabled?} (platform admins).
@@ -159,5 +159,5 @@ func (h *Handler) updateUserAPI(c *gin.Context) {
 		h.fail(c, err)
 		return
 	}
-	c.JSON(http.StatusOK, u)
+	c.JSON(http.StatusOK, toUserJSON(u))
 }

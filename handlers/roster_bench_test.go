@@ -58,7 +58,7 @@ func BenchmarkRosterPage10k(b *testing.B) {
 		}
 		return string(body)
 	}
-	if page := get(); strings.Count(page, `data-testid="agent-row"`) != rosterPageSize || !strings.Contains(page, `data-testid="next-page"`) {
+	if doc := parseHTML(b, get()); doc.count(`[data-testid="agent-row"]`) != rosterPageSize || !doc.has(`a[data-testid="next-page"]`) {
 		b.Fatal("page 1 does not show 50 agents and a Next link")
 	}
 	for b.Loop() {

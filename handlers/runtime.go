@@ -14,14 +14,8 @@ import (
 
 // registerRequest is the seed's register body.
 type registerRequest struct {
-	ID          string `json:"id"`
-	Title       string `json:"title"`
-	MachineIP   string `json:"machineIp"`
-	MachineName string `json:"machineName"`
-	LLMVersion  string `json:"llmVersion"`
-	Email       string `json:"email"`
-	AdapterType string `json:"adapterType"`
-	models.Telemetry
+	ID string `json:"id"`
+	agentDeclaration
 }
 
 var errTeamForbidden = newErr(http.StatusForbidden, "forbidden", "this API key cannot act on that team")
@@ -63,10 +57,7 @@ func (h *Handler) register(ctx context.Context, cl keyCall, team uuid.UUID, deco
 	if k.AgentID != nil && *k.AgentID != req.ID {
 		return nil, errKeyBound
 	}
-	a, err := models.RegisterAgent(ctx, h.db, k.OrgID, team, models.RegisterInput{
-		ID: req.ID, Title: req.Title, MachineIP: req.MachineIP, MachineName: req.MachineName,
-		LLMVersion: req.LLMVersion, Email: req.Email, AdapterType: req.AdapterType, Telemetry: req.Telemetry,
-	}, cl.actor)
+	a, err := models.RegisterAgent(ctx, h.db, k.OrgID, team, req.registerInput(req.ID), cl.actor)
 	if err != nil {
 		return nil, err
 	}

@@ -28,29 +28,30 @@ func TestScreensGiveContext(t *testing.T) {
 	var j joinOut
 	e.joinInvite(inv.Token, map[string]any{"adapterType": "mcp"}).want(http.StatusCreated).decode(&j)
 	_, body := e.get(admin, "/agents/join-requests")
-	if !strings.Contains(body, `data-testid="adapter-mismatch"`) || !strings.Contains(body, "invite's http") ||
-		!strings.Contains(body, "for ctx-1, http, 1 of 1 uses") || strings.Contains(body, inv.ID) {
+	doc := parseHTML(t, body)
+	if !strings.Contains(doc.text(`[data-testid="adapter-mismatch"]`), "invite's http") ||
+		doc.text(`[data-testid="field-Invite"]`) != "for ctx-1, http, 1 of 1 uses" || strings.Contains(body, inv.ID) {
 		t.Fatalf("join request context missing:\n%s", body)
 	}
 	e.call(http.MethodPost, "/api/v1/internal/join-requests/"+j.JoinRequestID+"/approve", tok, struct{}{}).want(http.StatusOK)
 	_, body = e.get(admin, "/agents/join-requests?status=approved")
-	if !strings.Contains(body, `data-testid="jr-decided"`) || !strings.Contains(body, `href="/agents/ctx-1"`) {
+	if doc := parseHTML(t, body); !doc.has(`[data-testid="jr-decided"]`) || doc.attr(`[data-testid="jr-agent-link"]`, "href") != "/agents/ctx-1" {
 		t.Fatalf("approved row: no decision time or agent link:\n%s", body)
 	}
 
 	// Audit: the invite and the join request by their agent name, not their ids.
 	_, body = e.get(admin, "/audit?action=invite.created")
-	if !regexp.MustCompile(`data-testid="audit-target">ctx-1<`).MatchString(body) {
+	if parseHTML(t, body).withText(`[data-testid="audit-target"]`, "ctx-1") == 0 {
 		t.Fatalf("audit target not named:\n%s", body)
 	}
 
 	// New invite: the default team is selected; the Teams list shows ids.
 	_, form := e.get(admin, "/agents/invites/new")
-	if !regexp.MustCompile(`<option value="[0-9a-f-]{36}" selected>default</option>`).MatchString(form) {
+	if selected := parseHTML(t, form).Find(`#inv-team option[selected]`); selected.Length() != 1 || selected.Text() != "default" || !regexp.MustCompile(`^[0-9a-f-]{36}$`).MatchString(selected.AttrOr("value", "")) {
 		t.Fatalf("team select not on default:\n%s", form)
 	}
 	_, body = e.get(admin, "/settings/teams")
-	if !strings.Contains(body, `value="`+defaultTeamID(t, e)+`"`) || !strings.Contains(body, "<h1 class=\"text-2xl font-semibold tracking-tight\">Teams</h1>") {
+	if doc := parseHTML(t, body); !doc.has(`[value="`+defaultTeamID(t, e)+`"]`) || doc.text("main h1") != "Teams" {
 		t.Fatalf("teams page: no team id, or not headed Teams:\n%s", body)
 	}
 
@@ -58,10 +59,10 @@ func TestScreensGiveContext(t *testing.T) {
 	_, key := e.teamKey(e.org.ID)
 	e.register(key, "reg-1").want(http.StatusOK)
 	_, body = e.get(admin, "/agents")
-	if !strings.Contains(body, `data-testid="agents-badge" data-count="1"`) {
+	if parseHTML(t, body).attr(`[data-testid="agents-badge"]`, "data-count") != "1" {
 		t.Fatalf("no agents badge:\n%s", body)
 	}
-	if _, frag := e.get(admin, "/nav/pending-badge?kind=agents"); !strings.Contains(frag, `data-count="1"`) {
+	if _, frag := e.get(admin, "/nav/pending-badge?kind=agents"); parseHTML(t, frag).attr(`[data-testid="agents-badge"]`, "data-count") != "1" {
 		t.Fatalf("badge fragment %s", frag)
 	}
 

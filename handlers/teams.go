@@ -28,7 +28,7 @@ func (h *Handler) listTeams(c *gin.Context) {
 		h.fail(c, err)
 		return
 	}
-	c.JSON(http.StatusOK, teams)
+	c.JSON(http.StatusOK, jsonList(teams, toTeamJSON))
 }
 
 type teamRequest struct {
@@ -112,7 +112,7 @@ func (h *Handler) answerTeam(c *gin.Context, status int, org uuid.UUID, team *mo
 		h.fail(c, err)
 		return
 	}
-	c.JSON(status, team)
+	c.JSON(status, toTeamJSON(team))
 }
 
 // pathTeam is the team :teamId of org.

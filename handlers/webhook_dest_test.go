@@ -47,7 +47,7 @@ func TestWebhookDestinationsRefused(t *testing.T) {
 	}
 	c := e.signIn("root@example.com")
 	status, _, page := e.post(c, "/settings/notifications", url.Values{"url": {"http://127.0.0.1:" + port + "/x"}, "events": {models.NotifyAgentPending}})
-	if status != http.StatusBadRequest || !strings.Contains(page, `data-testid="error-url"`) {
+	if status != http.StatusBadRequest || !parseHTML(t, page).has(`[data-testid="new-webhook-form"] [data-testid="error-url"]`) {
 		t.Fatalf("form with a loopback webhook: %d", status)
 	}
 	if n := len(must(models.ListWebhooks(t.Context(), e.db, e.org.ID))); n != 0 {

@@ -3,24 +3,33 @@ package views
 import (
 	"bytes"
 	"context"
-	"regexp"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/PuerkitoBio/goquery"
+	"golang.org/x/net/html"
 )
+
+// parseHTML parses a rendered component for assertions by CSS selector.
+func parseHTML(t *testing.T, page string) *goquery.Document {
+	t.Helper()
+	doc, err := goquery.NewDocumentFromReader(strings.NewReader(page))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return doc
+}
 
 // TestErrorPagesSayWhatAndWhereTo: every error page has a heading, one
 // sentence of what happened and a link onward.
 func TestErrorPagesSayWhatAndWhereTo(t *testing.T) {
-	h1 := regexp.MustCompile(`<h1[^>]*>([^<]+)</h1>`)
-	sentence := regexp.MustCompile(`data-testid="error-sentence">([^<]+)</p>`)
-	link := regexp.MustCompile(`<a href="([^"]+)"[^>]*data-testid="error-link">([^<]+)</a>`)
 	for _, tc := range []struct {
 		status  int
 		message string
 		heading string
 	}{
-		{403, "admins only", "You don&#39;t have access to this"},
+		{403, "admins only", "You don't have access to this"},
 		{404, "not found", "Page not found"},
 		{410, "this invite has been used up", "This link no longer works"},
 		{429, "too many requests; try again later", "Too many attempts"},
@@ -31,15 +40,15 @@ func TestErrorPagesSayWhatAndWhereTo(t *testing.T) {
 			t.Fatal(err)
 		}
 		page := buf.String()
-		h, s, l := h1.FindStringSubmatch(page), sentence.FindStringSubmatch(page), link.FindStringSubmatch(page)
-		if h == nil || h[1] != tc.heading {
-			t.Errorf("%d: heading %q, want %q", tc.status, h, tc.heading)
+		doc := parseHTML(t, page)
+		if h := doc.Find("h1"); h.Length() != 1 || h.Text() != tc.heading {
+			t.Errorf("%d: heading %q, want %q", tc.status, h.Text(), tc.heading)
 		}
-		if s == nil || !strings.HasSuffix(s[1], ".") || s[1][0] < 'A' || s[1][0] > 'Z' {
-			t.Errorf("%d: sentence %q", tc.status, s)
+		if s := doc.Find(`p[data-testid="error-sentence"]`); s.Length() != 1 || !strings.HasSuffix(s.Text(), ".") || s.Text()[0] < 'A' || s.Text()[0] > 'Z' {
+			t.Errorf("%d: sentence %q", tc.status, s.Text())
 		}
-		if l == nil || l[1] != "/login" {
-			t.Errorf("%d: link %q", tc.status, l)
+		if l := doc.Find(`a[data-testid="error-link"]`); l.Length() != 1 || l.AttrOr("href", "") != "/login" || l.Text() == "" {
+			t.Errorf("%d: link %q", tc.status, l.AttrOr("href", ""))
 		}
 		if strings.Contains(page, "internal error") {
 			t.Errorf("%d: internals on the page", tc.status)
@@ -69,7 +78,9 @@ func TestPresenceDotReadsLastSeenWithASpace(t *testing.T) {
 	if err := PresenceDot(false, &seen).Render(context.Background(), &buf); err != nil {
 		t.Fatal(err)
 	}
-	if !strings.Contains(buf.String(), "last seen <time") {
+	// The text before the <time> element ends in a space.
+	if tm := parseHTML(t, buf.String()).Find(`[data-testid="presence-dot"] time`); tm.Length() != 1 || tm.Nodes[0].PrevSibling == nil ||
+		tm.Nodes[0].PrevSibling.Type != html.TextNode || tm.Nodes[0].PrevSibling.Data != "last seen " {
 		t.Fatalf("presence cell %s", buf.String())
 	}
 }

@@ -1,10 +1,13 @@
 // Package views holds the templ components of every screen: layout.templ and
-// components.templ are shared; each screen has its own file.
+// components.templ are shared; each screen has its own file, which starts
+// with the screen's view types. This file holds the helpers several screens use.
 package views
 
 import (
 	"encoding/json"
 	"fmt"
+	"net/url"
+	"strconv"
 	"strings"
 	"time"
 	"unicode/utf8"
@@ -196,3 +199,97 @@ func teamChosen(chosen string, t models.Team) bool {
 	}
 	return chosen == t.ID.String()
 }
+
+// HumanBytes formats a byte count in binary units: 17179869184 → "16 GiB".
+func HumanBytes(n int64) string {
+	units := []string{"B", "KiB", "MiB", "GiB", "TiB", "PiB", "EiB"}
+	v, i := float64(n), 0
+	for v >= 1024 && i < len(units)-1 {
+		v /= 1024
+		i++
+	}
+	if v == float64(int64(v)) {
+		return fmt.Sprintf("%d %s", int64(v), units[i])
+	}
+	return fmt.Sprintf("%.1f %s", v, units[i])
+}
+
+const notReported = "not reported"
+
+func optBytes(n *int64) string {
+	if n == nil {
+		return notReported
+	}
+	return HumanBytes(*n)
+}
+
+func orDash(s string) string {
+	if s == "" {
+		return "—"
+	}
+	return s
+}
+
+func storageText(a models.Agent) string {
+	if a.StorageBytes == nil && a.StorageType == nil {
+		return notReported
+	}
+	parts := []string{}
+	if a.StorageBytes != nil {
+		parts = append(parts, HumanBytes(*a.StorageBytes))
+	}
+	if a.StorageType != nil && *a.StorageType != "" {
+		parts = append(parts, *a.StorageType)
+	}
+	return strings.Join(parts, " ")
+}
+
+func osText(a models.Agent) string {
+	if a.OSName == nil && a.OSVersion == nil {
+		return notReported
+	}
+	s := strings.TrimSpace(optVal(a.OSName) + " " + optVal(a.OSVersion))
+	if s == "" {
+		return notReported
+	}
+	return s
+}
+
+func optVal(s *string) string {
+	if s == nil {
+		return ""
+	}
+	return *s
+}
+
+func agentURL(id string, suffix string) string { return "/agents/" + url.PathEscape(id) + suffix }
+
+func boolStr(b bool) string {
+	if b {
+		return "true"
+	}
+	return "false"
+}
+
+func orDefault(s, def string) string {
+	if s == "" {
+		return def
+	}
+	return s
+}
+
+// claimCurl is the command that exchanges the claim secret for the API key.
+func claimCurl(claimURL, secret string) string {
+	if claimURL == "" {
+		claimURL = "<claimUrl>"
+	}
+	if secret == "" {
+		// The runtime's own secret from the join command.
+		return "curl -s -X POST " + claimURL + " \\\n  -H 'Content-Type: application/json' -d \"{\\\"claimSecret\\\":\\\"$CLIENT_SECRET\\\"}\""
+	}
+	return "curl -s -X POST " + claimURL + " \\\n  -H 'Content-Type: application/json' -d '{\"claimSecret\":\"" + secret + "\"}'"
+}
+
+func itoaV(n int) string { return strconv.Itoa(n) }
+
+func lower(s string) string { return strings.ToLower(s) }

@@ -201,6 +201,7 @@ func run(ctx context.Context, o options) error {
 		}
 		fmt.Fprintf(os.Stderr, "%-16s warm-up %s, measure %s at concurrency %d…\n", sc.name, o.warmup, o.duration, sc.conc(o.concurrency))
 		rss.phase(sc.name)
+		visit(sc, sc.visits, sc.conc(o.concurrency))
 		measure(sc, o.warmup, sc.conc(o.concurrency))
 		from := fileSize(logPath)
 		var prof sync.WaitGroup
@@ -282,12 +283,32 @@ type scenario struct {
 	unit string
 	conc func(int) int
 	do   func(worker int, i int64) error
+	// visits is how many units the warm-up runs at least: the status poll's
+	// visits every seeded agent once, so it is timed with what a steady load
+	// keeps cached, not with first reads.
+	visits int64
 }
 
 func same(n int) int { return n }
 
 // seq numbers units of work across every phase, so generated names never repeat.
 var seq atomic.Int64
+
+// visit runs n units of sc over conc workers, numbered consecutively.
+func visit(sc scenario, n int64, conc int) {
+	var next atomic.Int64
+	var wg sync.WaitGroup
+	for w := range conc {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for next.Add(1) <= n {
+				sc.do(w, seq.Add(1))
+			}
+		}()
+	}
+	wg.Wait()
+}
 
 // measure runs sc for d with conc workers.
 func measure(sc scenario, d time.Duration, conc int) result {

@@ -71,8 +71,8 @@ func scenarios(e *loadEnv) []scenario {
 			_, err := e.call(e.client, http.MethodGet, "/healthz", "", nil, 200)
 			return err
 		}},
-		{name: "status", conc: same, do: func(_ int, i int64) error {
-			a := agent(i * 7919) // spread over the agents
+		{name: "status", conc: same, visits: n, do: func(_ int, i int64) error {
+			a := agent(i * 7919) // spread over the agents: n consecutive units visit each once
 			_, err := e.call(e.client, http.MethodGet, "/api/v1/agents/"+a.ID+"/status", a.Key, nil, 200)
 			return err
 		}},
