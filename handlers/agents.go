@@ -405,6 +405,17 @@ func (h *Handler) setPickupHTML(c *gin.Context) {
 	seeOther(c, "/agents/"+url.PathEscape(id))
 }
 
+// setGrantsFromForm replaces the grants of agent id with the permissions
+// editor's; it returns the transitions as typed, to show them again.
+func (h *Handler) setGrantsFromForm(c *gin.Context, org uuid.UUID, id string) (string, error) {
+	g, text, err := grantsFromForm(c.Request.PostForm)
+	if err != nil {
+		return text, err
+	}
+	_, err = models.SetGrants(c.Request.Context(), h.db, org, id, g, h.actor(c))
+	return text, err
+}
+
 // setPermissionsHTML serves the permissions editor POST /agents/{id}/permissions:
 // read=<col>… moderate=<col>… transitions=<lines>. A validation error shows in
 // the section (htmx: 200 so it is swapped in; plain: 400 with the whole page).
@@ -414,10 +425,7 @@ func (h *Handler) setPermissionsHTML(c *gin.Context) {
 		h.fail(c, err)
 		return
 	}
-	g, text, err := grantsFromForm(c.Request.PostForm)
-	if err == nil {
-		_, err = models.SetGrants(c.Request.Context(), h.db, s.OrgID, id, g, h.actor(c))
-	}
+	text, err := h.setGrantsFromForm(c, s.OrgID, id)
 	var ve *models.ValidationError
 	if errors.As(err, &ve) {
 		p, perr := h.permissionsData(c, s, id)

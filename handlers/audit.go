@@ -138,10 +138,11 @@ func (h *Handler) auditPage(c *gin.Context) {
 // the next page is in the Link header (before=<last id>).
 func (h *Handler) auditAPI(c *gin.Context) {
 	f, _, err := h.auditFilter(c)
-	var evs []models.AuditEvent
-	if err == nil {
-		evs, err = models.ListAudit(c.Request.Context(), h.db, f)
+	if err != nil {
+		h.fail(c, err)
+		return
 	}
+	evs, err := models.ListAudit(c.Request.Context(), h.db, f)
 	if err != nil {
 		h.fail(c, err)
 		return

@@ -135,10 +135,11 @@ func (h *Handler) login(c *gin.Context, email, password string) (*models.User, e
 		h.metrics.loginFailed.Inc()
 		return nil, newErr(http.StatusUnauthorized, "invalid_credentials", "invalid email or password")
 	}
-	if err == nil {
-		h.loginIPEmail.reset(key)
+	if err != nil {
+		return nil, err
 	}
-	return u, err
+	h.loginIPEmail.reset(key)
+	return u, nil
 }
 
 func (h *Handler) loginPage(c *gin.Context) {

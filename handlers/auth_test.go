@@ -10,16 +10,6 @@ import (
 	"github.com/agentroster/agentroster/models"
 )
 
-func sessionCookieValue(e *env, c *http.Client) string {
-	u, _ := url.Parse(e.srv.URL)
-	for _, ck := range c.Jar.Cookies(u) {
-		if ck.Name == sessionCookie {
-			return ck.Value
-		}
-	}
-	return ""
-}
-
 func TestLoginPageAndBadPassword(t *testing.T) {
 	e := newEnv(t)
 	c := e.browser()

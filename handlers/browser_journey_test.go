@@ -1,96 +1,14 @@
 package handlers
 
 import (
-	"context"
 	"net/http"
 	"strings"
-	"sync/atomic"
 	"testing"
 
-	"github.com/chromedp/cdproto/browser"
 	"github.com/chromedp/cdproto/emulation"
-	"github.com/chromedp/cdproto/page"
 	"github.com/chromedp/chromedp"
 	"github.com/chromedp/chromedp/kb"
 )
-
-// signInBrowser signs the browser in through the login form.
-func signInBrowser(t *testing.T, ctx context.Context, base, email string) {
-	t.Helper()
-	do(t, ctx, "sign in as "+email,
-		chromedp.Navigate(base+"/login"),
-		chromedp.SendKeys(chromedp.CSS("#email"), email),
-		chromedp.SendKeys(chromedp.CSS("#password"), testPassword),
-		chromedp.Click(chromedp.CSS(`[data-testid="login-submit"]`)),
-		chromedp.WaitNotPresent(chromedp.CSS(`[data-testid="login-form"]`)),
-	)
-}
-
-// waitLive waits until the page's event stream is connected, so that a
-// change made next is pushed to it.
-func waitLive(t *testing.T, ctx context.Context) {
-	t.Helper()
-	do(t, ctx, "event stream connected", chromedp.WaitReady(chromedp.CSS(`body[data-live="open"]`)))
-}
-
-// acceptDialogs answers every native JavaScript dialog (alert, confirm) of
-// the tab with OK and counts them: the screens use styled <dialog>
-// confirmations, so a test expects none.
-func acceptDialogs(ctx context.Context) *atomic.Int32 {
-	var n atomic.Int32
-	dialogs := chromedp.Events(ctx, page.JavascriptDialogOpening)
-	go func() {
-		for _, err := range dialogs {
-			if err != nil {
-				return
-			}
-			n.Add(1)
-			chromedp.Call(ctx, page.HandleJavaScriptDialog, page.HandleJavaScriptDialogParams{Accept: true})
-		}
-	}()
-	return &n
-}
-
-// confirmStyled answers the styled confirmation dialog that clicking sel
-// opens: its focus starts on Cancel, Esc dismisses it (nothing happens), and
-// the named action button confirms.
-func confirmStyled(t *testing.T, ctx context.Context, sel string) {
-	t.Helper()
-	do(t, ctx, "ask "+sel, chromedp.Click(chromedp.CSS(sel)), chromedp.WaitVisible(chromedp.CSS(`#confirm-dialog[open]`)))
-	if f := value(t, ctx, chromedp.Evaluate[string](`document.activeElement.getAttribute("data-testid") || ""`)); f != "confirm-cancel" {
-		t.Fatalf("focus on %q in the confirmation, want Cancel", f)
-	}
-	do(t, ctx, "Esc dismisses", chromedp.KeyEvent(kb.Escape), chromedp.WaitNotVisible(chromedp.CSS(`#confirm-dialog`)))
-	if !value(t, ctx, chromedp.Evaluate[bool](`document.activeElement === document.querySelector(`+jsString(sel)+`)`)) {
-		t.Fatal("focus did not return to the button after Esc")
-	}
-	do(t, ctx, "ask again", chromedp.Click(chromedp.CSS(sel)), chromedp.WaitVisible(chromedp.CSS(`#confirm-dialog[open]`)))
-	do(t, ctx, "confirm", chromedp.Click(chromedp.CSS(`#confirm-dialog [data-testid="confirm-ok"]`)))
-}
-
-// attr reads one attribute of the first node matching sel.
-func attr(t *testing.T, ctx context.Context, sel, name string) string {
-	t.Helper()
-	attrs := value(t, ctx, chromedp.Attributes(chromedp.CSS(sel)))
-	return attrs[name]
-}
-
-// count returns how many nodes match sel right now.
-func count(t *testing.T, ctx context.Context, sel string) int {
-	t.Helper()
-	return value(t, ctx, chromedp.Evaluate[int](`document.querySelectorAll(`+jsString(sel)+`).length`))
-}
-
-func jsString(s string) string {
-	b := []byte{'"'}
-	for _, r := range s {
-		if r == '"' || r == '\\' {
-			b = append(b, '\\')
-		}
-		b = append(b, string(r)...)
-	}
-	return string(append(b, '"'))
-}
 
 // TestBrowserRosterJourney: a runtime registers with a team key while an
 // operator watches the roster; the row appears, is approved inline, turns
@@ -221,48 +139,6 @@ func TestBrowserLoginWithoutJavaScript(t *testing.T) {
 	}
 	signInBrowser(t, ctx, e.srv.URL, "root@example.com")
 	do(t, ctx, "roster renders", chromedp.WaitVisible(chromedp.CSS(`[data-testid="nav-agents"]`)))
-}
-
-func defaultTeamID(t *testing.T, e *env) string {
-	t.Helper()
-	var teams []struct{ ID string }
-	e.call(http.MethodGet, "/api/v1/organizations/"+e.org.ID.String()+"/teams", e.token("root@example.com"), nil).want(http.StatusOK).decode(&teams)
-	return teams[0].ID
-}
-
-// grantClipboard lets the page write to the clipboard without a prompt.
-func grantClipboard(t *testing.T, ctx context.Context, origin string) {
-	t.Helper()
-	for _, name := range []string{"clipboard-read", "clipboard-write"} {
-		_, err := chromedp.CallBrowser(ctx, browser.SetPermission, browser.SetPermissionParams{
-			Permission: &browser.PermissionDescriptor{Name: name, AllowWithoutSanitization: true},
-			Setting:    browser.PermissionSettingGranted,
-			Origin:     origin,
-		})
-		if err != nil {
-			t.Fatal(err)
-		}
-	}
-}
-
-// copyStates clicks the copy button sel and returns the data-copy-state values
-// it went through, and the clipboard's text afterwards.
-func copyStates(t *testing.T, ctx context.Context, sel string) ([]string, string) {
-	t.Helper()
-	value(t, ctx, chromedp.Evaluate[bool](`(() => {
-		const b = document.querySelector(`+jsString(sel)+`);
-		window.__copyStates = [];
-		new MutationObserver(() => window.__copyStates.push(b.getAttribute("data-copy-state")))
-			.observe(b, {attributes: true, attributeFilter: ["data-copy-state"]});
-		return true;
-	})()`))
-	do(t, ctx, "click copy",
-		chromedp.Click(chromedp.CSS(sel)),
-		chromedp.WaitVisible(chromedp.CSS(sel+`[data-copy-state="done"]`)),
-	)
-	states := value(t, ctx, chromedp.Evaluate[[]string](`window.__copyStates`))
-	clip := value(t, ctx, chromedp.Evaluate[string](`navigator.clipboard.readText()`, chromedp.EvalAwaitPromise))
-	return states, clip
 }
 
 // TestBrowserNewAPIKeyCopy: a new key is shown once, and its copy button puts

@@ -228,18 +228,6 @@ func TestByobRegisterRunFlow(t *testing.T) {
 	}
 }
 
-// newInvite creates an invite through the management API and returns its link.
-func (e *env) newInvite(tok, agent string) (id, link string) {
-	e.t.Helper()
-	var inv struct{ ID, URL string }
-	e.call(http.MethodPost, "/api/v1/internal/invites", tok, map[string]any{"agentName": agent, "adapterType": "http"}).
-		want(http.StatusCreated).decode(&inv)
-	if inv.URL == "" {
-		e.t.Fatal("invite without a link")
-	}
-	return inv.ID, inv.URL
-}
-
 // pendingJoinRequest returns the id of the only pending join request for agent.
 func (e *env) pendingJoinRequest(tok, agent string) string {
 	e.t.Helper()

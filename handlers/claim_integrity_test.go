@@ -12,13 +12,6 @@ import (
 	"github.com/agentroster/agentroster/models"
 )
 
-// joinAnswerOut is the whole join answer, claimSecret present or not.
-type joinAnswerOut struct {
-	JoinRequestID, Status, AgentName, ClaimURL string
-	ClaimSecret                                *string
-	ClientSecret                               bool
-}
-
 const testClientSecret = "client-secret-0123456789abcdefghijklmnop"
 
 // TestJoinReplayShowsNoSecret: a replay with the README's Idempotency-Key and

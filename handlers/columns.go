@@ -43,12 +43,15 @@ func (h *Handler) createColumnAPI(c *gin.Context) {
 	col, err := models.CreateColumn(c.Request.Context(), h.db, org, models.ColumnInput{
 		ID: req.ID, Name: deref(req.Name), AgentCanRead: derefBool(req.AgentCanRead), AgentCanModerate: derefBool(req.AgentCanModerate),
 	}, h.actor(c))
-	if err == nil && req.Position != nil {
-		col, err = models.UpdateColumn(c.Request.Context(), h.db, org, col.ID, models.ColumnPatch{Position: req.Position}, h.actor(c))
-	}
 	if err != nil {
 		h.fail(c, err)
 		return
+	}
+	if req.Position != nil {
+		if col, err = models.UpdateColumn(c.Request.Context(), h.db, org, col.ID, models.ColumnPatch{Position: req.Position}, h.actor(c)); err != nil {
+			h.fail(c, err)
+			return
+		}
 	}
 	c.JSON(http.StatusCreated, toColumnJSON(col))
 }
@@ -79,8 +82,6 @@ func (h *Handler) deleteColumnAPI(c *gin.Context) {
 	}
 	c.JSON(http.StatusOK, gin.H{"success": true})
 }
-
-func derefBool(b *bool) bool { return b != nil && *b }
 
 // --- HTML: /settings/columns ---
 

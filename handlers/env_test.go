@@ -283,13 +283,7 @@ func (r *result) want(status int) *result {
 func (r *result) wantError(status int, code string) *result {
 	r.t.Helper()
 	r.want(status)
-	var body struct {
-		Error struct {
-			Code    string         `json:"code"`
-			Message string         `json:"message"`
-			Details map[string]any `json:"details"`
-		} `json:"error"`
-	}
+	var body errorBody
 	if err := json.Unmarshal(r.Body, &body); err != nil {
 		r.t.Fatalf("error body is not JSON: %s", r.Body)
 	}
@@ -297,6 +291,22 @@ func (r *result) wantError(status int, code string) *result {
 		r.t.Fatalf("error code %q (message %q), want %q; body %s", body.Error.Code, body.Error.Message, code, r.Body)
 	}
 	return r
+}
+
+// errorBody decodes the SPEC error body.
+type errorBody struct {
+	Error struct {
+		Code    string         `json:"code"`
+		Message string         `json:"message"`
+		Details map[string]any `json:"details"`
+	} `json:"error"`
+}
+
+func (r *result) errorDetails() map[string]any {
+	r.t.Helper()
+	var b errorBody
+	r.decode(&b)
+	return b.Error.Details
 }
 
 func (r *result) decode(v any) *result {

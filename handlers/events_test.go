@@ -5,7 +5,6 @@ import (
 	"context"
 	"net/http"
 	"net/http/httptest"
-	"strings"
 	"testing"
 	"time"
 
@@ -15,54 +14,6 @@ import (
 	"github.com/agentroster/agentroster/handlers/live"
 	"github.com/agentroster/agentroster/models"
 )
-
-// openStream connects to /events and returns a channel of the event names received.
-func openStream(t *testing.T, e *env, c *http.Client) <-chan string {
-	t.Helper()
-	ctx, cancel := context.WithCancel(t.Context())
-	t.Cleanup(cancel)
-	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, e.srv.URL+"/events", nil)
-	resp, err := c.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if resp.StatusCode != http.StatusOK || resp.Header.Get("Content-Type") != "text/event-stream" {
-		t.Fatalf("events: %d %s", resp.StatusCode, resp.Header.Get("Content-Type"))
-	}
-	names := make(chan string, 16)
-	go func() {
-		defer resp.Body.Close()
-		sc := bufio.NewScanner(resp.Body)
-		for sc.Scan() {
-			if name, ok := strings.CutPrefix(sc.Text(), "event: "); ok {
-				names <- name
-			}
-		}
-		close(names)
-	}()
-	return names
-}
-
-func expectEvent(t *testing.T, names <-chan string, want string) {
-	t.Helper()
-	deadline := time.After(5 * time.Second)
-	for {
-		select {
-		case got, ok := <-names:
-			if !ok {
-				t.Fatalf("stream ended before %q", want)
-			}
-			if got == want {
-				return
-			}
-			if strings.HasPrefix(got, "never") {
-				t.Fatalf("received %q, which must not be delivered", got)
-			}
-		case <-deadline:
-			t.Fatalf("no %q event within 5s", want)
-		}
-	}
-}
 
 func TestLiveEventsFollowCommitsAndOrgs(t *testing.T) {
 	e := newEnv(t)

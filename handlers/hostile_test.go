@@ -2,7 +2,6 @@ package handlers
 
 import (
 	"bytes"
-	"context"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -31,23 +30,6 @@ var hostileFields = []string{
 	"id", "title", "name", "email", "password", "color", "orgId", "teamId", "machineIp", "machineName",
 	"llmVersion", "adapterType", "onboarding", "columnId", "osName", "osVersion", "storageType",
 	"agentName", "claimSecret", "expiresAt", "expiry", "from", "transitions", "next", "ttl", "names",
-}
-
-// tableRows counts the rows of every table the server writes, as one text.
-func tableRows(t testing.TB, e *env) string {
-	t.Helper()
-	var out string
-	err := e.db.NewRaw(`SELECT concat_ws(',',
-		(SELECT count(*) FROM organizations), (SELECT count(*) FROM teams), (SELECT count(*) FROM users),
-		(SELECT count(*) FROM memberships), (SELECT count(*) FROM agents), (SELECT count(*) FROM api_keys),
-		(SELECT count(*) FROM invites), (SELECT count(*) FROM join_requests), (SELECT count(*) FROM board_columns),
-		(SELECT count(*) FROM agent_column_grants), (SELECT count(*) FROM agent_transition_grants),
-		(SELECT count(*) FROM audit_events), (SELECT md5(string_agg(status || is_online::text || pickup_enabled::text || title, ',' ORDER BY id)) FROM agents),
-		(SELECT md5(string_agg(is_active::text || coalesce(revoked_at::text, ''), ',' ORDER BY id)) FROM api_keys))`).Scan(context.Background(), &out)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return out
 }
 
 // hostileRequest is one request of the walk.
@@ -112,61 +94,10 @@ func hostileBodies(api bool) []hostileRequest {
 	return reqs
 }
 
-// pathValues creates one object of each kind a route parameter can name (in
-// the env's org) and returns the values by parameter name; paramValue picks
-// the one a route means.
-func pathValues(e *env, admin, agent, keyID, team string) map[string]string {
-	e.relaxInviteLimits()
-	inv := e.invite(admin, map[string]any{"agentName": "fixture-invite", "maxUses": 5})
-	var j joinOut
-	e.joinInvite(inv.Token, map[string]any{"adapterType": "http"}).want(http.StatusCreated).decode(&j)
-	hook, _ := e.webhook(admin, e.srv.URL+"/hook", "join_request.created")
-	member := e.user("member@example.com", "viewer")
-	return map[string]string{
-		"agentId": agent, "teamId": team, "orgId": e.org.ID.String(), "id": keyID, "columnId": "col_backlog",
-		"path": "css/app.css", "inviteId": inv.ID, "token": inv.Token, "joinRequestId": j.JoinRequestID,
-		"endpointId": hook.String(), "userId": member.ID.String(), "setPasswordToken": models.RandomBase62(32),
-	}
-}
-
-// paramValue returns the value of parameter name in route: ":id" names a key,
-// an invite or a join request, ":token" an invite or a set-password link.
-func paramValue(values map[string]string, route, name string) (string, bool) {
-	switch {
-	case name == "id" && strings.Contains(route, "/invites/:id"):
-		name = "inviteId"
-	case name == "id" && strings.Contains(route, "/join-requests/:id"):
-		name = "joinRequestId"
-	case name == "token" && strings.HasPrefix(route, "/set-password/"):
-		name = "setPasswordToken"
-	}
-	v, ok := values[name]
-	return v, ok
-}
-
 // hostilePathValues replace one parameter at a time.
 var hostilePathValues = []string{
 	"..%2f..%2fetc%2fpasswd", "%00", "x%00y", url.PathEscape(sqlPayload), url.PathEscape(scriptPayload),
 	strings.Repeat("a", 5000), "%ff%fe", "..", "00000000-0000-0000-0000-000000000000",
-}
-
-// credential picks how a route authenticates: "key" (runtime), "bearer"
-// (management API), "cookie" (pages) or "" (public).
-func credential(method, path string) string {
-	switch {
-	case path == "/api/v1/auth/login" || !strings.HasPrefix(path, "/api/") && (path == "/login" || path == "/healthz" || path == "/readyz" || strings.HasPrefix(path, "/static/") || path == "/favicon.ico" || path == "/" || path == "/logout"):
-		return ""
-	case strings.HasPrefix(path, "/api/v1/invites/") || strings.HasPrefix(path, "/api/v1/join-requests/") || strings.HasPrefix(path, "/invite/") ||
-		strings.HasPrefix(path, "/join-requests/"):
-		return ""
-	case strings.HasSuffix(path, "/agents/register") || strings.HasPrefix(path, "/api/v1/agent/") || strings.HasSuffix(path, "/mcp/list") || path == mcpPath,
-		strings.HasSuffix(path, "/onboarding") && method == http.MethodGet,
-		strings.HasPrefix(path, "/api/v1/agents/") && method != http.MethodPatch && method != http.MethodDelete && method != http.MethodPut && !strings.HasSuffix(path, "/pickup"):
-		return "key"
-	case strings.HasPrefix(path, "/api/"):
-		return "bearer"
-	}
-	return "cookie"
 }
 
 func TestHostileInputEveryRoute(t *testing.T) {

@@ -1,7 +1,12 @@
 package handlers
 
 import (
+	"bytes"
+	"encoding/csv"
+	"encoding/json"
+	"errors"
 	"net/http"
+	"strconv"
 	"strings"
 	"time"
 
@@ -9,6 +14,7 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/agentroster/agentroster/models"
+	"github.com/agentroster/agentroster/views"
 )
 
 // inviteJSON is an invite on the wire. Token and URL are set only while the
@@ -59,196 +65,7 @@ func (h *Handler) toInviteJSON(inv *models.Invite) inviteJSON {
 	return out
 }
 
-// joinRequestJSON is a join request on the wire for operators: everything the
-// runtime declared and where the request came from (never the claim secret).
-type joinRequestJSON struct {
-	ID          uuid.UUID `json:"id"`
-	OrgID       uuid.UUID `json:"orgId"`
-	InviteID    uuid.UUID `json:"inviteId"`
-	TeamID      uuid.UUID `json:"teamId"`
-	AgentName   string    `json:"agentName"`
-	AdapterType string    `json:"adapterType"`
-	Status      string    `json:"status"`
-	Title       string    `json:"title"`
-	MachineName string    `json:"machineName"`
-	MachineIP   string    `json:"machineIp"`
-	reportedJSON
-	SourceIP       string       `json:"sourceIp"`
-	UserAgent      string       `json:"userAgent"`
-	CreatedAt      apiTime      `json:"createdAt"`
-	DecidedAt      *apiTime     `json:"decidedAt"`
-	DecidedBy      *uuid.UUID   `json:"decidedBy"`
-	ClaimedAt      *apiTime     `json:"claimedAt"`
-	ClaimExpiresAt apiTime      `json:"claimExpiresAt"`
-	ClaimVoidedAt  *apiTime     `json:"claimVoidedAt"`
-	ClientSecret   bool         `json:"clientSecret"`
-	AgentID        *string      `json:"agentId"`
-	Agent          *agentDetail `json:"agent,omitempty"`
-	Reregistered   *bool        `json:"reregistered,omitempty"`
-}
-
-func toJoinRequestJSON(j *models.JoinRequest) joinRequestJSON {
-	return joinRequestJSON{
-		ID: j.ID, OrgID: j.OrgID, InviteID: j.InviteID, TeamID: j.TeamID, AgentName: j.AgentName,
-		AdapterType: j.AdapterType, Status: j.Status, Title: j.Title, MachineName: j.MachineName,
-		MachineIP: j.MachineIP, reportedJSON: toReportedJSON(j.LLMVersion, j.Email, j.Telemetry()),
-		SourceIP: j.SourceIP, UserAgent: j.UserAgent, CreatedAt: apiTime(j.CreatedAt),
-		DecidedAt: optAPITime(j.DecidedAt), DecidedBy: j.DecidedBy, ClaimedAt: optAPITime(j.ClaimedAt),
-		ClaimExpiresAt: apiTime(j.ClaimExpiresAt), ClaimVoidedAt: optAPITime(j.ClaimVoidedAt), ClientSecret: j.ClientSecret,
-		AgentID: j.AgentID,
-	}
-}
-
-// --- Runtime: the invite join flow (the token or claim secret is the credential) ---
-
-// inviteInfoJSON is what GET /invites/{token} tells a token holder.
-type inviteInfoJSON struct {
-	AgentName    string   `json:"agentName"`
-	OrgTitle     string   `json:"orgTitle"`
-	TeamName     string   `json:"teamName"`
-	AdapterType  string   `json:"adapterType"`
-	AdapterTypes []string `json:"adapterTypes"`
-	ExpiresAt    apiTime  `json:"expiresAt"`
-	UsesLeft     int      `json:"usesLeft"`
-	JoinURL      string   `json:"joinUrl"`
-}
-
-func (h *Handler) toInviteInfo(info *models.InviteInfo, token string) inviteInfoJSON {
-	inv := info.Invite
-	return inviteInfoJSON{
-		AgentName: inv.AgentName, OrgTitle: info.OrgTitle, TeamName: info.TeamName, AdapterType: inv.AdapterType,
-		AdapterTypes: models.AdapterTypes, ExpiresAt: apiTime(inv.ExpiresAt), UsesLeft: inv.UsesLeft(time.Now()),
-		JoinURL: strings.TrimRight(h.cfg.PublicURL, "/") + "/api/v1/invites/" + token + "/join",
-	}
-}
-
-// lookupInvite is the rate-limited token lookup behind the JSON route and the landing page.
-func (h *Handler) lookupInvite(c *gin.Context, token string) (*models.InviteInfo, error) {
-	if err := limit(h.inviteIP, c.ClientIP()); err != nil {
-		return nil, err
-	}
-	return models.LookupInvite(c.Request.Context(), h.db, token)
-}
-
-// getInviteAPI serves GET /api/v1/invites/{token}. An unknown token is 404
-// invite_not_found, whatever it looks like; expired, spent or revoked is 410.
-func (h *Handler) getInviteAPI(c *gin.Context) {
-	token := c.Param("token")
-	info, err := h.lookupInvite(c, token)
-	if err != nil {
-		h.fail(c, err)
-		return
-	}
-	c.JSON(http.StatusOK, h.toInviteInfo(info, token))
-}
-
-// joinRequestBody is what a runtime declares when it joins.
-type joinRequestBody struct {
-	agentDeclaration
-	// ClientSecret is the runtime's own claim secret: only it claims, and a
-	// replay must repeat it.
-	ClientSecret string `json:"clientSecret"`
-}
-
-func (b joinRequestBody) input(c *gin.Context) models.JoinInput {
-	in := b.joinInput()
-	in.ClientSecret, in.IdempotencyKey = b.ClientSecret, c.GetHeader("Idempotency-Key")
-	in.SourceIP, in.UserAgent = c.ClientIP(), c.Request.UserAgent()
-	return in
-}
-
-// join uses the invite of token (rate limited per IP).
-func (h *Handler) join(c *gin.Context, token string, in models.JoinInput) (*models.Joined, error) {
-	if err := limit(h.inviteIP, c.ClientIP()); err != nil {
-		return nil, err
-	}
-	return models.JoinInvite(c.Request.Context(), h.db, token, in, h.actor(c))
-}
-
-// claimURL is where the runtime exchanges its claim secret for the key.
-func (h *Handler) claimURL(id uuid.UUID) string {
-	return strings.TrimRight(h.cfg.PublicURL, "/") + "/api/v1/join-requests/" + id.String() + "/claim"
-}
-
-// joinAnswer is the answer to a join and to a claim re-issue. ClaimSecret is
-// present only when the server issued one now: it exists once.
-func (h *Handler) joinAnswer(j *models.Joined) gin.H {
-	out := gin.H{
-		"joinRequestId":  j.Request.ID,
-		"status":         j.Request.Status,
-		"agentName":      j.Request.AgentName,
-		"clientSecret":   j.Request.ClientSecret,
-		"claimUrl":       h.claimURL(j.Request.ID),
-		"claimExpiresAt": apiTime(j.Request.ClaimExpiresAt),
-	}
-	if j.ClaimSecret != "" {
-		out["claimSecret"] = j.ClaimSecret
-	}
-	return out
-}
-
-// joinInviteAPI serves POST /api/v1/invites/{token}/join → 201
-// {joinRequestId, status, claimSecret, claimUrl}; with a clientSecret in the
-// body there is no claimSecret (the runtime's own secret claims). A retry
-// with the same Idempotency-Key answers the same request's id and state,
-// never a secret (Idempotent-Replayed: true).
-func (h *Handler) joinInviteAPI(c *gin.Context) {
-	var body joinRequestBody
-	if err := decodeJSON(c, &body); err != nil {
-		h.fail(c, err)
-		return
-	}
-	j, err := h.join(c, c.Param("token"), body.input(c))
-	if err != nil {
-		h.fail(c, err)
-		return
-	}
-	if j.Replayed {
-		c.Header("Idempotent-Replayed", "true")
-	}
-	c.JSON(http.StatusCreated, h.joinAnswer(j))
-}
-
-// claimAPI serves POST /api/v1/join-requests/{id}/claim {claimSecret}: 202
-// while pending, 200 with the API key once after approval, then 409.
-func (h *Handler) claimAPI(c *gin.Context) {
-	if err := limit(h.claimIP, c.ClientIP()); err != nil {
-		h.fail(c, err)
-		return
-	}
-	var body struct {
-		ClaimSecret string `json:"claimSecret"`
-	}
-	if err := decodeJSON(c, &body); err != nil {
-		h.fail(c, err)
-		return
-	}
-	if body.ClaimSecret == "" {
-		h.fail(c, models.Invalid("claimSecret", "is required"))
-		return
-	}
-	id, err := uuid.Parse(c.Param("id"))
-	if err != nil {
-		h.fail(c, models.ErrBadClaim)
-		return
-	}
-	cl, err := models.ClaimJoinRequest(c.Request.Context(), h.db, id, body.ClaimSecret, h.actor(c))
-	if err != nil {
-		h.fail(c, err)
-		return
-	}
-	if cl.Pending {
-		c.Header("Retry-After", "5")
-		c.JSON(http.StatusAccepted, gin.H{"status": models.JoinPending, "joinRequestId": id})
-		return
-	}
-	c.JSON(http.StatusOK, gin.H{
-		"apiKey": cl.RawKey, "agentId": *cl.Key.AgentID, "orgId": cl.Key.OrgID, "teamId": cl.Key.TeamID,
-		"keyId": cl.Key.ID, "prefix": cl.Key.Prefix,
-	})
-}
-
-// --- Management: /internal/invites and /internal/join-requests ---
+// --- JSON: /internal/invites ---
 
 // listInvitesAPI serves GET /internal/invites?orgId=&q=&state=&limit=&after=:
 // newest first, 100 a page (limit ≤ 500), the next page in the Link header;
@@ -371,96 +188,281 @@ func (h *Handler) deleteInviteAPI(c *gin.Context) {
 	c.JSON(http.StatusOK, gin.H{"success": true})
 }
 
-// listJoinRequestsAPI serves GET /internal/join-requests?status=&orgId=
-// (status: pending, approved, rejected or all; default all).
-func (h *Handler) listJoinRequestsAPI(c *gin.Context) {
+// --- HTML: the Invites tab ---
+
+func (h *Handler) invitesData(c *gin.Context, s scope) (views.InvitesData, error) {
+	d := views.InvitesData{CanWrite: s.admin(), Query: strings.TrimSpace(c.Query("q")), State: strings.ToLower(c.DefaultQuery("state", "active"))}
+	f := models.InviteFilter{Org: s.OrgID, Query: d.Query}
+	var err error
+	if f.State, err = models.ParseInviteState(d.State); err != nil {
+		return d, err
+	}
+	if d.State == "" {
+		d.State = "all"
+	}
+	if after := c.Query("after"); after != "" {
+		if f.After, err = models.ParseInviteCursor(after); err != nil {
+			return d, err
+		}
+		d.After = after
+	}
+	teams, err := models.ListTeams(c.Request.Context(), h.db, s.OrgID)
+	if err != nil {
+		return d, err
+	}
+	invs, next, err := models.ListInvitePage(c.Request.Context(), h.db, f)
+	if err != nil {
+		return d, err
+	}
+	if next != nil {
+		d.Next = next.String()
+	}
+	names := teamNames(teams)
+	d.Teams = teams
+	d.Rows = make([]views.InviteRow, len(invs))
+	for i := range invs {
+		d.Rows[i] = h.inviteRow(&invs[i], names, s.admin())
+	}
+	return d, nil
+}
+
+func (h *Handler) inviteRow(inv *models.Invite, teams map[uuid.UUID]string, admin bool) views.InviteRow {
+	r := views.InviteRow{Invite: *inv, TeamName: teams[inv.TeamID], State: inv.State(time.Now())}
+	if admin {
+		_, r.Link = h.inviteLink(inv)
+	}
+	return r
+}
+
+// invitesPage serves GET /agents/invites; ?new=invite or ?new=bulk shows
+// that form on the page (the New invite and Bulk create buttons are links
+// that open a dialog with JavaScript and land here without it).
+func (h *Handler) invitesPage(c *gin.Context) {
+	s, n := h.page(c, "Invites", "invites")
+	d, err := h.invitesData(c, s)
+	if err != nil {
+		h.fail(c, err)
+		return
+	}
+	if s.admin() {
+		d.ShowForm = c.Query("new") == "invite"
+		d.ShowBulk = c.Query("new") == "bulk"
+	}
+	h.render(c, views.InvitesPage(n, d))
+}
+
+// inviteFormHTML serves GET /agents/invites/new: an empty New Invite form
+// (the dialog's "Create another").
+func (h *Handler) inviteFormHTML(c *gin.Context) {
 	s := scopeOf(c)
-	status, err := models.ParseJoinStatus(c.Query("status"))
+	teams, err := models.ListTeams(c.Request.Context(), h.db, s.OrgID)
 	if err != nil {
 		h.fail(c, err)
 		return
 	}
-	jrs, err := models.ListJoinRequests(c.Request.Context(), h.db, models.JoinFilter{Org: s.OrgID, Status: status})
+	h.render(c, views.NewInviteForm(views.InviteForm{}, teams))
+}
+
+// formInt parses an optional whole number of a form field into errs.
+func formInt(errs map[string]string, key, value string, def int64) int64 {
+	value = strings.TrimSpace(value)
+	if value == "" {
+		return def
+	}
+	n, err := strconv.ParseInt(value, 10, 64)
+	if err != nil {
+		errs[key] = "must be a whole number"
+		return def
+	}
+	return n
+}
+
+// inviteFormInput turns the New Invite form into an InviteInput; errs gets the
+// fields that are not numbers.
+func inviteFormInput(f views.InviteForm, errs map[string]string) models.InviteInput {
+	in := models.InviteInput{AgentName: f.AgentName, AdapterType: f.AdapterType}
+	in.MaxUses = int(min(max(formInt(errs, "maxUses", f.MaxUses, 1), -1), 1000))
+	in.TTLSeconds = formInt(errs, "ttlSeconds", f.TTL, int64(models.InviteTTLDefault/time.Second))
+	if strings.TrimSpace(f.TTLMinutes) != "" {
+		m := formInt(errs, "ttlSeconds", f.TTLMinutes, 0)
+		in.TTLSeconds = min(max(m, -1), 1<<30) * 60
+	}
+	if f.TeamID != "" {
+		team, err := uuid.Parse(f.TeamID)
+		if err != nil {
+			errs["teamId"] = "must be one of the list"
+		}
+		in.Team = team
+	}
+	return in
+}
+
+// formErrorsOf folds a model error into form field messages; ok is false for
+// errors a form cannot show (they go to fail).
+func formErrorsOf(err error, errs map[string]string) bool {
+	var ve *models.ValidationError
+	var se *models.StateError
+	switch {
+	case errors.As(err, &ve):
+		for k, v := range ve.Fields {
+			errs[k] = v
+		}
+	case errors.As(err, &se) && se.Code == "name_taken":
+		key := "agentName"
+		if line, ok := se.Details["line"].(int); ok {
+			key = "invites[" + strconv.Itoa(line-1) + "].agentName"
+		}
+		// A sentence of its own: "Another active invite already reserves this name: …".
+		errs[key] = takenSentence(se.Message)
+	default:
+		return false
+	}
+	return true
+}
+
+// takenSentence words a name_taken refusal for a form.
+func takenSentence(message string) string {
+	switch {
+	case strings.Contains(message, "invite"):
+		return "This name is taken: another active invite already reserves it. Choose another name, or delete that invite first."
+	case strings.Contains(message, "agent"):
+		return "This name is taken: an agent with this name already exists in the organization. Choose another name."
+	}
+	return "This name is taken. Choose another name."
+}
+
+// invitesCreate serves the New Invite form POST /agents/invites. htmx gets
+// the dialog body: the created link, or the form with its errors; a plain
+// post gets the page (400 with the form on errors).
+func (h *Handler) invitesCreate(c *gin.Context) {
+	s, n := h.page(c, "Invites", "invites")
+	f := views.InviteForm{
+		AgentName: c.PostForm("agentName"), TeamID: c.PostForm("teamId"), AdapterType: c.PostForm("adapterType"),
+		MaxUses: c.PostForm("maxUses"), TTL: c.PostForm("ttl"), TTLMinutes: c.PostForm("ttlMinutes"), Errors: map[string]string{},
+	}
+	in := inviteFormInput(f, f.Errors)
+	var inv *models.NewInvite
+	var err error
+	if len(f.Errors) == 0 {
+		inv, err = models.CreateInvite(c.Request.Context(), h.db, h.sealer, s.OrgID, in, h.actor(c))
+		if err != nil && !formErrorsOf(err, f.Errors) {
+			h.fail(c, err)
+			return
+		}
+	}
+	if len(f.Errors) > 0 {
+		if isHTMX(c) {
+			teams, err := models.ListTeams(c.Request.Context(), h.db, s.OrgID)
+			if err != nil {
+				h.fail(c, err)
+				return
+			}
+			h.render(c, views.NewInviteForm(f, teams))
+			return
+		}
+		d, err := h.invitesData(c, s)
+		if err != nil {
+			h.fail(c, err)
+			return
+		}
+		d.Form, d.ShowForm = f, true
+		h.renderStatus(c, http.StatusBadRequest, views.InvitesPage(n, d))
+		return
+	}
+	created := views.CreatedInvite{AgentName: inv.Invite.AgentName, Link: h.inviteURL(inv.Token),
+		Expires: inv.Invite.ExpiresAt.UTC().Format("2006-01-02 15:04 UTC")}
+	if isHTMX(c) {
+		b, _ := json.Marshal(map[string]any{"invitesChanged": true, "showToast": map[string]string{"message": "Invite created.", "level": "success"}})
+		c.Header("HX-Trigger", string(b))
+		h.render(c, views.InviteCreatedDialog(created))
+		return
+	}
+	d, err := h.invitesData(c, s)
 	if err != nil {
 		h.fail(c, err)
 		return
 	}
-	out := make([]joinRequestJSON, len(jrs))
-	for i := range jrs {
-		out[i] = toJoinRequestJSON(&jrs[i])
-	}
-	c.JSON(http.StatusOK, out)
+	d.Created = &created
+	h.render(c, views.InvitesPage(n, d))
 }
 
-// decideJoinRequest approves, rejects or rejects and revokes the invite: the
-// one piece of logic behind the JSON routes and the HTML buttons.
-func (h *Handler) decideJoinRequest(c *gin.Context, org, id uuid.UUID, action string) (*models.JoinRequest, *models.Approval, error) {
-	switch action {
-	case "approve":
-		ap, err := models.ApproveJoinRequest(c.Request.Context(), h.db, org, id, h.actor(c))
-		if err != nil {
-			return nil, nil, err
-		}
-		if ap.RevokedKeys > 0 {
-			// A re-registration revoked the agent's earlier keys: refuse them
-			// here at once, not when this replica's own event comes back.
-			h.forget(org, models.EventAgent, ap.Agent.ID)
-		}
-		return ap.Request, ap, nil
-	case "reject", "reject-revoke":
-		jr, err := models.RejectJoinRequest(c.Request.Context(), h.db, org, id, action == "reject-revoke", h.actor(c))
-		return jr, nil, err
+// invitesBulk serves POST /agents/invites/bulk: one invite per line (up to
+// 100), all or none, answered as a CSV download of the links.
+func (h *Handler) invitesBulk(c *gin.Context) {
+	s, n := h.page(c, "Invites", "invites")
+	f := views.BulkForm{
+		Names: c.PostForm("names"), TeamID: c.PostForm("teamId"), AdapterType: c.PostForm("adapterType"),
+		MaxUses: c.PostForm("maxUses"), TTL: c.PostForm("ttl"), Errors: map[string]string{},
 	}
-	return nil, nil, errNotFound
-}
-
-// decideJoinRequestAPI serves POST /internal/join-requests/{id}/approve and
-// /reject (body {} or {"revokeInvite":true}). The loser of a race gets 409.
-func (h *Handler) decideJoinRequestAPI(action string) gin.HandlerFunc {
-	return func(c *gin.Context) {
-		id, err := pathUUID(c, "id")
-		if err != nil {
+	one := inviteFormInput(views.InviteForm{TeamID: f.TeamID, AdapterType: f.AdapterType, MaxUses: f.MaxUses, TTL: f.TTL}, f.Errors)
+	// The shared settings are checked once, not on every line.
+	probe := one
+	probe.AgentName = "probe"
+	if err := probe.Validate(); err != nil {
+		formErrorsOf(err, f.Errors)
+	}
+	var ins []models.InviteInput
+	for _, line := range strings.Split(f.Names, "\n") {
+		if name := strings.TrimSpace(line); name != "" {
+			in := one
+			in.AgentName = name
+			ins = append(ins, in)
+		}
+	}
+	var created []models.NewInvite
+	if len(f.Errors) == 0 {
+		var err error
+		created, err = models.CreateInvites(c.Request.Context(), h.db, h.sealer, s.OrgID, ins, h.actor(c))
+		if err != nil && !formErrorsOf(err, f.Errors) {
 			h.fail(c, err)
 			return
 		}
-		var body struct {
-			RevokeInvite bool `json:"revokeInvite"`
-		}
-		if err := decodeJSON(c, &body); err != nil {
-			h.fail(c, err)
-			return
-		}
-		act := action
-		if act == "reject" && body.RevokeInvite {
-			act = "reject-revoke"
-		}
-		jr, ap, err := h.decideJoinRequest(c, scopeOf(c).OrgID, id, act)
+	}
+	if len(f.Errors) > 0 {
+		d, err := h.invitesData(c, s)
 		if err != nil {
 			h.fail(c, err)
 			return
 		}
-		out := toJoinRequestJSON(jr)
-		if ap != nil {
-			d := h.detail(ap.Agent)
-			out.Agent, out.Reregistered = &d, &ap.Reregistered
-		}
-		c.JSON(http.StatusOK, out)
+		d.Bulk, d.ShowBulk = f, true
+		h.renderStatus(c, http.StatusBadRequest, views.InvitesPage(n, d))
+		return
 	}
+	var buf bytes.Buffer
+	w := csv.NewWriter(&buf)
+	w.Write([]string{"agent_name", "invite_url", "adapter_type", "max_uses", "expires_at"})
+	for _, inv := range created {
+		w.Write([]string{inv.Invite.AgentName, h.inviteURL(inv.Token), inv.Invite.AdapterType,
+			strconv.Itoa(inv.Invite.MaxUses), inv.Invite.ExpiresAt.UTC().Format(time.RFC3339)})
+	}
+	w.Flush()
+	name := "invites-" + time.Now().UTC().Format("20060102-150405") + ".csv"
+	c.Header("Content-Disposition", `attachment; filename="`+name+`"`)
+	c.Data(http.StatusOK, "text/csv; charset=utf-8", buf.Bytes())
 }
 
-// reissueClaimAPI serves POST /internal/join-requests/{id}/reissue: a new
-// claim secret for an approved, unclaimed request, shown this once to the
-// operator to hand to the runtime, with a new 7-day window.
-func (h *Handler) reissueClaimAPI(c *gin.Context) {
+// inviteDeleteHTML serves the Delete button POST /agents/invites/{id}/delete:
+// htmx gets the row (now Revoked), a plain post goes back to the list.
+func (h *Handler) inviteDeleteHTML(c *gin.Context) {
+	org := scopeOf(c).OrgID
 	id, err := pathUUID(c, "id")
 	if err != nil {
 		h.fail(c, err)
 		return
 	}
-	j, err := models.ReissueClaim(c.Request.Context(), h.db, scopeOf(c).OrgID, id, h.actor(c))
+	inv, err := models.DeleteInvite(c.Request.Context(), h.db, org, id, h.actor(c))
 	if err != nil {
 		h.fail(c, err)
 		return
 	}
-	c.JSON(http.StatusOK, h.joinAnswer(j))
+	if isHTMX(c) {
+		name := ""
+		if t, err := models.GetTeam(c.Request.Context(), h.db, org, inv.TeamID); err == nil {
+			name = t.Name
+		}
+		toast(c, "Invite for "+inv.AgentName+" deleted.", "success")
+		h.render(c, views.InviteRowView(h.inviteRow(inv, map[uuid.UUID]string{inv.TeamID: name}, true), true))
+		return
+	}
+	seeOther(c, "/agents/invites")
 }

@@ -3,7 +3,6 @@ package handlers
 import (
 	"encoding/csv"
 	"encoding/json"
-	"html"
 	"net/http"
 	"net/url"
 	"regexp"
@@ -18,15 +17,6 @@ var (
 	claimSecretRE = regexp.MustCompile(`id="claim-secret" readonly value="([^"]+)"`)
 	claimURLRE    = regexp.MustCompile(`id="claim-url" readonly value="([^"]+)"`)
 )
-
-func match(t *testing.T, re *regexp.Regexp, body string) string {
-	t.Helper()
-	m := re.FindStringSubmatch(body)
-	if m == nil {
-		t.Fatalf("%s not found in %s", re, body)
-	}
-	return html.UnescapeString(m[1])
-}
 
 func TestInviteFlowHTML(t *testing.T) {
 	e := newEnv(t)

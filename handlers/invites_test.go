@@ -11,69 +11,6 @@ import (
 	"github.com/agentroster/agentroster/models"
 )
 
-// inviteOut is the create answer of POST /internal/invites.
-type inviteOut struct {
-	ID, OrgID, TeamID, AgentName, AdapterType, State, Token, URL string
-	MaxUses, Uses, UsesLeft                                      int
-}
-
-// joinOut is the answer of POST /invites/{token}/join.
-type joinOut struct {
-	JoinRequestID, Status, ClaimSecret, ClaimURL, AgentName string
-}
-
-// claimOut is the 200 answer of a claim.
-type claimOut struct {
-	APIKey, AgentID, OrgID, TeamID string
-}
-
-// relaxInviteLimits lets one test client (one IP) make many invite and claim
-// calls; the limits themselves are tested in TestInviteRateLimits.
-func (e *env) relaxInviteLimits() {
-	e.h.inviteIP = newLimiter(1, 1_000_000)
-	e.h.claimIP = newLimiter(1, 1_000_000)
-}
-
-// invite creates an invite through the JSON API as the bearer tok.
-func (e *env) invite(tok string, body map[string]any) inviteOut {
-	e.t.Helper()
-	if _, ok := body["orgId"]; !ok {
-		body["orgId"] = e.org.ID.String()
-	}
-	var out inviteOut
-	e.call(http.MethodPost, "/api/v1/internal/invites", tok, body).want(http.StatusCreated).decode(&out)
-	return out
-}
-
-func (e *env) joinInvite(token string, body any, headers ...string) *result {
-	e.t.Helper()
-	return e.call(http.MethodPost, "/api/v1/invites/"+token+"/join", "", body, headers...)
-}
-
-// joinNew creates an invite for agent name and joins it once: a pending request.
-func (e *env) joinNew(tok, name string) (inviteOut, joinOut) {
-	e.t.Helper()
-	inv := e.invite(tok, map[string]any{"agentName": name})
-	var j joinOut
-	e.joinInvite(inv.Token, map[string]any{}).want(http.StatusCreated).decode(&j)
-	return inv, j
-}
-
-func (e *env) claim(id, secret string) *result {
-	e.t.Helper()
-	return e.call(http.MethodPost, "/api/v1/join-requests/"+id+"/claim", "", map[string]string{"claimSecret": secret})
-}
-
-// count returns the rows of table matching where (a literal SQL condition).
-func (e *env) count(table, where string, args ...any) int {
-	e.t.Helper()
-	n, err := e.db.NewSelect().Table(table).Where(where, args...).Count(e.t.Context())
-	if err != nil {
-		e.t.Fatal(err)
-	}
-	return int(n)
-}
-
 // parallel runs f n times at once and returns the statuses.
 func parallel(n int, f func(i int) int) []int {
 	statuses := make([]int, n)

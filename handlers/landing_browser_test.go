@@ -1,37 +1,14 @@
 package handlers
 
 import (
-	"context"
 	"net/http"
 	"strings"
 	"testing"
 
-	"github.com/chromedp/cdproto/page"
 	"github.com/chromedp/chromedp"
 
 	"github.com/agentroster/agentroster/models"
 )
-
-// watchCSP records every Content-Security-Policy violation of the tab, across
-// navigations (in sessionStorage), for cspViolations to read.
-func watchCSP(t *testing.T, ctx context.Context) {
-	t.Helper()
-	_, err := chromedp.Call(ctx, page.AddScriptToEvaluateOnNewDocument, page.AddScriptToEvaluateOnNewDocumentParams{Source: `
-		document.addEventListener("securitypolicyviolation", (e) => {
-			const seen = JSON.parse(sessionStorage.getItem("csp") || "[]");
-			seen.push(e.violatedDirective + " " + (e.blockedURI || "") + " " + location.pathname);
-			sessionStorage.setItem("csp", JSON.stringify(seen));
-		});`})
-	if err != nil {
-		t.Fatal(err)
-	}
-}
-
-// cspViolations returns the violations watchCSP recorded in this tab.
-func cspViolations(t *testing.T, ctx context.Context) []string {
-	t.Helper()
-	return value(t, ctx, chromedp.Evaluate[[]string](`JSON.parse(sessionStorage.getItem("csp") || "[]")`))
-}
 
 // TestBrowserInviteLandingFinishesTheJob: a runtime owner asks to join from
 // the invite page, which waits live for the decision and, once approved,

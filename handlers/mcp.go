@@ -176,20 +176,23 @@ func tool[In any](h *Handler, s *mcp.Server, t *mcp.Tool, run func(ctx context.C
 		ctx, cancel := context.WithTimeout(ctx, requestTimeout)
 		defer cancel()
 		cl, err := h.mcpCall(ctx, req)
-		if field, bad := badJSONText(req.Params.Arguments, ""); err == nil && bad {
-			// As rejectBadText does for the JSON routes: neither can reach a
-			// text column.
-			err = models.Invalid(field, badTextMessage)
-		}
-		var out any
-		if err == nil {
-			out, err = run(ctx, cl, in)
-		}
-		if err != nil {
+		refuse := func(err error) (*mcp.CallToolResult, any, error) {
 			if status, _, _, _ := classify(err); status >= 500 {
 				h.log.Error("mcp tool failed", "tool", t.Name, "err", err, "request_id", cl.actor.RequestID)
 			}
 			return toolError(err), nil, nil
+		}
+		if err != nil {
+			return refuse(err)
+		}
+		if field, bad := badJSONText(req.Params.Arguments, ""); bad {
+			// As rejectBadText does for the JSON routes: neither can reach a
+			// text column.
+			return refuse(models.Invalid(field, badTextMessage))
+		}
+		out, err := run(ctx, cl, in)
+		if err != nil {
+			return refuse(err)
 		}
 		return nil, out, nil
 	})
@@ -382,13 +385,13 @@ func (h *Handler) listOnboarding(ctx context.Context, req mcp.Request) (mcp.Resu
 	ctx, cancel := context.WithTimeout(ctx, requestTimeout)
 	defer cancel()
 	cl, err := h.mcpCall(ctx, req)
-	if err == nil {
-		err = h.keyLive(ctx, cl.key, "resources/list")
+	if err != nil {
+		return nil, resourceError(err, "")
 	}
-	var teams []models.Team
-	if err == nil {
-		teams, err = models.ListTeams(ctx, h.db, cl.key.OrgID)
+	if err := h.keyLive(ctx, cl.key, "resources/list"); err != nil {
+		return nil, resourceError(err, "")
 	}
+	teams, err := models.ListTeams(ctx, h.db, cl.key.OrgID)
 	if err != nil {
 		return nil, resourceError(err, "")
 	}
@@ -407,17 +410,17 @@ func (h *Handler) readOnboarding(ctx context.Context, req *mcp.ReadResourceReque
 	defer cancel()
 	uri := req.Params.URI
 	cl, err := h.mcpCall(ctx, req)
-	if err == nil {
-		err = h.keyLive(ctx, cl.key, "resources/read")
+	if err != nil {
+		return nil, resourceError(err, uri)
 	}
-	var doc onboardingJSON
-	if err == nil {
-		id, perr := uuid.Parse(strings.TrimPrefix(uri, onboardingURI))
-		if perr != nil || !strings.HasPrefix(uri, onboardingURI) {
-			return nil, mcp.ResourceNotFoundError(uri)
-		}
-		doc, err = h.onboarding(ctx, cl.key.OrgID, id)
+	if err := h.keyLive(ctx, cl.key, "resources/read"); err != nil {
+		return nil, resourceError(err, uri)
 	}
+	id, err := uuid.Parse(strings.TrimPrefix(uri, onboardingURI))
+	if err != nil || !strings.HasPrefix(uri, onboardingURI) {
+		return nil, mcp.ResourceNotFoundError(uri)
+	}
+	doc, err := h.onboarding(ctx, cl.key.OrgID, id)
 	if err != nil {
 		return nil, resourceError(err, uri)
 	}

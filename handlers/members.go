@@ -3,20 +3,14 @@ package handlers
 import (
 	"errors"
 	"net/http"
-	"time"
 
 	"github.com/gin-gonic/gin"
-	"github.com/google/uuid"
 
 	"github.com/agentroster/agentroster/models"
 	"github.com/agentroster/agentroster/views"
 )
 
 // --- Members: JSON ---
-
-func (h *Handler) setPasswordURL(token string) string {
-	return h.cfg.PublicURL + "/set-password/" + token
-}
 
 func (h *Handler) listMembersAPI(c *gin.Context) {
 	org := scopeOf(c).OrgID
@@ -53,11 +47,11 @@ type addedJSON struct {
 func (h *Handler) addMemberAPI(c *gin.Context) {
 	org := scopeOf(c).OrgID
 	var req memberRequest
-	err := decodeJSON(c, &req)
-	var res *models.AddResult
-	if err == nil {
-		res, err = models.AddMemberByEmail(c.Request.Context(), h.db, org, req.Email, req.Role, h.actor(c))
+	if err := decodeJSON(c, &req); err != nil {
+		h.fail(c, err)
+		return
 	}
+	res, err := models.AddMemberByEmail(c.Request.Context(), h.db, org, req.Email, req.Role, h.actor(c))
 	if err != nil {
 		h.fail(c, err)
 		return
@@ -86,20 +80,15 @@ func (h *Handler) pendingMembersAPI(c *gin.Context) {
 func (h *Handler) withdrawInvitationAPI(c *gin.Context) {
 	org := scopeOf(c).OrgID
 	id, err := pathUUID(c, "id")
-	if err == nil {
-		err = models.WithdrawInvitation(c.Request.Context(), h.db, org, id, h.actor(c))
-	}
 	if err != nil {
 		h.fail(c, err)
 		return
 	}
+	if err := models.WithdrawInvitation(c.Request.Context(), h.db, org, id, h.actor(c)); err != nil {
+		h.fail(c, err)
+		return
+	}
 	c.JSON(http.StatusOK, gin.H{"success": true})
-}
-
-// passwordLinkJSON is a freshly issued set-password link.
-type passwordLinkJSON struct {
-	Email          string `json:"email"`
-	SetPasswordURL string `json:"setPasswordUrl"`
 }
 
 // resendLinkAPI serves POST /organizations/{orgId}/members/{userId}/password-link:
@@ -107,10 +96,11 @@ type passwordLinkJSON struct {
 func (h *Handler) resendLinkAPI(c *gin.Context) {
 	org := scopeOf(c).OrgID
 	user, err := pathUUID(c, "userId")
-	var token, email string
-	if err == nil {
-		token, email, err = models.ResendPasswordLink(c.Request.Context(), h.db, org, user, h.actor(c))
+	if err != nil {
+		h.fail(c, err)
+		return
 	}
+	token, email, err := models.ResendPasswordLink(c.Request.Context(), h.db, org, user, h.actor(c))
 	if err != nil {
 		h.fail(c, err)
 		return
@@ -122,14 +112,16 @@ func (h *Handler) resendLinkAPI(c *gin.Context) {
 func (h *Handler) updateMemberAPI(c *gin.Context) {
 	org := scopeOf(c).OrgID
 	user, err := pathUUID(c, "userId")
+	if err != nil {
+		h.fail(c, err)
+		return
+	}
 	var req memberRequest
-	if err == nil {
-		err = decodeJSON(c, &req)
+	if err := decodeJSON(c, &req); err != nil {
+		h.fail(c, err)
+		return
 	}
-	var m *models.Member
-	if err == nil {
-		m, err = models.ChangeMemberRole(c.Request.Context(), h.db, org, user, req.Role, h.actor(c))
-	}
+	m, err := models.ChangeMemberRole(c.Request.Context(), h.db, org, user, req.Role, h.actor(c))
 	if err != nil {
 		h.fail(c, err)
 		return
@@ -141,10 +133,11 @@ func (h *Handler) updateMemberAPI(c *gin.Context) {
 func (h *Handler) removeMemberAPI(c *gin.Context) {
 	org := scopeOf(c).OrgID
 	user, err := pathUUID(c, "userId")
-	if err == nil {
-		err = models.RemoveMember(c.Request.Context(), h.db, org, user, h.actor(c))
-	}
 	if err != nil {
+		h.fail(c, err)
+		return
+	}
+	if err := models.RemoveMember(c.Request.Context(), h.db, org, user, h.actor(c)); err != nil {
 		h.fail(c, err)
 		return
 	}
@@ -161,12 +154,15 @@ var memberNotices = map[string]string{
 
 func (h *Handler) membersData(c *gin.Context, s scope) (views.MembersData, error) {
 	ms, err := models.ListMembers(c.Request.Context(), h.db, s.OrgID)
-	var pending []models.PendingMember
-	if err == nil {
-		pending, err = models.ListPendingMembers(c.Request.Context(), h.db, s.OrgID)
+	if err != nil {
+		return views.MembersData{}, err
+	}
+	pending, err := models.ListPendingMembers(c.Request.Context(), h.db, s.OrgID)
+	if err != nil {
+		return views.MembersData{}, err
 	}
 	return views.MembersData{Members: ms, Pending: pending, CanWrite: s.admin(), Self: currentPrincipal(c).User.ID,
-		Notice: memberNotices[c.Query("done")], Form: views.MemberForm{Role: models.RoleViewer}}, err
+		Notice: memberNotices[c.Query("done")], Form: views.MemberForm{Role: models.RoleViewer}}, nil
 }
 
 func (h *Handler) membersPage(c *gin.Context) {
@@ -220,10 +216,11 @@ func (h *Handler) membersAdd(c *gin.Context) {
 func (h *Handler) membersResendLink(c *gin.Context) {
 	s, n := h.page(c, "Members", "settings")
 	user, err := pathUUID(c, "userId")
-	var token, email string
-	if err == nil {
-		token, email, err = models.ResendPasswordLink(c.Request.Context(), h.db, s.OrgID, user, h.actor(c))
+	if err != nil {
+		h.fail(c, err)
+		return
 	}
+	token, email, err := models.ResendPasswordLink(c.Request.Context(), h.db, s.OrgID, user, h.actor(c))
 	if err != nil {
 		h.fail(c, err)
 		return
@@ -241,10 +238,11 @@ func (h *Handler) membersResendLink(c *gin.Context) {
 func (h *Handler) membersWithdraw(c *gin.Context) {
 	s := scopeOf(c)
 	id, err := pathUUID(c, "id")
-	if err == nil {
-		err = models.WithdrawInvitation(c.Request.Context(), h.db, s.OrgID, id, h.actor(c))
-	}
 	if err != nil {
+		h.fail(c, err)
+		return
+	}
+	if err := models.WithdrawInvitation(c.Request.Context(), h.db, s.OrgID, id, h.actor(c)); err != nil {
 		h.fail(c, err)
 		return
 	}
@@ -256,12 +254,14 @@ func (h *Handler) memberAction(action string) gin.HandlerFunc {
 	return func(c *gin.Context) {
 		s := scopeOf(c)
 		user, err := pathUUID(c, "userId")
-		if err == nil {
-			if action == "remove" {
-				err = models.RemoveMember(c.Request.Context(), h.db, s.OrgID, user, h.actor(c))
-			} else {
-				_, err = models.ChangeMemberRole(c.Request.Context(), h.db, s.OrgID, user, c.PostForm("role"), h.actor(c))
-			}
+		if err != nil {
+			h.fail(c, err)
+			return
+		}
+		if action == "remove" {
+			err = models.RemoveMember(c.Request.Context(), h.db, s.OrgID, user, h.actor(c))
+		} else {
+			_, err = models.ChangeMemberRole(c.Request.Context(), h.db, s.OrgID, user, c.PostForm("role"), h.actor(c))
 		}
 		if err != nil {
 			h.fail(c, err)
@@ -273,405 +273,4 @@ func (h *Handler) memberAction(action string) gin.HandlerFunc {
 		}
 		seeOther(c, "/settings/members?done="+done)
 	}
-}
-
-// --- Account ---
-
-var accountNotices = map[string]string{
-	"accepted": "Invitation accepted: the organization is in your switcher.",
-	"declined": "Invitation declined.",
-}
-
-func (h *Handler) accountPage(c *gin.Context) {
-	// The Account page works for a user in no organization yet too: an
-	// invitee accepts their first invitation there.
-	n := h.nav(c, "Account", "settings")
-	invs, err := models.ListInvitations(c.Request.Context(), h.db, currentPrincipal(c).User.ID)
-	if err != nil {
-		h.fail(c, err)
-		return
-	}
-	h.render(c, views.AccountPage(n, views.AccountForm{Saved: c.Query("saved") == "1", Invitations: invs, Notice: accountNotices[c.Query("done")]}))
-}
-
-// listInvitationsAPI serves GET /account/invitations: the caller's pending
-// membership invitations.
-func (h *Handler) listInvitationsAPI(c *gin.Context) {
-	invs, err := models.ListInvitations(c.Request.Context(), h.db, currentPrincipal(c).User.ID)
-	if err != nil {
-		h.fail(c, err)
-		return
-	}
-	c.JSON(http.StatusOK, jsonList(invs, toInvitationJSON))
-}
-
-// decideInvitation accepts or declines the caller's own invitation :id.
-func (h *Handler) decideInvitation(c *gin.Context, accept bool) (*models.Invitation, error) {
-	id, err := pathUUID(c, "id")
-	if err != nil {
-		return nil, err
-	}
-	return models.DecideInvitation(c.Request.Context(), h.db, currentPrincipal(c).User.ID, id, accept, h.actor(c))
-}
-
-// decideInvitationAPI serves POST /account/invitations/{id}/accept|decline.
-func (h *Handler) decideInvitationAPI(action string) gin.HandlerFunc {
-	return func(c *gin.Context) {
-		inv, err := h.decideInvitation(c, action == "accept")
-		if err != nil {
-			h.fail(c, err)
-			return
-		}
-		status := "declined"
-		if action == "accept" {
-			status = "accepted"
-		}
-		c.JSON(http.StatusOK, gin.H{"id": inv.ID, "orgId": inv.OrgID, "orgTitle": inv.OrgTitle, "role": inv.Role, "status": status})
-	}
-}
-
-// decideInvitationHTML serves POST /account/invitations/{id}/accept|decline.
-func (h *Handler) decideInvitationHTML(action string) gin.HandlerFunc {
-	return func(c *gin.Context) {
-		if _, err := h.decideInvitation(c, action == "accept"); err != nil {
-			h.fail(c, err)
-			return
-		}
-		seeOther(c, "/account?done="+action+"ed")
-	}
-}
-
-// changePassword checks the current password and sets the new one; every
-// other session and bearer token of the user ends. Wrong current passwords
-// use up a budget of their own per user and address (not the sign-in one);
-// the right one refills it.
-func (h *Handler) changePassword(c *gin.Context, current, password string) (*models.User, error) {
-	p := currentPrincipal(c)
-	key := p.User.ID.String() + "\x00" + c.ClientIP()
-	if err := limit(h.password, key); err != nil {
-		return nil, err
-	}
-	var keep []byte
-	if p.Session != nil {
-		keep = p.Session.ID
-	}
-	u, err := models.ChangePassword(c.Request.Context(), h.db, p.User.ID, current, password, keep, h.actor(c))
-	var ve *models.ValidationError
-	if err == nil || errors.As(err, &ve) && ve.Fields["currentPassword"] == "" {
-		h.password.reset(key) // the current password was right
-	}
-	return u, err
-}
-
-func (h *Handler) accountPassword(c *gin.Context) {
-	n := h.nav(c, "Account", "settings")
-	_, err := h.changePassword(c, c.PostForm("currentPassword"), c.PostForm("password"))
-	var ve *models.ValidationError
-	if errors.As(err, &ve) {
-		h.renderStatus(c, http.StatusBadRequest, views.AccountPage(n, views.AccountForm{Errors: ve.Fields}))
-		return
-	}
-	if err != nil {
-		h.fail(c, err)
-		return
-	}
-	seeOther(c, "/account?saved=1")
-}
-
-// accountPasswordAPI serves POST /account/password {currentPassword, password}.
-// A bearer-token caller's token stops working too, so the answer carries a new one.
-func (h *Handler) accountPasswordAPI(c *gin.Context) {
-	var req struct {
-		CurrentPassword string `json:"currentPassword"`
-		Password        string `json:"password"`
-	}
-	if err := decodeJSON(c, &req); err != nil {
-		h.fail(c, err)
-		return
-	}
-	u, err := h.changePassword(c, req.CurrentPassword, req.Password)
-	if err != nil {
-		h.fail(c, err)
-		return
-	}
-	out := gin.H{"success": true}
-	if currentPrincipal(c).Session == nil {
-		tok, err := h.tokens.Encode("bearer", bearerClaims{U: u.ID.String(), E: u.AuthEpoch})
-		if err != nil {
-			h.fail(c, err)
-			return
-		}
-		out["token"] = bearerPrefix + tok
-		out["expiresAt"] = time.Now().Add(h.cfg.TokenTTL).UTC().Truncate(time.Second)
-	}
-	c.JSON(http.StatusOK, out)
-}
-
-// --- Set-password links (public) ---
-
-func (h *Handler) setPasswordPage(c *gin.Context) {
-	if err := limit(h.linkIP, c.ClientIP()); err != nil {
-		h.fail(c, err)
-		return
-	}
-	tok := c.Param("token")
-	email, err := models.PasswordTokenEmail(c.Request.Context(), h.db, tok)
-	if err != nil {
-		h.setPasswordError(c, err)
-		return
-	}
-	h.render(c, views.SetPasswordPage(views.SetPasswordForm{Token: tok, Email: email}))
-}
-
-func (h *Handler) setPasswordError(c *gin.Context, err error) {
-	status, _, message, _ := classify(err)
-	if status >= 500 || status == http.StatusTooManyRequests {
-		h.fail(c, err)
-		return
-	}
-	if status == http.StatusNotFound {
-		message = "This link is not valid. Ask an admin of your organization for a new one."
-	}
-	h.renderStatus(c, status, views.SetPasswordPage(views.SetPasswordForm{Error: message}))
-}
-
-func (h *Handler) setPasswordSubmit(c *gin.Context) {
-	if err := limit(h.linkIP, c.ClientIP()); err != nil {
-		h.fail(c, err)
-		return
-	}
-	tok := c.Param("token")
-	_, err := models.SetPasswordWithToken(c.Request.Context(), h.db, tok, c.PostForm("password"), h.actor(c))
-	var ve *models.ValidationError
-	if errors.As(err, &ve) {
-		email, lerr := models.PasswordTokenEmail(c.Request.Context(), h.db, tok)
-		if lerr != nil {
-			h.setPasswordError(c, lerr)
-			return
-		}
-		h.renderStatus(c, http.StatusBadRequest, views.SetPasswordPage(views.SetPasswordForm{Token: tok, Email: email, Errors: ve.Fields}))
-		return
-	}
-	if err != nil {
-		h.setPasswordError(c, err)
-		return
-	}
-	c.Redirect(http.StatusSeeOther, "/login")
-}
-
-// --- Platform (platform admins) ---
-
-var platformNotices = map[string]string{
-	"org":     "Organization saved.",
-	"created": "Organization created.",
-	"user":    "User updated.",
-}
-
-func (h *Handler) platformRender(c *gin.Context, status int, f views.OrgForm) {
-	h.platformRenderAll(c, status, f, nil)
-}
-
-func (h *Handler) platformRenderLink(c *gin.Context, link *views.NewLink) {
-	h.platformRenderAll(c, http.StatusOK, views.OrgForm{}, link)
-}
-
-func (h *Handler) platformRenderAll(c *gin.Context, status int, f views.OrgForm, link *views.NewLink) {
-	_, n := h.page(c, "Platform", "platform")
-	orgs, err := models.ListOrgs(c.Request.Context(), h.db)
-	var users []models.User
-	if err == nil {
-		users, err = models.ListUsers(c.Request.Context(), h.db)
-	}
-	if err != nil {
-		h.fail(c, err)
-		return
-	}
-	h.renderStatus(c, status, views.PlatformPage(n, views.PlatformData{
-		Orgs: orgs, Users: users, Self: currentPrincipal(c).User.ID, OrgForm: f, Notice: platformNotices[c.Query("done")], NewLink: link,
-	}))
-}
-
-func (h *Handler) platformPage(c *gin.Context) { h.platformRender(c, http.StatusOK, views.OrgForm{}) }
-
-func (h *Handler) platformCreateOrg(c *gin.Context) {
-	f := views.OrgForm{Title: c.PostForm("title"), Color: c.PostForm("color")}
-	_, err := models.CreateOrg(c.Request.Context(), h.db, f.Title, f.Color, &currentPrincipal(c).User.ID, h.actor(c))
-	var ve *models.ValidationError
-	if errors.As(err, &ve) {
-		f.Errors = ve.Fields
-		h.platformRender(c, http.StatusBadRequest, f)
-		return
-	}
-	if isOrgExists(err) {
-		f.Errors = map[string]string{"title": orgTitleTaken}
-		h.platformRender(c, http.StatusConflict, f)
-		return
-	}
-	if err != nil {
-		h.fail(c, err)
-		return
-	}
-	seeOther(c, "/platform?done=created")
-}
-
-// orgTitleTaken is the platform form's field error for a title in use.
-const orgTitleTaken = "is already the title of another organization"
-
-// isOrgExists reports whether err is the 409 org_exists of a title in use.
-func isOrgExists(err error) bool {
-	var se *models.StateError
-	return errors.As(err, &se) && se.Code == "org_exists"
-}
-
-// platformUpdateOrg renames or recolours an org; a title in use answers 409
-// with the message on the error page.
-func (h *Handler) platformUpdateOrg(c *gin.Context) {
-	org, err := pathUUID(c, "orgId")
-	if err == nil {
-		_, err = models.UpdateOrg(c.Request.Context(), h.db, org, c.PostForm("title"), c.PostForm("color"), h.actor(c))
-	}
-	if err != nil {
-		h.fail(c, err)
-		return
-	}
-	seeOther(c, "/platform?done=org")
-}
-
-// platformUserAction serves POST /platform/users/{userId}/sa|disable with value=true|false.
-func (h *Handler) platformUserAction(action string) gin.HandlerFunc {
-	return func(c *gin.Context) {
-		user, err := pathUUID(c, "userId")
-		value := c.PostForm("value")
-		if err == nil && value != "true" && value != "false" {
-			err = models.Invalid("value", "must be true or false")
-		}
-		if err == nil {
-			err = h.changeUser(c, user, action, value == "true")
-		}
-		if err != nil {
-			h.fail(c, err)
-			return
-		}
-		seeOther(c, "/platform?done=user")
-	}
-}
-
-// platformResetPassword serves POST /platform/users/{userId}/reset-password:
-// the page it answers carries the new link once.
-func (h *Handler) platformResetPassword(c *gin.Context) {
-	email, link, err := h.resetPassword(c)
-	if err != nil {
-		h.fail(c, err)
-		return
-	}
-	h.platformRenderLink(c, &views.NewLink{Email: email, URL: link, Resent: true})
-}
-
-// resetPasswordAPI serves POST /users/{userId}/reset-password (platform admins).
-func (h *Handler) resetPasswordAPI(c *gin.Context) {
-	email, link, err := h.resetPassword(c)
-	if err != nil {
-		h.fail(c, err)
-		return
-	}
-	c.JSON(http.StatusOK, passwordLinkJSON{Email: email, SetPasswordURL: link})
-}
-
-// resetPassword issues a platform admin's set-password link for :userId.
-func (h *Handler) resetPassword(c *gin.Context) (email, link string, err error) {
-	user, err := pathUUID(c, "userId")
-	if err != nil {
-		return "", "", err
-	}
-	token, email, err := models.ResetPasswordLink(c.Request.Context(), h.db, user, h.actor(c))
-	if err != nil {
-		return "", "", err
-	}
-	return email, h.setPasswordURL(token), nil
-}
-
-var errSelf = models.Conflict("own_account", "you cannot change your own platform role or disable yourself", nil)
-
-func (h *Handler) changeUser(c *gin.Context, user uuid.UUID, action string, value bool) error {
-	if user == currentPrincipal(c).User.ID {
-		return errSelf
-	}
-	var err error
-	if action == "sa" {
-		_, err = models.SetUserSA(c.Request.Context(), h.db, user, value, h.actor(c))
-	} else {
-		_, err = models.SetUserDisabled(c.Request.Context(), h.db, user, value, h.actor(c))
-	}
-	return err
-}
-
-// listUsersAPI serves GET /users (platform admins).
-func (h *Handler) listUsersAPI(c *gin.Context) {
-	users, err := models.ListUsers(c.Request.Context(), h.db)
-	if err != nil {
-		h.fail(c, err)
-		return
-	}
-	c.JSON(http.StatusOK, jsonList(users, toUserJSON))
-}
-
-// updateUserAPI serves PATCH /users/{userId} {isSa?, disabled?} (platform admins).
-func (h *Handler) updateUserAPI(c *gin.Context) {
-	user, err := pathUUID(c, "userId")
-	var req struct {
-		IsSA     *bool `json:"isSa"`
-		Disabled *bool `json:"disabled"`
-	}
-	if err == nil {
-		err = decodeJSON(c, &req)
-	}
-	if err == nil && req.IsSA == nil && req.Disabled == nil {
-		err = models.Invalid("body", "give isSa or disabled")
-	}
-	if err == nil && req.IsSA != nil {
-		err = h.changeUser(c, user, "sa", *req.IsSA)
-	}
-	if err == nil && req.Disabled != nil {
-		err = h.changeUser(c, user, "disable", *req.Disabled)
-	}
-	var u *models.User
-	if err == nil {
-		u, err = models.GetUser(c.Request.Context(), h.db, user)
-	}
-	if err != nil {
-		h.fail(c, err)
-		return
-	}
-	c.JSON(http.StatusOK, toUserJSON(u))
-}
-
-// updateOrgAPI serves PATCH /organizations/{orgId} {title?, color?} (platform admins).
-func (h *Handler) updateOrgAPI(c *gin.Context) {
-	id, err := pathUUID(c, "orgId")
-	var req struct {
-		Title *string `json:"title"`
-		Color *string `json:"color"`
-	}
-	if err == nil {
-		err = decodeJSON(c, &req)
-	}
-	var org *models.Organization
-	if err == nil {
-		org, err = models.GetOrg(c.Request.Context(), h.db, id)
-	}
-	if err == nil {
-		title, color := org.Title, org.Color
-		if req.Title != nil {
-			title = *req.Title
-		}
-		if req.Color != nil {
-			color = *req.Color
-		}
-		org, err = models.UpdateOrg(c.Request.Context(), h.db, id, title, color, h.actor(c))
-	}
-	if err != nil {
-		h.fail(c, err)
-		return
-	}
-	c.JSON(http.StatusOK, toOrganizationJSON(org))
 }

@@ -11,24 +11,6 @@ import (
 	"github.com/agentroster/agentroster/models"
 )
 
-func (e *env) auditCount(action string) int {
-	e.t.Helper()
-	n, err := e.db.NewSelect().Table("audit_events").Where("action = ?", action).Count(e.t.Context())
-	if err != nil {
-		e.t.Fatal(err)
-	}
-	return int(n)
-}
-
-func (e *env) memberRole(org, user uuid.UUID) string {
-	e.t.Helper()
-	role, err := models.UserRole(e.t.Context(), e.db, user, org)
-	if err != nil {
-		e.t.Fatal(err)
-	}
-	return role
-}
-
 func TestMembersAddChangeRemove(t *testing.T) {
 	e := newEnv(t)
 	admin := e.user("boss@example.com", models.RoleAdmin)
@@ -140,16 +122,6 @@ func TestMembersAddChangeRemove(t *testing.T) {
 	}
 	e.call(http.MethodDelete, base+"/"+viewer.ID.String(), tok, nil).wantError(http.StatusNotFound, "not_found")
 	_ = admin
-}
-
-// userID returns the id of the user with email.
-func (e *env) userID(email string) uuid.UUID {
-	e.t.Helper()
-	var id uuid.UUID
-	if err := e.db.NewRaw("SELECT id FROM users WHERE email = ?", email).Scan(e.t.Context(), &id); err != nil {
-		e.t.Fatal(err)
-	}
-	return id
 }
 
 func TestLastAdminGuard(t *testing.T) {

@@ -1,7 +1,6 @@
 package handlers
 
 import (
-	"bufio"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -15,67 +14,6 @@ import (
 
 	"github.com/agentroster/agentroster/models"
 )
-
-type sample struct {
-	name   string
-	labels map[string]string
-	value  float64
-}
-
-var (
-	sampleRE = regexp.MustCompile(`^([a-zA-Z_:][a-zA-Z0-9_:]*)(?:\{(.*)\})? (\S+)$`)
-	labelRE  = regexp.MustCompile(`([a-zA-Z_][a-zA-Z0-9_]*)="((?:[^"\\]|\\.)*)"`)
-)
-
-// scrape reads /metrics with token (with a token it sets as METRICS_TOKEN
-// when ""; /metrics needs one) and parses the text format.
-func (e *env) scrape(token string) []sample {
-	e.t.Helper()
-	if token == "" {
-		token = "scrape-secret-default"
-		e.h.cfg.MetricsToken = token
-	}
-	res := e.call(http.MethodGet, "/metrics", token, nil).want(http.StatusOK)
-	var out []sample
-	sc := bufio.NewScanner(strings.NewReader(string(res.Body)))
-	for sc.Scan() {
-		line := sc.Text()
-		if line == "" || strings.HasPrefix(line, "#") {
-			continue
-		}
-		m := sampleRE.FindStringSubmatch(line)
-		if m == nil {
-			e.t.Fatalf("unparsable metrics line %q", line)
-		}
-		v, _ := strconv.ParseFloat(m[3], 64)
-		s := sample{name: m[1], labels: map[string]string{}, value: v}
-		for _, l := range labelRE.FindAllStringSubmatch(m[2], -1) {
-			s.labels[l[1]] = l[2]
-		}
-		out = append(out, s)
-	}
-	return out
-}
-
-// metricValue sums the samples of name whose labels include want.
-func metricValue(samples []sample, name string, want map[string]string) float64 {
-	total := 0.0
-	for _, s := range samples {
-		if s.name != name {
-			continue
-		}
-		ok := true
-		for k, v := range want {
-			if s.labels[k] != v {
-				ok = false
-			}
-		}
-		if ok {
-			total += s.value
-		}
-	}
-	return total
-}
 
 // pendingJoin inserts an active invite and a pending join request for it, as
 // the invite flow does.

@@ -45,11 +45,7 @@ func (h *Handler) createWebhookAPI(c *gin.Context) {
 		h.fail(c, err)
 		return
 	}
-	if err := h.webhookPolicy().CheckURL(req.URL); err != nil {
-		h.fail(c, err)
-		return
-	}
-	w, secret, err := models.CreateWebhook(c.Request.Context(), h.db, h.sealer, scopeOf(c).OrgID, models.WebhookInput{URL: req.URL, Events: req.Events}, h.actor(c))
+	w, secret, err := h.createWebhook(c, scopeOf(c).OrgID, req.URL, req.Events)
 	if err != nil {
 		h.fail(c, err)
 		return
@@ -57,6 +53,16 @@ func (h *Handler) createWebhookAPI(c *gin.Context) {
 	out := toWebhookJSON(w)
 	out.Secret = secret
 	c.JSON(http.StatusCreated, out)
+}
+
+// createWebhook adds an endpoint once the destination policy allows its URL:
+// the logic behind the JSON route and the Notifications form. The secret is
+// returned this once.
+func (h *Handler) createWebhook(c *gin.Context, org uuid.UUID, url string, events []string) (*models.WebhookEndpoint, string, error) {
+	if err := h.webhookPolicy().CheckURL(url); err != nil {
+		return nil, "", err
+	}
+	return models.CreateWebhook(c.Request.Context(), h.db, h.sealer, org, models.WebhookInput{URL: url, Events: events}, h.actor(c))
 }
 
 // webhookParam is the request's org and :endpointId.
@@ -92,10 +98,11 @@ func (h *Handler) updateWebhookAPI(c *gin.Context) {
 
 func (h *Handler) deleteWebhookAPI(c *gin.Context) {
 	org, id, err := h.webhookParam(c)
-	if err == nil {
-		err = models.DeleteWebhook(c.Request.Context(), h.db, org, id, h.actor(c))
-	}
 	if err != nil {
+		h.fail(c, err)
+		return
+	}
+	if err := models.DeleteWebhook(c.Request.Context(), h.db, org, id, h.actor(c)); err != nil {
 		h.fail(c, err)
 		return
 	}
@@ -105,10 +112,11 @@ func (h *Handler) deleteWebhookAPI(c *gin.Context) {
 // testWebhookAPI serves POST .../test: a test delivery is queued (202).
 func (h *Handler) testWebhookAPI(c *gin.Context) {
 	org, id, err := h.webhookParam(c)
-	if err == nil {
-		err = models.EnqueueTest(c.Request.Context(), h.db, org, id, h.actor(c))
-	}
 	if err != nil {
+		h.fail(c, err)
+		return
+	}
+	if err := models.EnqueueTest(c.Request.Context(), h.db, org, id, h.actor(c)); err != nil {
 		h.fail(c, err)
 		return
 	}
@@ -169,12 +177,7 @@ func (h *Handler) notificationsCreate(c *gin.Context) {
 	if f.Events == nil {
 		f.Events = []string{}
 	}
-	err := h.webhookPolicy().CheckURL(f.URL)
-	var w *models.WebhookEndpoint
-	var secret string
-	if err == nil {
-		w, secret, err = models.CreateWebhook(c.Request.Context(), h.db, h.sealer, s.OrgID, models.WebhookInput{URL: f.URL, Events: f.Events}, h.actor(c))
-	}
+	w, secret, err := h.createWebhook(c, s.OrgID, f.URL, f.Events)
 	var ve *models.ValidationError
 	if errors.As(err, &ve) {
 		f.Errors = ve.Fields
@@ -193,15 +196,17 @@ func (h *Handler) webhookActionHTML(action string) gin.HandlerFunc {
 	return func(c *gin.Context) {
 		s := scopeOf(c)
 		id, err := pathUUID(c, "endpointId")
-		if err == nil {
-			switch action {
-			case "test":
-				err = models.EnqueueTest(c.Request.Context(), h.db, s.OrgID, id, h.actor(c))
-			case "delete":
-				err = models.DeleteWebhook(c.Request.Context(), h.db, s.OrgID, id, h.actor(c))
-			default:
-				_, err = models.SetWebhookEnabled(c.Request.Context(), h.db, s.OrgID, id, action == "enable", h.actor(c))
-			}
+		if err != nil {
+			h.fail(c, err)
+			return
+		}
+		switch action {
+		case "test":
+			err = models.EnqueueTest(c.Request.Context(), h.db, s.OrgID, id, h.actor(c))
+		case "delete":
+			err = models.DeleteWebhook(c.Request.Context(), h.db, s.OrgID, id, h.actor(c))
+		default:
+			_, err = models.SetWebhookEnabled(c.Request.Context(), h.db, s.OrgID, id, action == "enable", h.actor(c))
 		}
 		if err != nil {
 			h.fail(c, err)
@@ -219,14 +224,16 @@ func (h *Handler) webhookActionHTML(action string) gin.HandlerFunc {
 func (h *Handler) webhookLogPage(c *gin.Context) {
 	s, n := h.page(c, "Webhook deliveries", "settings")
 	id, err := pathUUID(c, "endpointId")
-	var w *models.WebhookEndpoint
-	if err == nil {
-		w, err = models.GetWebhook(c.Request.Context(), h.db, s.OrgID, id)
+	if err != nil {
+		h.fail(c, err)
+		return
 	}
-	var as []models.Attempt
-	if err == nil {
-		as, err = models.ListAttempts(c.Request.Context(), h.db, s.OrgID, id)
+	w, err := models.GetWebhook(c.Request.Context(), h.db, s.OrgID, id)
+	if err != nil {
+		h.fail(c, err)
+		return
 	}
+	as, err := models.ListAttempts(c.Request.Context(), h.db, s.OrgID, id)
 	if err != nil {
 		h.fail(c, err)
 		return

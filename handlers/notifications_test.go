@@ -4,7 +4,6 @@ import (
 	"context"
 	"crypto/hmac"
 	"encoding/json"
-	"io"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
@@ -15,95 +14,11 @@ import (
 	"testing"
 	"time"
 
-	"github.com/google/uuid"
 	"github.com/uptrace/bun"
 
 	"github.com/agentroster/agentroster/handlers/webhooks"
 	"github.com/agentroster/agentroster/models"
 )
-
-// received is one request a test receiver got.
-type received struct {
-	Header http.Header
-	Body   []byte
-}
-
-// receiver is a local webhook endpoint answering with respond(n) for its n-th
-// request (from 1).
-type receiver struct {
-	srv     *httptest.Server
-	mu      sync.Mutex
-	got     []received
-	respond func(n int) int
-}
-
-func newReceiver(t *testing.T, respond func(n int) int) *receiver {
-	r := &receiver{respond: respond}
-	r.srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
-		b, _ := io.ReadAll(req.Body)
-		r.mu.Lock()
-		r.got = append(r.got, received{Header: req.Header.Clone(), Body: b})
-		n := len(r.got)
-		r.mu.Unlock()
-		w.WriteHeader(r.respond(n))
-	}))
-	t.Cleanup(r.srv.Close)
-	return r
-}
-
-func (r *receiver) requests() []received {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	return append([]received(nil), r.got...)
-}
-
-// webhook adds an endpoint through the API and returns its id and secret.
-func (e *env) webhook(tok, target string, events ...string) (uuid.UUID, string) {
-	e.t.Helper()
-	var w struct {
-		ID     uuid.UUID `json:"id"`
-		Secret string    `json:"secret"`
-	}
-	e.call(http.MethodPost, "/api/v1/organizations/"+e.org.ID.String()+"/webhooks", tok,
-		map[string]any{"url": target, "events": events}).want(http.StatusCreated).decode(&w)
-	if !strings.HasPrefix(w.Secret, models.WebhookSecretPrefix) {
-		e.t.Fatalf("secret %q", w.Secret)
-	}
-	return w.ID, w.Secret
-}
-
-func (e *env) pendingDeliveries() int {
-	e.t.Helper()
-	n, err := e.db.NewSelect().Table("notification_outbox").Where("status = 'pending'").Count(e.t.Context())
-	if err != nil {
-		e.t.Fatal(err)
-	}
-	return int(n)
-}
-
-// drain runs n until nothing is pending (retries included), at most 200 rounds.
-func (e *env) drain(n *webhooks.Notifier) {
-	e.t.Helper()
-	for range 200 {
-		if e.pendingDeliveries() == 0 {
-			return
-		}
-		if _, err := n.RunOnce(e.t.Context()); err != nil {
-			e.t.Fatal(err)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
-	e.t.Fatalf("%d deliveries still pending", e.pendingDeliveries())
-}
-
-func (e *env) register(key, id string) *result {
-	e.t.Helper()
-	team, err := models.DefaultTeam(e.t.Context(), e.db, e.org.ID)
-	if err != nil {
-		e.t.Fatal(err)
-	}
-	return e.call(http.MethodPost, "/api/v1/teams/"+team.ID.String()+"/agents/register", key, map[string]string{"id": id, "title": "Agent " + id})
-}
 
 func TestWebhookSignedRetriedThenDelivered(t *testing.T) {
 	e := newEnv(t)
@@ -450,11 +365,4 @@ func TestNotificationsQueuedByRevokeAndStaleAgents(t *testing.T) {
 	if strings.Join(events, ",") != models.NotifyKeyRevoked+","+models.NotifyAgentStale {
 		t.Fatalf("queued: %v", events)
 	}
-}
-
-func must[T any](v T, err error) T {
-	if err != nil {
-		panic(err)
-	}
-	return v
 }

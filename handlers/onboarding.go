@@ -4,9 +4,11 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"net/http"
 	"strings"
 	"time"
 
+	"github.com/gin-gonic/gin"
 	"github.com/google/uuid"
 	"github.com/microcosm-cc/bluemonday"
 	"github.com/yuin/goldmark"
@@ -74,10 +76,10 @@ type onboardingJSON struct {
 // onboarding is the document of team in org (404 when the team is not in it).
 func (h *Handler) onboarding(ctx context.Context, org, team uuid.UUID) (onboardingJSON, error) {
 	t, err := models.GetTeam(ctx, h.db, org, team)
-	if err == nil {
-		err = h.fillOnboarding(ctx, org, t)
-	}
 	if err != nil {
+		return onboardingJSON{}, err
+	}
+	if err := h.fillOnboarding(ctx, org, t); err != nil {
 		return onboardingJSON{}, err
 	}
 	return onboardingJSON{TeamID: t.ID, TeamName: t.Name, Content: t.Onboarding}, nil
@@ -117,4 +119,46 @@ func renderMarkdown(src string) string {
 		return ""
 	}
 	return sanitizer.Sanitize(buf.String())
+}
+
+type onboardingRequest struct {
+	Content *string `json:"content"`
+}
+
+// updateOnboarding replaces a team's onboarding document (the Agelo web
+// app's call); an empty content restores the default document.
+func (h *Handler) updateOnboarding(c *gin.Context) {
+	org := scopeOf(c).OrgID
+	var req onboardingRequest
+	team, err := h.readTeamChange(c, org, &req, func() error {
+		if req.Content == nil {
+			return models.Invalid("content", "is required")
+		}
+		return nil
+	})
+	if err != nil {
+		h.fail(c, err)
+		return
+	}
+	if team, err = models.UpdateTeam(c.Request.Context(), h.db, org, team.ID, team.Name, *req.Content, h.actor(c)); err != nil {
+		h.fail(c, err)
+		return
+	}
+	h.answerTeam(c, http.StatusOK, org, team)
+}
+
+// teamOnboarding answers a team's onboarding document to a key of its org or
+// to an operator who can see the org.
+func (h *Handler) teamOnboarding(c *gin.Context) {
+	id, err := pathUUID(c, "teamId")
+	if err != nil {
+		h.fail(c, err)
+		return
+	}
+	doc, err := h.onboarding(c.Request.Context(), scopeOf(c).OrgID, id)
+	if err != nil {
+		h.fail(c, err)
+		return
+	}
+	c.JSON(http.StatusOK, doc)
 }

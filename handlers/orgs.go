@@ -5,20 +5,12 @@ import (
 	"net/http"
 
 	"github.com/gin-gonic/gin"
-	"github.com/google/uuid"
 
 	"github.com/agentroster/agentroster/models"
 	"github.com/agentroster/agentroster/views"
 )
 
-// pathUUID parses a path parameter; a malformed id is a 404 like an unknown one.
-func pathUUID(c *gin.Context, name string) (uuid.UUID, error) {
-	id, err := uuid.Parse(c.Param(name))
-	if err != nil {
-		return uuid.Nil, errNotFound
-	}
-	return id, nil
-}
+// --- JSON: /organizations ---
 
 func (h *Handler) listOrgs(c *gin.Context) {
 	orgs, err := h.visibleOrgs(c, currentPrincipal(c))
@@ -59,256 +51,84 @@ func (h *Handler) createOrg(c *gin.Context) {
 	c.JSON(http.StatusCreated, toOrganizationJSON(org))
 }
 
-func (h *Handler) listTeams(c *gin.Context) {
-	org := scopeOf(c).OrgID
-	teams, err := models.ListTeams(c.Request.Context(), h.db, org)
-	if err == nil {
-		ptrs := make([]*models.Team, len(teams))
-		for i := range teams {
-			ptrs[i] = &teams[i]
-		}
-		err = h.fillOnboarding(c.Request.Context(), org, ptrs...)
-	}
+// updateOrgAPI serves PATCH /organizations/{orgId} {title?, color?} (platform admins).
+func (h *Handler) updateOrgAPI(c *gin.Context) {
+	id, err := pathUUID(c, "orgId")
 	if err != nil {
 		h.fail(c, err)
 		return
 	}
-	c.JSON(http.StatusOK, jsonList(teams, toTeamJSON))
-}
-
-type teamRequest struct {
-	Name       *string `json:"name"`
-	Onboarding *string `json:"onboarding"`
-}
-
-func (h *Handler) createTeam(c *gin.Context) {
-	org := scopeOf(c).OrgID
-	var req teamRequest
-	err := decodeJSON(c, &req)
+	var req struct {
+		Title *string `json:"title"`
+		Color *string `json:"color"`
+	}
+	if err := decodeJSON(c, &req); err != nil {
+		h.fail(c, err)
+		return
+	}
+	org, err := models.GetOrg(c.Request.Context(), h.db, id)
 	if err != nil {
 		h.fail(c, err)
 		return
 	}
-	team, err := models.CreateTeam(c.Request.Context(), h.db, org, deref(req.Name), h.actor(c))
-	if errors.Is(err, models.ErrConflict) {
-		err = models.Conflict("team_exists", "a team with that name already exists", nil)
+	title, color := org.Title, org.Color
+	if req.Title != nil {
+		title = *req.Title
 	}
+	if req.Color != nil {
+		color = *req.Color
+	}
+	org, err = models.UpdateOrg(c.Request.Context(), h.db, id, title, color, h.actor(c))
 	if err != nil {
 		h.fail(c, err)
 		return
 	}
-	if req.Onboarding != nil && *req.Onboarding != "" {
-		team, err = models.UpdateTeam(c.Request.Context(), h.db, org, team.ID, team.Name, *req.Onboarding, h.actor(c))
-		if err != nil {
-			h.fail(c, err)
-			return
-		}
-	}
-	if err := h.fillOnboarding(c.Request.Context(), org, team); err != nil {
-		h.fail(c, err)
-		return
-	}
-	c.JSON(http.StatusCreated, toTeamJSON(team))
+	c.JSON(http.StatusOK, toOrganizationJSON(org))
 }
 
-func (h *Handler) updateTeam(c *gin.Context) {
-	org := scopeOf(c).OrgID
-	id, err := pathUUID(c, "teamId")
-	var req teamRequest
-	if err == nil {
-		err = decodeJSON(c, &req)
-	}
-	var team *models.Team
-	if err == nil {
-		team, err = models.GetTeam(c.Request.Context(), h.db, org, id)
-	}
-	if err != nil {
-		h.fail(c, err)
-		return
-	}
-	name, onboarding := team.Name, team.Onboarding
-	if req.Name != nil {
-		name = *req.Name
-	}
-	if req.Onboarding != nil {
-		onboarding = *req.Onboarding
-	}
-	team, err = models.UpdateTeam(c.Request.Context(), h.db, org, id, name, onboarding, h.actor(c))
-	if errors.Is(err, models.ErrConflict) {
-		err = models.Conflict("team_exists", "a team with that name already exists", nil)
-	}
-	if err == nil {
-		err = h.fillOnboarding(c.Request.Context(), org, team)
-	}
-	if err != nil {
-		h.fail(c, err)
-		return
-	}
-	c.JSON(http.StatusOK, toTeamJSON(team))
-}
+// --- HTML: the Platform page's organization forms ---
 
-type onboardingRequest struct {
-	Content *string `json:"content"`
-}
-
-// updateOnboarding replaces a team's onboarding document (the Agelo web
-// app's call); an empty content restores the default document.
-func (h *Handler) updateOnboarding(c *gin.Context) {
-	org := scopeOf(c).OrgID
-	id, err := pathUUID(c, "teamId")
-	var req onboardingRequest
-	if err == nil {
-		err = decodeJSON(c, &req)
-	}
-	if err == nil && req.Content == nil {
-		err = models.Invalid("content", "is required")
-	}
-	var team *models.Team
-	if err == nil {
-		team, err = models.GetTeam(c.Request.Context(), h.db, org, id)
-	}
-	if err == nil {
-		team, err = models.UpdateTeam(c.Request.Context(), h.db, org, id, team.Name, *req.Content, h.actor(c))
-	}
-	if err == nil {
-		err = h.fillOnboarding(c.Request.Context(), org, team)
-	}
-	if err != nil {
-		h.fail(c, err)
-		return
-	}
-	c.JSON(http.StatusOK, toTeamJSON(team))
-}
-
-func deref(s *string) string {
-	if s == nil {
-		return ""
-	}
-	return *s
-}
-
-// nav builds the header of an HTML page: the caller's orgs and the request's
-// org (on pages that have none, such as Account, the caller's current org)
-// with its pending join requests.
-func (h *Handler) nav(c *gin.Context, title, active string) views.Nav {
-	p := currentPrincipal(c)
-	n := views.Nav{Title: title, Active: active, UserEmail: p.User.Email, IsSA: p.User.IsSA}
-	n.Orgs, _ = h.visibleOrgs(c, p)
-	s, ok := c.Get(ctxScope)
-	sc, _ := s.(scope)
-	if !ok {
-		sc, _ = h.currentOrg(c, p)
-	}
-	for i := range n.Orgs {
-		if n.Orgs[i].ID == sc.OrgID {
-			n.Org, n.Role = &n.Orgs[i], sc.Role
-		}
-	}
-	if n.Org != nil {
-		n.PendingJoins, n.PendingAgents, _ = models.CountPending(c.Request.Context(), h.db, n.Org.ID)
-	}
-	n.Invitations, _ = models.CountInvitations(c.Request.Context(), h.db, p.User.ID)
-	return n
-}
-
-// page is the scope and header of an HTML page.
-func (h *Handler) page(c *gin.Context, title, active string) (scope, views.Nav) {
-	return scopeOf(c), h.nav(c, title, active)
-}
-
-func (h *Handler) teamsPage(c *gin.Context) {
-	s, n := h.page(c, "Teams", "settings")
-	h.renderTeams(c, s, n, http.StatusOK, views.TeamForm{})
-}
-
-func (h *Handler) renderTeams(c *gin.Context, s scope, n views.Nav, status int, f views.TeamForm) {
-	teams, err := models.ListTeams(c.Request.Context(), h.db, s.OrgID)
-	if err != nil {
-		h.fail(c, err)
-		return
-	}
-	h.renderStatus(c, status, views.TeamsPage(n, teams, f))
-}
-
-func (h *Handler) teamsCreate(c *gin.Context) {
-	s, n := h.page(c, "Teams", "settings")
-	name := c.PostForm("name")
-	_, err := models.CreateTeam(c.Request.Context(), h.db, s.OrgID, name, h.actor(c))
-	if errors.Is(err, models.ErrConflict) {
-		err = models.Invalid("name", "a team with that name already exists")
-	}
-	var ve *models.ValidationError
-	if errors.As(err, &ve) {
-		h.renderTeams(c, s, n, http.StatusBadRequest, views.TeamForm{Name: name, Errors: ve.Fields})
-		return
-	}
-	if err != nil {
-		h.fail(c, err)
-		return
-	}
-	seeOther(c, "/settings/teams")
-}
-
-func (h *Handler) teamEditPage(c *gin.Context) {
-	s, n := h.page(c, "Team", "settings")
-	id, err := pathUUID(c, "teamId")
-	var t *models.Team
-	if err == nil {
-		t, err = models.GetTeam(c.Request.Context(), h.db, s.OrgID, id)
-	}
-	if err != nil {
-		h.fail(c, err)
-		return
-	}
-	if err := h.fillOnboarding(c.Request.Context(), s.OrgID, t); err != nil {
-		h.fail(c, err)
-		return
-	}
-	f := views.TeamForm{Name: t.Name, Onboarding: t.Onboarding, Preview: renderMarkdown(t.Onboarding)}
-	h.render(c, views.TeamEditPage(n, *t, f, c.Query("saved") == "1"))
-}
-
-// teamPreview renders the posted onboarding document as the team page's
-// preview (an htmx fragment): sanitized HTML, nothing stored.
-func (h *Handler) teamPreview(c *gin.Context) {
-	s := scopeOf(c)
-	id, err := pathUUID(c, "teamId")
-	if err == nil {
-		_, err = models.GetTeam(c.Request.Context(), h.db, s.OrgID, id)
-	}
-	if err != nil {
-		h.fail(c, err)
-		return
-	}
-	h.render(c, views.OnboardingPreview(renderMarkdown(c.PostForm("onboarding"))))
-}
-
-func (h *Handler) teamUpdate(c *gin.Context) {
-	s, n := h.page(c, "Team", "settings")
-	id, err := pathUUID(c, "teamId")
-	var t *models.Team
-	if err == nil {
-		t, err = models.GetTeam(c.Request.Context(), h.db, s.OrgID, id)
-	}
-	if err != nil {
-		h.fail(c, err)
-		return
-	}
-	f := views.TeamForm{Name: c.PostForm("name"), Onboarding: c.PostForm("onboarding")}
-	f.Preview = renderMarkdown(f.Onboarding)
-	_, err = models.UpdateTeam(c.Request.Context(), h.db, s.OrgID, id, f.Name, f.Onboarding, h.actor(c))
-	if errors.Is(err, models.ErrConflict) {
-		err = models.Invalid("name", "a team with that name already exists")
-	}
+func (h *Handler) platformCreateOrg(c *gin.Context) {
+	f := views.OrgForm{Title: c.PostForm("title"), Color: c.PostForm("color")}
+	_, err := models.CreateOrg(c.Request.Context(), h.db, f.Title, f.Color, &currentPrincipal(c).User.ID, h.actor(c))
 	var ve *models.ValidationError
 	if errors.As(err, &ve) {
 		f.Errors = ve.Fields
-		h.renderStatus(c, http.StatusBadRequest, views.TeamEditPage(n, *t, f, false))
+		h.platformRender(c, http.StatusBadRequest, f)
+		return
+	}
+	if isOrgExists(err) {
+		f.Errors = map[string]string{"title": orgTitleTaken}
+		h.platformRender(c, http.StatusConflict, f)
 		return
 	}
 	if err != nil {
 		h.fail(c, err)
 		return
 	}
-	seeOther(c, "/settings/teams/"+id.String()+"?saved=1")
+	seeOther(c, "/platform?done=created")
+}
+
+// orgTitleTaken is the platform form's field error for a title in use.
+const orgTitleTaken = "is already the title of another organization"
+
+// isOrgExists reports whether err is the 409 org_exists of a title in use.
+func isOrgExists(err error) bool {
+	var se *models.StateError
+	return errors.As(err, &se) && se.Code == "org_exists"
+}
+
+// platformUpdateOrg renames or recolours an org; a title in use answers 409
+// with the message on the error page.
+func (h *Handler) platformUpdateOrg(c *gin.Context) {
+	org, err := pathUUID(c, "orgId")
+	if err != nil {
+		h.fail(c, err)
+		return
+	}
+	if _, err := models.UpdateOrg(c.Request.Context(), h.db, org, c.PostForm("title"), c.PostForm("color"), h.actor(c)); err != nil {
+		h.fail(c, err)
+		return
+	}
+	seeOther(c, "/platform?done=org")
 }

@@ -14,6 +14,7 @@ import (
 
 	"github.com/a-h/templ"
 	"github.com/gin-gonic/gin"
+	"github.com/google/uuid"
 
 	"github.com/agentroster/agentroster/models"
 )
@@ -174,11 +175,7 @@ func decodeJSON(c *gin.Context, v any) error {
 // invalid_input naming the field. The request middleware calls it for every
 // form post, so handlers read only checked values.
 func parseForm(c *gin.Context) error {
-	err := c.Request.ParseForm()
-	if err == nil && strings.HasPrefix(c.ContentType(), "multipart/form-data") {
-		err = c.Request.ParseMultipartForm(maxFormBody)
-	}
-	if err != nil {
+	if err := readForm(c); err != nil {
 		var mb *http.MaxBytesError
 		if errors.As(err, &mb) {
 			return err
@@ -192,6 +189,17 @@ func parseForm(c *gin.Context) error {
 	}
 	if len(fields) > 0 {
 		return &models.ValidationError{Fields: fields}
+	}
+	return nil
+}
+
+// readForm parses the body of a form post, urlencoded or multipart.
+func readForm(c *gin.Context) error {
+	if err := c.Request.ParseForm(); err != nil {
+		return err
+	}
+	if strings.HasPrefix(c.ContentType(), "multipart/form-data") {
+		return c.Request.ParseMultipartForm(maxFormBody)
 	}
 	return nil
 }
@@ -287,3 +295,21 @@ func jsonKind(goKind string) string {
 	}
 	return "JSON " + goKind
 }
+
+// pathUUID parses a path parameter; a malformed id is a 404 like an unknown one.
+func pathUUID(c *gin.Context, name string) (uuid.UUID, error) {
+	id, err := uuid.Parse(c.Param(name))
+	if err != nil {
+		return uuid.Nil, errNotFound
+	}
+	return id, nil
+}
+
+func deref(s *string) string {
+	if s == nil {
+		return ""
+	}
+	return *s
+}
+
+func derefBool(b *bool) bool { return b != nil && *b }

@@ -10,36 +10,9 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/google/uuid"
-	"github.com/uptrace/bun"
-
 	"github.com/agentroster/agentroster/models"
 	"github.com/agentroster/agentroster/models/testdb"
 )
-
-// seedAgents inserts n agents into org's default team with one INSERT … SELECT:
-// a third each pending, approved (half of those online) and stopped, one
-// second apart, titles "Agent <i>".
-func seedAgents(tb testing.TB, db *bun.DB, org uuid.UUID, n int) {
-	tb.Helper()
-	team, err := models.DefaultTeam(tb.Context(), db, org)
-	if err != nil {
-		tb.Fatal(err)
-	}
-	_, err = db.ExecContext(tb.Context(), `INSERT INTO agents (org_id, id, team_id, title, status, pickup_enabled, is_online, last_seen_at,
-			machine_name, llm_version, adapter_type, joined_via, created_at)
-		SELECT ?, 'agent-' || g, ?, 'Agent ' || g, s.status, s.status = 'approved', s.status = 'approved' AND g % 2 = 0,
-			CASE WHEN g % 4 = 0 THEN now() END, 'host-' || (g % 50), 'claude-opus-4-7', 'mcp', 'register',
-			now() - make_interval(secs => g)
-		FROM generate_series(1, ?) AS g
-		CROSS JOIN LATERAL (SELECT (ARRAY['pending', 'approved', 'stopped'])[g % 3 + 1] AS status) AS s`, org, team.ID, n)
-	if err != nil {
-		tb.Fatal(err)
-	}
-	if _, err := db.ExecContext(tb.Context(), "ANALYZE agents"); err != nil {
-		tb.Fatal(err)
-	}
-}
 
 // BenchmarkRosterPage10k renders page 1 of the roster of an org with 10,000
 // agents, through the real server, as a signed-in admin.

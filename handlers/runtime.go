@@ -80,10 +80,10 @@ func (h *Handler) status(ctx context.Context, cl keyCall, id string) (statusJSON
 // permissions is the resolved permission set of an approved agent.
 func (h *Handler) permissions(ctx context.Context, cl keyCall, id string) (models.Permissions, error) {
 	a, err := h.agentFor(ctx, cl.key, id)
-	if err == nil {
-		err = models.CheckActive(a, "permissions")
-	}
 	if err != nil {
+		return models.Permissions{}, err
+	}
+	if err := models.CheckActive(a, "permissions"); err != nil {
 		return models.Permissions{}, err
 	}
 	h.writer.Touch(a)
@@ -135,10 +135,11 @@ func (h *Handler) keyAgents(ctx context.Context, cl keyCall, org string, q agent
 // registerAgent creates a pending agent in :teamId, which must be in the key's org.
 func (h *Handler) registerAgent(c *gin.Context) {
 	team, err := pathUUID(c, "teamId")
-	var a *models.Agent
-	if err == nil {
-		a, err = h.register(c.Request.Context(), h.runtimeCaller(c), team, func(r *registerRequest) error { return decodeJSON(c, r) })
+	if err != nil {
+		h.fail(c, err)
+		return
 	}
+	a, err := h.register(c.Request.Context(), h.runtimeCaller(c), team, func(r *registerRequest) error { return decodeJSON(c, r) })
 	if err != nil {
 		h.fail(c, err)
 		return
@@ -286,19 +287,4 @@ func parsePositive(s string) (int, error) {
 		return 0, errors.New("zero")
 	}
 	return n, nil
-}
-
-// teamOnboarding answers a team's onboarding document to a key of its org or
-// to an operator who can see the org.
-func (h *Handler) teamOnboarding(c *gin.Context) {
-	id, err := pathUUID(c, "teamId")
-	var doc onboardingJSON
-	if err == nil {
-		doc, err = h.onboarding(c.Request.Context(), scopeOf(c).OrgID, id)
-	}
-	if err != nil {
-		h.fail(c, err)
-		return
-	}
-	c.JSON(http.StatusOK, doc)
 }

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"testing"
 
-	"github.com/agentroster/agentroster/migrations"
 	"github.com/agentroster/agentroster/models"
 	"github.com/agentroster/agentroster/models/testdb"
 )
@@ -69,15 +68,6 @@ func TestClaimMigrationOfOpenRequests(t *testing.T) {
 	if broken, err := testdb.CheckInvariants(ctx, db); err != nil || len(broken) > 0 {
 		t.Fatalf("invariants after the migration: %v %v", broken, err)
 	}
-}
-
-func migration(t *testing.T, name string) string {
-	t.Helper()
-	b, err := migrations.FS.ReadFile(name)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return string(b)
 }
 
 func newSealer(t *testing.T) *models.Sealer {

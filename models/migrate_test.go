@@ -11,8 +11,6 @@ import (
 	"github.com/agentroster/agentroster/models/testdb"
 )
 
-func TestMain(m *testing.M) { testdb.Main(m) }
-
 var quiet = slog.New(slog.NewTextHandler(io.Discard, nil))
 
 func tables(t *testing.T, ctx context.Context, url string) []string {
@@ -100,13 +98,4 @@ func TestConcurrentMigrateAppliesOnce(t *testing.T) {
 	if len(groups) != 1 {
 		t.Fatalf("migrations applied in %d groups, want 1 (two servers migrated)", len(groups))
 	}
-}
-
-func contains(list []string, s string) bool {
-	for _, x := range list {
-		if x == s {
-			return true
-		}
-	}
-	return false
 }
