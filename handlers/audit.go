@@ -243,10 +243,7 @@ func (h *Handler) auditExport(c *gin.Context) {
 		return nil
 	})
 	w.Flush()
-	if err == nil {
-		err = w.Error()
-	}
-	if err != nil {
+	if err := errors.Join(err, w.Error()); err != nil {
 		// The status is sent: only a broken connection tells the client.
 		logger(c).Error("audit export stopped", "err", err, "rows", n)
 		panic(http.ErrAbortHandler)

@@ -220,11 +220,11 @@ func (h *Handler) resolveOrg(c *gin.Context, p *principal, a access) (scope, err
 		return h.currentOrg(c, p)
 	case orgBody:
 		raw, err := bodyOrgID(c)
-		if err != nil || raw == "" {
-			if err == nil {
-				return h.currentOrg(c, p)
-			}
+		if err != nil {
 			return scope{}, err
+		}
+		if raw == "" {
+			return h.currentOrg(c, p)
 		}
 		org, err := uuid.Parse(raw)
 		if err != nil {
