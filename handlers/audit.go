@@ -4,10 +4,12 @@ import (
 	"encoding/csv"
 	"encoding/json"
 	"errors"
+	"github.com/google/uuid"
 	"net/http"
 	"net/url"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/gin-gonic/gin"
@@ -174,12 +176,45 @@ func csvCell(s string) string {
 	return s
 }
 
-// maxExports is how many audit exports run at once. Each holds a database
-// connection for as long as its client reads (up to exportTimeout), so slow
-// readers cannot take the pool from everyone else.
-const maxExports = 2
+// maxExports is how many audit exports run at once, one per organization
+// at most. Each holds a database connection while its client reads, so slow
+// readers cannot take the pool from everyone else, nor one organization the
+// exports of the others.
+const maxExports = 4
+
+// exportStall is how long an export waits on a client that reads nothing:
+// the write deadline moves on by this much with every thousand rows.
+const exportStall = 30 * time.Second
 
 var errExportsBusy = newErr(http.StatusTooManyRequests, "exports_busy", "other audit exports are running; try again shortly")
+
+// exportSlots counts the audit exports running, per organization (uuid.Nil:
+// every organization's, a platform admin's scope=all).
+type exportSlots struct {
+	mu      sync.Mutex
+	running map[uuid.UUID]bool
+}
+
+// take reserves org's slot, or reports false when org already has one or
+// maxExports are running.
+func (s *exportSlots) take(org uuid.UUID) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.running == nil {
+		s.running = map[uuid.UUID]bool{}
+	}
+	if s.running[org] || len(s.running) >= maxExports {
+		return false
+	}
+	s.running[org] = true
+	return true
+}
+
+func (s *exportSlots) release(org uuid.UUID) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	delete(s.running, org)
+}
 
 // auditExport serves GET /audit/export (and /api/v1/audit/export): the
 // filtered events as CSV, streamed row by row from the database, so memory
@@ -192,14 +227,16 @@ func (h *Handler) auditExport(c *gin.Context) {
 		h.fail(c, err)
 		return
 	}
-	select {
-	case h.exports <- struct{}{}:
-		defer func() { <-h.exports }()
-	default:
+	slot := f.Org
+	if f.AllOrgs {
+		slot = uuid.Nil
+	}
+	if !h.exports.take(slot) {
 		c.Header("Retry-After", "5")
 		h.fail(c, errExportsBusy)
 		return
 	}
+	defer h.exports.release(slot)
 	details := map[string]any{}
 	for k, v := range auditQuery(c) {
 		details[k] = v[0]
@@ -211,9 +248,10 @@ func (h *Handler) auditExport(c *gin.Context) {
 	c.Header("Content-Type", "text/csv; charset=utf-8")
 	c.Header("Content-Disposition", `attachment; filename="audit-`+time.Now().UTC().Format("20060102-150405")+`.csv"`)
 	c.Status(http.StatusOK)
-	// Exports can take a while: the server's write timeout does not apply.
+	// Exports can take a while: instead of the server's write timeout, a
+	// client gets exportStall to take each thousand rows.
 	rc := http.NewResponseController(c.Writer)
-	rc.SetWriteDeadline(time.Time{})
+	rc.SetWriteDeadline(time.Now().Add(exportStall))
 	w := csv.NewWriter(c.Writer)
 	w.Write(auditCSVHeader)
 	rec := make([]string, len(auditCSVHeader))
@@ -238,10 +276,17 @@ func (h *Handler) auditExport(c *gin.Context) {
 		}
 		if n++; n%1000 == 0 {
 			w.Flush()
+			rc.SetWriteDeadline(time.Now().Add(exportStall))
 			return w.Error()
 		}
 		return nil
 	})
+	if err != nil && !c.Writer.Written() {
+		// Nothing has gone out yet (the first rows wait in w): an error answer.
+		c.Writer.Header().Del("Content-Disposition")
+		h.fail(c, err)
+		return
+	}
 	w.Flush()
 	if err := errors.Join(err, w.Error()); err != nil {
 		// The status is sent: only a broken connection tells the client.

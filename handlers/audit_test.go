@@ -159,12 +159,12 @@ func TestAuditExportCSV(t *testing.T) {
 }
 
 // TestAuditExportsAreBoundedAndFailLoudly: an export holds a database
-// connection while its client reads, so only maxExports run at once (the next
-// is a 429); and an export cut short on the server (here its query is
-// cancelled after the first rows went out) must not look like a whole file:
-// the client's read fails instead of ending cleanly. The rows are many and
-// wide so that the queries are still sending, whatever the sockets buffer (up
-// to 32 MiB each on loopback).
+// connection while its client reads, so an organization runs one at a time
+// (the next is a 429); and an export cut short on the server (here its query
+// is cancelled after the first rows went out) must not look like a whole
+// file: the client's read fails instead of ending cleanly. The rows are many
+// and wide so that the query is still sending, whatever the sockets buffer
+// (up to 32 MiB each on loopback).
 func TestAuditExportsAreBoundedAndFailLoudly(t *testing.T) {
 	e := newEnv(t)
 	ctx := t.Context()
@@ -186,35 +186,55 @@ func TestAuditExportsAreBoundedAndFailLoudly(t *testing.T) {
 		t.Cleanup(func() { resp.Body.Close() })
 		return resp
 	}
-	var running []*bufio.Reader
-	for range maxExports {
-		r := bufio.NewReader(export().Body)
-		for range 2000 { // past the first flushes: the status is sent
-			if _, err := r.ReadString('\n'); err != nil {
-				t.Fatal(err)
-			}
+	running := bufio.NewReader(export().Body)
+	for range 2000 { // past the first flushes: the status is sent
+		if _, err := running.ReadString('\n'); err != nil {
+			t.Fatal(err)
 		}
-		running = append(running, r)
 	}
 	busy := export()
 	if b, _ := io.ReadAll(busy.Body); busy.StatusCode != http.StatusTooManyRequests || !strings.Contains(string(b), "exports_busy") ||
 		busy.Header.Get("Retry-After") == "" {
-		t.Fatalf("export beyond %d at once: %d %s", maxExports, busy.StatusCode, b)
+		t.Fatalf("a second export of the organization at once: %d %s", busy.StatusCode, b)
 	}
 
 	var cancelled int
 	if err := e.db.QueryRowContext(ctx, `SELECT count(*) FROM (SELECT pg_cancel_backend(pid) FROM pg_stat_activity
-		WHERE query LIKE 'SELECT%FROM "audit_events"%' AND pid <> pg_backend_pid()) AS c`).Scan(&cancelled); err != nil || cancelled != maxExports {
-		t.Fatalf("cancel the exports' queries: %d, %v", cancelled, err)
+		WHERE query LIKE 'SELECT%FROM "audit_events"%' AND pid <> pg_backend_pid()) AS c`).Scan(&cancelled); err != nil || cancelled != 1 {
+		t.Fatalf("cancel the export's query: %d, %v", cancelled, err)
 	}
-	for _, r := range running {
-		if n, err := io.Copy(io.Discard, r); err == nil {
-			t.Fatalf("an export ended cleanly after its query was cancelled (%d more bytes): a truncated file looks whole", n)
+	if n, err := io.Copy(io.Discard, running); err == nil {
+		t.Fatalf("the export ended cleanly after its query was cancelled (%d more bytes): a truncated file looks whole", n)
+	}
+	// Its slot is free again.
+	if resp := export(); resp.StatusCode != http.StatusOK {
+		t.Fatalf("export after the other ended: %d", resp.StatusCode)
+	}
+}
+
+// TestExportSlots: one export per organization, maxExports in all (uuid.Nil
+// is a platform admin's export of every organization), each slot free again
+// once released.
+func TestExportSlots(t *testing.T) {
+	var s exportSlots
+	orgs := []uuid.UUID{uuid.Nil}
+	for len(orgs) < maxExports+1 {
+		orgs = append(orgs, uuid.New())
+	}
+	for _, o := range orgs[:maxExports] {
+		if !s.take(o) {
+			t.Fatalf("slot for %s refused with fewer than %d running", o, maxExports)
 		}
 	}
-	// Their slots are free again.
-	if resp := export(); resp.StatusCode != http.StatusOK {
-		t.Fatalf("export after the others ended: %d", resp.StatusCode)
+	if s.take(orgs[0]) {
+		t.Fatal("a second export of one organization got a slot")
+	}
+	if s.take(orgs[maxExports]) {
+		t.Fatalf("a slot beyond %d", maxExports)
+	}
+	s.release(orgs[1])
+	if !s.take(orgs[1]) {
+		t.Fatal("a released slot is not free again")
 	}
 }
 

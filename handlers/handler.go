@@ -75,7 +75,7 @@ type Handler struct {
 	writer                                                               *presence.Writer
 	announcer                                                            *live.Announcer
 	policies                                                             map[string]access // each route's, filled by Routes
-	exports                                                              chan struct{}     // a slot per audit export running (maxExports)
+	exports                                                              exportSlots
 
 	ctx      context.Context // cancelled by BeginShutdown: long-lived requests end
 	shutdown context.CancelFunc
@@ -128,7 +128,6 @@ func New(d Deps) (*Handler, error) {
 		claimIP:      newLimiter(200*time.Millisecond, 60),
 		badKeyIP:     newLimiter(2*time.Second, 20),
 		linkIP:       newLimiter(time.Second, 30),
-		exports:      make(chan struct{}, maxExports),
 	}
 	h.cookie.Options = &sessions.Options{
 		Path: "/", MaxAge: int(cfg.SessionMaxAge / time.Second),

@@ -73,18 +73,29 @@ func (h *Handler) requestContext(c *gin.Context) {
 		c.Request = c.Request.WithContext(ctx)
 	}
 	start := time.Now()
+	// Deferred, so a response aborted mid-body (panic(http.ErrAbortHandler),
+	// which recoverPanics passes on to net/http) is logged and counted too.
+	defer func() {
+		aborted := recover()
+		h.metrics.observe(c, time.Since(start))
+		status := c.Writer.Status()
+		level := slog.LevelInfo
+		if status >= 500 || aborted != nil {
+			level = slog.LevelError
+		} else if c.Request.URL.Path == "/healthz" || c.Request.URL.Path == "/readyz" || c.Request.URL.Path == "/metrics" || strings.HasPrefix(c.Request.URL.Path, "/static/") {
+			level = slog.LevelDebug
+		}
+		attrs := []any{"method", c.Request.Method, "route", c.FullPath(), "status", status,
+			"duration_ms", float64(time.Since(start).Microseconds()) / 1000, "ip", c.ClientIP()}
+		if aborted != nil {
+			attrs = append(attrs, "aborted", true)
+		}
+		log.Log(c.Request.Context(), level, "request", attrs...)
+		if aborted != nil {
+			panic(aborted)
+		}
+	}()
 	c.Next()
-	h.metrics.observe(c, time.Since(start))
-	status := c.Writer.Status()
-	level := slog.LevelInfo
-	if status >= 500 {
-		level = slog.LevelError
-	} else if c.Request.URL.Path == "/healthz" || c.Request.URL.Path == "/readyz" || c.Request.URL.Path == "/metrics" || strings.HasPrefix(c.Request.URL.Path, "/static/") {
-		level = slog.LevelDebug
-	}
-	log.Log(c.Request.Context(), level, "request",
-		"method", c.Request.Method, "route", c.FullPath(), "status", status,
-		"duration_ms", float64(time.Since(start).Microseconds())/1000, "ip", c.ClientIP())
 }
 
 // recoverPanics turns a panic into a logged 500 without a stack trace for the client.

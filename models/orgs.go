@@ -2,7 +2,6 @@ package models
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"regexp"
 	"strings"
@@ -33,16 +32,6 @@ type Team struct {
 	Name       string    `json:"name"`
 	Onboarding string    `json:"onboarding"`
 	CreatedAt  time.Time `bun:",nullzero,default:now()" json:"createdAt"`
-}
-
-// MarshalJSON writes a team with its document under both names the clients
-// read: onboarding and onboardingDoc (the Agelo web app's).
-func (t Team) MarshalJSON() ([]byte, error) {
-	type plain Team
-	return json.Marshal(struct {
-		plain
-		OnboardingDoc string `json:"onboardingDoc"`
-	}{plain(t), t.Onboarding})
 }
 
 // DefaultColumns are the board columns every new org starts with.
