@@ -96,12 +96,28 @@ func (h *Handler) actor(c *gin.Context) models.Actor {
 	return a
 }
 
+// visibleOrgs lists the orgs p may see, by title: read once per request (a
+// page's authorization and its header both need it; handlers that change
+// orgs or memberships redirect rather than render).
 func (h *Handler) visibleOrgs(c *gin.Context, p *principal) ([]models.Organization, error) {
-	if p.User.IsSA {
-		return models.ListOrgs(c.Request.Context(), h.db)
+	if orgs, ok := c.Get(ctxVisibleOrgs); ok {
+		return orgs.([]models.Organization), nil
 	}
-	return models.ListUserOrgs(c.Request.Context(), h.db, p.User.ID)
+	var orgs []models.Organization
+	var err error
+	if p.User.IsSA {
+		orgs, err = models.ListOrgs(c.Request.Context(), h.db)
+	} else {
+		orgs, err = models.ListUserOrgs(c.Request.Context(), h.db, p.User.ID)
+	}
+	if err != nil {
+		return nil, err
+	}
+	c.Set(ctxVisibleOrgs, orgs)
+	return orgs, nil
 }
+
+const ctxVisibleOrgs = "visibleOrgs"
 
 // limit takes a token from l for key, failing with 429 when none is left.
 func limit(l *limiter, key string) error {
