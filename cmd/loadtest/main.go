@@ -34,6 +34,8 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/uptrace/bun"
+
 	"github.com/agentroster/agentroster/models"
 	"github.com/agentroster/agentroster/models/pgcluster"
 )
@@ -199,6 +201,9 @@ func run(ctx context.Context, o options) error {
 		if o.only != "" && !strings.Contains(","+o.only+",", ","+sc.name+",") && sc.name != "healthz" {
 			continue
 		}
+		if err := settle(ctx, db); err != nil {
+			return err
+		}
 		fmt.Fprintf(os.Stderr, "%-16s warm-up %s, measure %s at concurrency %d…\n", sc.name, o.warmup, o.duration, sc.conc(o.concurrency))
 		rss.phase(sc.name)
 		visit(sc, sc.visits, sc.conc(o.concurrency))
@@ -248,6 +253,9 @@ func run(ctx context.Context, o options) error {
 	}
 	rss.phase("idle")
 	peak := peakRSSMiB(srv.Process.Pid)
+	if err := settle(ctx, db); err != nil {
+		return err
+	}
 	fmt.Fprintf(os.Stderr, "%-16s pgbench -c %d…\n", "pgbench", o.pgClients)
 	pgCPU := clusterCPU(pgdata)
 	pg, pgbenchCPU, pgErr := pgbenchUpdate(ctx, dbURL, seed, o)
@@ -293,6 +301,17 @@ func same(n int) int { return n }
 
 // seq numbers units of work across every phase, so generated names never repeat.
 var seq atomic.Int64
+
+// settle vacuums and analyzes the tables the scenarios write, as pgbench does
+// before its run, so that a scenario is not measured while autovacuum cleans
+// up after the one before it (tens of thousands of updated agent rows).
+func settle(ctx context.Context, db *bun.DB) error {
+	_, err := db.ExecContext(ctx, "VACUUM (ANALYZE) agents, api_keys, invites, join_requests, audit_events, sessions")
+	if err != nil {
+		return fmt.Errorf("vacuum between scenarios: %w", err)
+	}
+	return nil
+}
 
 // visit runs n units of sc over conc workers, numbered consecutively.
 func visit(sc scenario, n int64, conc int) {
