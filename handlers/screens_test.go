@@ -65,6 +65,17 @@ func TestScreensGiveContext(t *testing.T) {
 	if _, frag := e.get(admin, "/nav/pending-badge?kind=agents"); parseHTML(t, frag).attr(`[data-testid="agents-badge"]`, "data-count") != "1" {
 		t.Fatalf("badge fragment %s", frag)
 	}
+	if badge := parseHTML(t, body).Find(`[data-testid="agents-badge"] span`); badge.Text() != "1" {
+		t.Fatalf("agents badge reads %q, want 1", badge.Text())
+	}
+	// Past models.BadgeCap the badge reads 99+ (and the count stops there).
+	seedAgents(t, e.db, e.org.ID, 3*models.BadgeCap) // a third of them pending
+	for _, path := range []string{"/agents", "/nav/pending-badge?kind=agents"} {
+		_, frag := e.get(admin, path)
+		if badge := parseHTML(t, frag).Find(`[data-testid="agents-badge"] span`); badge.Text() != "99+" {
+			t.Fatalf("%s: agents badge reads %q with %d pending, want 99+", path, badge.Text(), models.BadgeCap+1)
+		}
+	}
 
 	// A failed sign-in keeps the email and puts the cursor in Password.
 	_, _, body = e.post(e.browser(), "/login", url.Values{"email": {"root@example.com"}, "password": {"wrong"}})

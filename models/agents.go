@@ -510,17 +510,24 @@ func TeamOrg(ctx context.Context, db bun.IDB, team uuid.UUID) (uuid.UUID, error)
 	return org, translate(err, "get team org")
 }
 
-// CountPendingAgents returns how many agents of org await approval (those
-// registered with a team key; a join request is counted on its own).
+// BadgeCap bounds the nav's counts: a badge shows "99+" from there, and no
+// page counts ten thousand rows to draw it.
+const BadgeCap = 100
+
+// CountPendingAgents returns how many agents of org await approval, at most
+// BadgeCap.
 func CountPendingAgents(ctx context.Context, db bun.IDB, org uuid.UUID) (int, error) {
-	n, err := db.NewSelect().Table("agents").Where("org_id = ? AND status = ?", org, StatusPending).Count(ctx)
-	return int(n), translate(err, "count pending agents")
+	var n int
+	err := db.NewRaw(`SELECT count(*) FROM (SELECT 1 FROM agents WHERE org_id = ? AND status = ? LIMIT ?) AS p`,
+		org, StatusPending, BadgeCap).Scan(ctx, &n)
+	return n, translate(err, "count pending agents")
 }
 
 // CountPending returns, in one query, how many join requests of org await a
-// decision and how many agents of org await approval (the header's badges).
+// decision and how many agents of org await approval (the header's badges),
+// each at most BadgeCap.
 func CountPending(ctx context.Context, db bun.IDB, org uuid.UUID) (joins, agents int, err error) {
-	err = db.NewRaw(`SELECT (SELECT count(*) FROM join_requests WHERE org_id = ?0 AND status = 'PENDING'),
-		(SELECT count(*) FROM agents WHERE org_id = ?0 AND status = ?1)`, org, StatusPending).Scan(ctx, &joins, &agents)
+	err = db.NewRaw(`SELECT (SELECT count(*) FROM (SELECT 1 FROM join_requests WHERE org_id = ?0 AND status = 'PENDING' LIMIT ?2) AS j),
+		(SELECT count(*) FROM (SELECT 1 FROM agents WHERE org_id = ?0 AND status = ?1 LIMIT ?2) AS a)`, org, StatusPending, BadgeCap).Scan(ctx, &joins, &agents)
 	return joins, agents, translate(err, "count pending")
 }

@@ -81,10 +81,13 @@ func (j *JoinRequest) Telemetry() Telemetry {
 	return Telemetry{OSName: j.OSName, OSVersion: j.OSVersion, RAMBytes: j.RAMBytes, StorageBytes: j.StorageBytes, StorageType: j.StorageType}
 }
 
-// CountPendingJoinRequests returns how many join requests of org await a decision.
+// CountPendingJoinRequests returns how many join requests of org await a
+// decision, at most BadgeCap.
 func CountPendingJoinRequests(ctx context.Context, db bun.IDB, org uuid.UUID) (int, error) {
-	n, err := db.NewSelect().Table("join_requests").Where("org_id = ? AND status = 'PENDING'", org).Count(ctx)
-	return int(n), translate(err, "count pending join requests")
+	var n int
+	err := db.NewRaw(`SELECT count(*) FROM (SELECT 1 FROM join_requests WHERE org_id = ? AND status = 'PENDING' LIMIT ?) AS p`,
+		org, BadgeCap).Scan(ctx, &n)
+	return n, translate(err, "count pending join requests")
 }
 
 // JoinInput is what a runtime declares when it joins, plus where the request came from.

@@ -293,3 +293,12 @@ func claimCurl(claimURL, secret string) string {
 func itoaV(n int) string { return strconv.Itoa(n) }
 
 func lower(s string) string { return strings.ToLower(s) }
+
+// badgeCount is a nav badge's text: the count, or "99+" from
+// models.BadgeCap on (the count stops there).
+func badgeCount(n int) string {
+	if n >= models.BadgeCap {
+		return strconv.Itoa(models.BadgeCap-1) + "+"
+	}
+	return strconv.Itoa(n)
+}

@@ -540,7 +540,7 @@ func PendingBadge(count int) templ.Component {
 				return templ_7745c5c3_Err
 			}
 			var templ_7745c5c3_Var30 string
-			templ_7745c5c3_Var30, templ_7745c5c3_Err = templ.JoinStringErrs(fmt.Sprint(count))
+			templ_7745c5c3_Var30, templ_7745c5c3_Err = templ.JoinStringErrs(badgeCount(count))
 			if templ_7745c5c3_Err != nil {
 				return templ.Error{Err: templ_7745c5c3_Err, FileName: `views/layout.templ`, Line: 122, Col: 159}
 			}
@@ -608,7 +608,7 @@ func AgentsBadge(count int) templ.Component {
 				return templ_7745c5c3_Err
 			}
 			var templ_7745c5c3_Var33 string
-			templ_7745c5c3_Var33, templ_7745c5c3_Err = templ.JoinStringErrs(fmt.Sprint(count))
+			templ_7745c5c3_Var33, templ_7745c5c3_Err = templ.JoinStringErrs(badgeCount(count))
 			if templ_7745c5c3_Err != nil {
 				return templ.Error{Err: templ_7745c5c3_Err, FileName: `views/layout.templ`, Line: 133, Col: 150}
 			}
