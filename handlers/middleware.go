@@ -29,8 +29,8 @@ const (
 // requestTimeout bounds a request's work, database waits included.
 const requestTimeout = 10 * time.Second
 
-// exportTimeout bounds an audit export: a million rows take about a minute
-// to a client on the same network.
+// exportTimeout bounds an audit export: a million rows take about 10 s to a
+// client on the same machine, minutes over a slow link.
 const exportTimeout = 10 * time.Minute
 
 // deadlineOf is how long the request may take: none for the event streams
