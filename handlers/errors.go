@@ -157,9 +157,11 @@ func clientGone(c *gin.Context) bool {
 	return errors.Is(c.Request.Context().Err(), context.Canceled)
 }
 
+// logger is the request's logger: the server's, with the request id.
 func logger(c *gin.Context) *slog.Logger {
-	if l, ok := c.Get(ctxLogger); ok {
-		return l.(*slog.Logger)
+	l, ok := c.Get(ctxLogger)
+	if !ok {
+		return slog.Default()
 	}
-	return slog.Default()
+	return l.(*slog.Logger).With("request_id", c.GetString(ctxRequestID))
 }

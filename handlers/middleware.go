@@ -62,8 +62,7 @@ func (h *Handler) requestContext(c *gin.Context) {
 	}
 	c.Set(ctxRequestID, id)
 	c.Header("X-Request-ID", id)
-	log := h.log.With("request_id", id)
-	c.Set(ctxLogger, log)
+	c.Set(ctxLogger, h.log) // logger(c) adds the request id when something is logged
 	// Every request but the event streams (ours, and MCP's GET) has a
 	// deadline, so no request waits without bound for a database connection
 	// or a query.
@@ -85,12 +84,13 @@ func (h *Handler) requestContext(c *gin.Context) {
 		} else if c.Request.URL.Path == "/healthz" || c.Request.URL.Path == "/readyz" || c.Request.URL.Path == "/metrics" || strings.HasPrefix(c.Request.URL.Path, "/static/") {
 			level = slog.LevelDebug
 		}
-		attrs := []any{"method", c.Request.Method, "route", c.FullPath(), "status", status,
-			"duration_ms", float64(time.Since(start).Microseconds()) / 1000, "ip", c.ClientIP()}
+		attrs := []slog.Attr{slog.String("request_id", id), slog.String("method", c.Request.Method),
+			slog.String("route", c.FullPath()), slog.Int("status", status),
+			slog.Float64("duration_ms", float64(time.Since(start).Microseconds())/1000), slog.String("ip", c.ClientIP())}
 		if aborted != nil {
-			attrs = append(attrs, "aborted", true)
+			attrs = append(attrs, slog.Bool("aborted", true))
 		}
-		log.Log(c.Request.Context(), level, "request", attrs...)
+		h.log.LogAttrs(c.Request.Context(), level, "request", attrs...)
 		if aborted != nil {
 			panic(aborted)
 		}
@@ -128,15 +128,27 @@ const hstsValue = "max-age=63072000; includeSubDomains"
 // same-origin posts, which the cross-origin check needs over plain HTTP.
 func (h *Handler) securityHeaders(c *gin.Context) {
 	hd := c.Writer.Header()
-	hd.Set("X-Content-Type-Options", "nosniff")
-	hd.Set("Referrer-Policy", "same-origin")
-	if h.secure {
-		hd.Set("Strict-Transport-Security", hstsValue)
+	for k, v := range securityHeaderValues {
+		hd[k] = v
 	}
-	hd.Set("X-Frame-Options", "DENY")
-	hd.Set("Content-Security-Policy", "default-src 'self'; img-src 'self' data:; frame-ancestors 'none'; base-uri 'none'; form-action 'self'")
+	if h.secure {
+		hd["Strict-Transport-Security"] = hstsValues
+	}
 	c.Next()
 }
+
+// securityHeaderValues and hstsValues are shared by every response, keyed in
+// canonical form: assigning them allocates nothing per request (a later Set
+// replaces the slice, an Add copies it, neither writes into it).
+var (
+	securityHeaderValues = http.Header{
+		"X-Content-Type-Options":  {"nosniff"},
+		"Referrer-Policy":         {"same-origin"},
+		"X-Frame-Options":         {"DENY"},
+		"Content-Security-Policy": {"default-src 'self'; img-src 'self' data:; frame-ancestors 'none'; base-uri 'none'; form-action 'self'"},
+	}
+	hstsValues = []string{hstsValue}
+)
 
 // crossOrigin refuses state-changing browser requests from other origins
 // (http.CrossOriginProtection reads Sec-Fetch-Site and Origin). Requests with
@@ -230,6 +242,8 @@ func answerJSON(c *gin.Context) {
 
 // noStore keeps pages and API answers (which hold secrets once) out of caches.
 func noStore(c *gin.Context) {
-	c.Header("Cache-Control", "no-store")
+	c.Writer.Header()["Cache-Control"] = noStoreValues
 	c.Next()
 }
+
+var noStoreValues = []string{"no-store"} // shared, as securityHeaderValues
