@@ -47,14 +47,7 @@ func TestBadTextEveryRoute(t *testing.T) {
 		defer cancel()
 		req, _ := http.NewRequestWithContext(ctx, route.Method, e.srv.URL+path, strings.NewReader("{}"))
 		req.Header.Set("Content-Type", "application/json")
-		switch credential(route.Method, route.Path) {
-		case "key":
-			req.Header.Set("Authorization", "ApiKey "+key)
-		case "bearer":
-			req.Header.Set("Authorization", "Bearer "+admin)
-		}
-		req.Header.Set("Origin", e.srv.URL)
-		req.Header.Set("Sec-Fetch-Site", "same-origin")
+		e.authorize(req, route, key, admin)
 		resp, err := browser.Do(req)
 		if err != nil {
 			t.Errorf("%s %s: %v", route.Method, path, err)

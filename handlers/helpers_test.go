@@ -619,6 +619,32 @@ func paramValue(values map[string]string, route, name string) (string, bool) {
 	return v, ok
 }
 
+// authorize sets on req the credential its route takes (see credential):
+// the API key, the operator's bearer token, or none (the cookie jar sends the
+// session), and a same-origin Origin for the cross-origin check.
+func (e *env) authorize(req *http.Request, route gin.RouteInfo, key, bearer string) {
+	switch credential(route.Method, route.Path) {
+	case "key":
+		req.Header.Set("Authorization", "ApiKey "+key)
+	case "bearer":
+		req.Header.Set("Authorization", "Bearer "+bearer)
+	}
+	req.Header.Set("Origin", e.srv.URL)
+	req.Header.Set("Sec-Fetch-Site", "same-origin")
+}
+
+// approvedTwice joins a two-use invite for name twice and approves both
+// requests: the second re-registers the agent and supersedes the first.
+func (e *env) approvedTwice(tok, name string) (first, second joinOut) {
+	e.t.Helper()
+	inv := e.invite(tok, map[string]any{"agentName": name, "maxUses": 2})
+	for _, j := range []*joinOut{&first, &second} {
+		e.joinInvite(inv.Token, map[string]any{}).want(http.StatusCreated).decode(j)
+		e.call(http.MethodPost, "/api/v1/internal/join-requests/"+j.JoinRequestID+"/approve", tok, struct{}{}).want(http.StatusOK)
+	}
+	return first, second
+}
+
 // credential picks how a route authenticates: "key" (runtime), "bearer"
 // (management API), "cookie" (pages) or "" (public).
 func credential(method, path string) string {

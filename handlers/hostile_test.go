@@ -132,14 +132,7 @@ func TestHostileInputEveryRoute(t *testing.T) {
 		if hr.contentType != "" {
 			req.Header.Set("Content-Type", hr.contentType)
 		}
-		switch credential(route.Method, route.Path) {
-		case "key":
-			req.Header.Set("Authorization", "ApiKey "+key)
-		case "bearer":
-			req.Header.Set("Authorization", "Bearer "+admin)
-		}
-		req.Header.Set("Origin", e.srv.URL)
-		req.Header.Set("Sec-Fetch-Site", "same-origin")
+		e.authorize(req, route, key, admin)
 		for i := 0; i+1 < len(hr.headers); i += 2 {
 			req.Header.Set(hr.headers[i], hr.headers[i+1])
 		}

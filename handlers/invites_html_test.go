@@ -288,12 +288,7 @@ func TestInvitePageDoubleSubmit(t *testing.T) {
 func TestLandingPollEndsWhenSuperseded(t *testing.T) {
 	e := newEnv(t)
 	tok := e.token("root@example.com")
-	inv := e.invite(tok, map[string]any{"agentName": "twice", "maxUses": 2})
-	var first, second joinOut
-	e.joinInvite(inv.Token, map[string]any{}).want(http.StatusCreated).decode(&first)
-	e.call(http.MethodPost, "/api/v1/internal/join-requests/"+first.JoinRequestID+"/approve", tok, struct{}{}).want(http.StatusOK)
-	e.joinInvite(inv.Token, map[string]any{}).want(http.StatusCreated).decode(&second)
-	e.call(http.MethodPost, "/api/v1/internal/join-requests/"+second.JoinRequestID+"/approve", tok, struct{}{}).want(http.StatusOK)
+	first, second := e.approvedTwice(tok, "twice")
 	e.claim(second.JoinRequestID, second.ClaimSecret).want(http.StatusOK)
 	status, hd, body := e.htmx(e.browser(), "/join-requests/"+first.JoinRequestID+"/status", url.Values{"claimSecret": {first.ClaimSecret}})
 	if status != http.StatusOK || !parseHTML(t, body).has(`[data-state="closed"]`) || strings.Contains(body, "every 2s") || hd.Get("HX-Reswap") == "none" {

@@ -531,12 +531,7 @@ func TestInviteJoinQueuesNotification(t *testing.T) {
 func TestReregistrationVoidsAnEarlierUnclaimedRequest(t *testing.T) {
 	e := newEnv(t)
 	tok := e.token("root@example.com")
-	inv := e.invite(tok, map[string]any{"agentName": "worker", "maxUses": 2})
-	var first, second joinOut
-	e.joinInvite(inv.Token, map[string]any{}).want(http.StatusCreated).decode(&first)
-	e.call(http.MethodPost, "/api/v1/internal/join-requests/"+first.JoinRequestID+"/approve", tok, struct{}{}).want(http.StatusOK)
-	e.joinInvite(inv.Token, map[string]any{}).want(http.StatusCreated).decode(&second)
-	e.call(http.MethodPost, "/api/v1/internal/join-requests/"+second.JoinRequestID+"/approve", tok, struct{}{}).want(http.StatusOK)
+	first, second := e.approvedTwice(tok, "worker")
 	var cl claimOut
 	e.claim(second.JoinRequestID, second.ClaimSecret).want(http.StatusOK).decode(&cl)
 	e.claim(first.JoinRequestID, first.ClaimSecret).wantError(http.StatusGone, "claim_superseded")
